@@ -1,0 +1,391 @@
+"""The `bp-train` command line. Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .config import load_config
+from .data import load_digits, to_float
+from .errors import BPTrainError
+from .store import atomic_path, load_model
+
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BadInput(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+
+class Group(click.Group):
+    """Turns the project's own errors into one line on stderr and exit code 2 -- never a traceback."""
+
+    def invoke(self, ctx):
+        from .train import Interrupted
+        try:
+            return super().invoke(ctx)
+        except BPTrainError as exc:
+            raise BadInput(str(exc)) from None
+        except Interrupted as exc:
+            click.echo(f"bp-train: {exc}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except MemoryError:
+            raise BadInput("out of memory: use a smaller network, batch or data file") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise BadInput(f"{where}{exc.strerror or exc}") from None
+
+
+def emit_json(figures: dict) -> None:
+    click.echo(json.dumps(figures, indent=2, default=float))
+
+
+def cache_option(f):
+    return click.option("--no-cache", "no_cache", is_flag=True,
+                        help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bp-train")
+def main():
+    """Train a handwritten-digit recognizer written from scratch in NumPy, by backpropagation.
+
+    \b
+    Examples:
+      bp-train fit --config configs/default.yaml          train, write runs/default/
+      bp-train fit --config configs/deep.yaml --epochs 3  override a setting
+      bp-train evaluate --model runs/default/model.npz --data data/train.csv
+      bp-train predict --model runs/default/model.npz --data data/test.csv --out submission.csv
+      bp-train gradcheck --config configs/default.yaml    backprop vs. numerical gradients
+      bp-train compare-speed                              how much faster backprop is
+      bp-train data fetch                                 download MNIST as Kaggle-style CSVs
+
+    Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input, 130 interrupted.
+    """
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML experiment config (default: the built-in defaults, as in configs/default.yaml).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set train.optimizer.lr=0.05 (repeatable).")
+@click.option("--data", help="Training CSV (shortcut for --set data.train=PATH).")
+@click.option("--epochs", type=int, help="Number of epochs (shortcut for --set train.epochs=N).")
+@click.option("--seed", type=int, help="Random seed for init, split, shuffling and dropout.")
+@click.option("--gradient", type=click.Choice(["backprop", "numerical"]),
+              help="How gradients are computed; 'numerical' is the (very) slow baseline.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<config name>).")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the interrupted run in this folder; only train.epochs and "
+                   "train.early_stopping may change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final figures as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@cache_option
+def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_json, quiet, no_cache):
+    """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
+
+    \b
+    Example:
+      bp-train fit --config configs/default.yaml --set train.optimizer.lr=0.05 --epochs 5
+    """
+    from .train import fit as run_fit, resume_config, saved_config
+
+    overrides = list(overrides)
+    for key, value in (("data.train", data), ("train.epochs", epochs), ("train.seed", seed),
+                       ("train.gradient", gradient)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if resume:
+        if out and Path(out) != Path(resume):
+            raise BadInput(f"--out {out} and --resume {resume} name different run folders; give one")
+        base = None if config_path else saved_config(Path(resume)).to_dict()
+        config = resume_config(Path(resume), load_config(config_path, overrides, base=base))
+        run_dir = Path(resume)
+    else:
+        config = load_config(config_path, overrides)
+        run_dir = Path(out) if out else Path("runs") / config.name
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    if config.train.gradient == "numerical":
+        log("numerical gradients: 2 forward passes per parameter entry, in float64 -- expect a long wait")
+    summary = run_fit(config, run_dir, resume=bool(resume), cache=not no_cache,
+                      show_progress=not quiet, log=log)
+    if as_json:
+        emit_json(summary)
+    else:
+        val = f", validation accuracy {summary['val_accuracy']:.4f}" if summary["val_accuracy"] else ""
+        click.echo(f"saved {summary['model']} (epoch {summary['best_epoch']}{val}); "
+                   f"metrics in {run_dir / 'metrics.csv'}")
+
+
+def _labelled(data, labels, cache, source):
+    """Images and labels from a labelled CSV, or from an unlabelled CSV plus an ImageId,Label file."""
+    digits = load_digits(data, require_labels=labels is None, cache=cache)
+    if labels is None:
+        return digits.images, digits.labels
+    from .data import read_labels
+    return digits.images, read_labels(labels, len(digits))
+
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="A model.npz written by fit.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Labelled digit CSV.")
+@click.option("--labels", type=click.Path(dir_okay=False),
+              help="For an unlabelled CSV: a file 'ImageId,Label' with its labels (as data fetch writes).")
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
+@cache_option
+def evaluate(model_path, data, labels, as_json, no_cache):
+    """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV."""
+    from .report import evaluate as run_evaluate, format_report
+
+    network, _, _ = load_model(model_path)
+    images, truth = _labelled(data, labels, not no_cache, data)
+    result = run_evaluate(network, images, truth, data)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(format_report(result))
+
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="A model.npz written by fit.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Digit CSV to label (a 'label' column, if present, is ignored).")
+@click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write 'ImageId,Label' (ImageId from 1), the Kaggle submission format.")
+@click.option("--proba", type=click.Path(dir_okay=False),
+              help="Also write the class probabilities, one column per digit, to this CSV.")
+@cache_option
+def predict(model_path, data, out, proba, no_cache):
+    """Label every row of a digit CSV and write a Kaggle submission."""
+    from .layers import softmax
+
+    for path in (out, proba):
+        if path and Path(path).resolve() == Path(data).resolve():
+            raise BadInput(f"--out/--proba {path} is the input file; refusing to overwrite the data")
+    if proba and Path(proba).resolve() == Path(out).resolve():
+        raise BadInput(f"--out and --proba both name {out}; give two different files")
+    network, _, _ = load_model(model_path)
+    digits = load_digits(data, cache=not no_cache)
+    if digits.images.shape[1] != network.sizes[0]:
+        raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects {network.sizes[0]}")
+    scores = network.predict(to_float(digits.images, network.dtype), batch_size=10_000)
+    predicted = scores.argmax(axis=1)
+    ids = np.arange(1, len(predicted) + 1)
+    write_csv(out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
+    if proba:
+        header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
+        write_csv(proba, header, np.column_stack([ids, softmax(scores.astype(np.float64))]),
+                  ["%d"] + ["%.6f"] * scores.shape[1])
+    click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Network to check (default: the built-in defaults).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--batch", default=4, show_default=True, type=click.IntRange(2),
+              help="Rows in the batch (>= 2, so batch-dependent layers are really exercised).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and rows.")
+@click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Pass when every parameter's relative error is below this.")
+@click.option("--h", "step", default=1e-5, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Step of the central differences.")
+@click.option("--entries", type=click.IntRange(1),
+              help="Difference only this many random entries per parameter (default: all).")
+@click.option("--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"]),
+              help="Precision of the check; float32 is refused, as its central differences are noise.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@cache_option
+def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as_json, no_cache):
+    """Check backprop's gradient against central differences, parameter by parameter.
+
+    Exit code 0 when every parameter's relative error |a-n| / max(1e-8, |a|+|n|) (norms over the
+    parameter's entries) is below --tol, 1 otherwise.
+
+    \b
+    Example:
+      bp-train gradcheck --config configs/sigmoid.yaml --batch 3
+    """
+    from tqdm import tqdm
+
+    from .data import sample_rows
+    from .gradient import gradcheck as run_gradcheck, require_float64
+    from .network import build_network
+
+    config = load_config(config_path, overrides)
+    network = build_network(config, seed=seed, dtype=dtype)
+    require_float64(network.params["W1"], "gradcheck")
+    x, t, described = sample_rows(config.data.train, batch * 10, seed, cache=not no_cache)
+    total = sum(min(entries or p.size, p.size) for p in network.params.values())
+    with tqdm(total=total, unit="entry", desc="numerical gradient", disable=as_json, leave=False) as bar:
+        result = run_gradcheck(network, x, t, batch=batch, tol=tol, h=step, entries=entries, seed=seed,
+                               progress=bar.update)
+    result.update(config=config.name, layers=config.layer_sizes, data=described)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"gradcheck {config.name} {config.layer_sizes}: batch of {result['batch']} from {described}, "
+                   f"float64, h = {step:g}")
+        if result["replaced_near_kink"]:
+            click.echo(f"({result['replaced_near_kink']} rows replaced: a ReLU input lay within "
+                       f"{10 * step:g} of the kink at 0, where the loss has no derivative)")
+        click.echo(f"{'param':<8}{'shape':<14}{'checked':>9}{'rel error':>12}{'max entry':>12}"
+                   f"{'mean |a-n|':>12}  result")
+        for row in result["params"]:
+            click.echo(f"{row['param']:<8}{'x'.join(map(str, row['shape'])):<14}{row['checked']:>9}"
+                       f"{row['rel_error']:>12.2e}{row['max_entry_rel_error']:>12.2e}{row['mean_abs_diff']:>12.2e}"
+                       f"  {'PASS' if row['passed'] else 'FAIL'}")
+        failed = [r["param"] for r in result["params"] if not r["passed"]]
+        click.echo(f"tolerance {tol:g}: " + ("PASS, backprop agrees with numerical differentiation" if not failed
+                                             else "FAIL in " + ", ".join(failed)))
+    sys.exit(0 if result["passed"] else EXIT_CHECK_FAILED)
+
+
+def parse_sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise BadInput(f"--sizes {value!r}: expected whole numbers separated by commas, e.g. 10,50,100") from None
+    if not sizes or min(sizes) < 1:
+        raise BadInput(f"--sizes {value!r}: every size must be at least 1")
+    return sizes
+
+
+@main.command("compare-speed")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Network to measure (default: the built-in defaults); its hidden layers are resized.")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1), help="Rows per gradient step.")
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(0),
+              help="Training steps each way, to show that the losses match (0: skip).")
+@click.option("--sizes", default="10,50,100", show_default=True, help="Hidden-layer widths to compare.")
+@click.option("--budget", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds of numerical differencing per size before sampling entries and extrapolating.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@cache_option
+def compare_speed(config_path, batch, steps, sizes, budget, as_json, no_cache):
+    """Time one gradient by backprop and by numerical differentiation, for growing networks.
+
+    \b
+    Example:
+      bp-train compare-speed --config configs/default.yaml --sizes 10,50,100,200
+    """
+    from .data import sample_rows
+    from .speed import compare_speed as run, human_seconds
+
+    config = load_config(config_path)
+    sizes = parse_sizes(sizes)
+    x, t, described = sample_rows(config.data.train, batch, config.train.seed, cache=not no_cache)
+    if not as_json:
+        click.echo(f"one gradient step on a batch of {len(x)} ({described}), float64, same weights and seed")
+        click.echo(f"{'layers':<20}{'params':>9}{'backprop':>12}{'numerical':>13}{'speed-up':>11}"
+                   f"   one epoch of {42_000:,} rows: backprop / numerical")
+
+    def show(row):
+        if as_json:
+            return
+        mark = "*" if row["extrapolated"] else " "
+        click.echo(f"{'-'.join(map(str, row['layers'])):<20}{row['parameters']:>9,}{row['backprop_ms']:>9.2f} ms"
+                   f"{row['numerical_s']:>11.2f} s{mark}{row['speedup']:>10,.0f}x   "
+                   f"{human_seconds(row['epoch_backprop_s'])} / {human_seconds(row['epoch_numerical_s'])}")
+
+    result = run(config, x, t, sizes, steps=steps, budget=budget, log=show)
+    result["data"] = described
+    if as_json:
+        emit_json(result)
+        return
+    if any(r["extrapolated"] for r in result["sizes"]):
+        click.echo("* numerical time extrapolated linearly from a timed random sample of entries "
+                   "(each entry costs the same two forward passes)")
+    check = result["training_check"]
+    if check:
+        click.echo(f"{check['steps']} training steps each way (hidden {result['training_check_hidden_size']}): "
+                   f"backprop losses {', '.join(f'{v:.6f}' for v in check['backprop_losses'])}; numerical "
+                   f"{', '.join(f'{v:.6f}' for v in check['numerical_losses'])}; "
+                   f"max difference {check['max_loss_difference']:.1e}")
+
+
+@main.command()
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), required=True,
+              help="Labelled training CSV (the 42,000-row Kaggle train.csv).")
+@click.option("--config", "config_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Configs to time (repeatable; default: the built-in defaults and a 784-800-800-10 network).")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(2),
+              help="Epochs per config (the first is a warm-up and not counted).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench(data_path, config_paths, epochs, as_json):
+    """Training speed against this machine's own float32 matmul peak, measured in the same run."""
+    from .data import load_digits
+    from .speed import bench_training, load_benchmarks
+
+    figures = load_benchmarks(data_path, log=None if as_json else click.echo)
+    digits = load_digits(data_path, require_labels=True)
+    configs = [load_config(p, ["data.train=" + data_path]) for p in config_paths] or [
+        load_config(None, ["data.train=" + data_path]),
+        load_config(None, ["data.train=" + data_path, "name=mlp-800-800",
+                           "model.hidden=[{size: 800}, {size: 800}]"])]
+    figures["training"] = []
+    for config in configs:
+        row = bench_training(config, digits, epochs)
+        figures["training"].append(row)
+        if not as_json:
+            click.echo(f"{row['config']:<14}{'-'.join(map(str, row['layers'])):<18}{row['seconds_per_epoch']:7.2f} s/epoch"
+                       f"{row['samples_per_second']:>11,.0f} samples/s{row['gflops']:8.1f} GFLOP/s"
+                       f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}")
+    if as_json:
+        emit_json(figures)
+
+
+def write_csv(path, header: str, table: np.ndarray, fmt) -> None:
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=False))
+@click.option("--rows", default="0-4", show_default=True, help="Rows of a CSV to show: '3', '0-9' or '1,5,7'.")
+@click.option("--limit", default=10, show_default=True, help="At most this many digits (for a run folder).")
+def show(source, rows, limit):
+    """Print digits as text art: rows of a CSV, or a run folder's misclassified validation digits."""
+    from .report import text_art
+
+    path = Path(source)
+    if path.is_dir():
+        from .report import misclassified
+        items = misclassified(path, limit)
+        if not items:
+            click.echo(f"{path}: no misclassified validation digits")
+    else:
+        digits = load_digits(path)
+        chosen = parse_rows(rows, len(digits))
+        items = [(digits.images[r], f"row {r}" + (f": label {digits.labels[r]}" if digits.labels is not None else ""))
+                 for r in chosen]
+    for image, caption in items:
+        click.echo(caption)
+        click.echo("\n".join(text_art(image)))
+
+
+def parse_rows(spec: str, count: int) -> list[int]:
+    chosen = []
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            chosen.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise BadInput(f"--rows {spec!r}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
+    bad = [r for r in chosen if not 0 <= r < count]
+    if bad:
+        raise BadInput(f"--rows {spec!r}: row {bad[0]} is outside 0..{count - 1}")
+    return chosen
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Optimizers and learning-rate schedules.
+
+Each optimizer has `update(params, grads)`, which changes the parameter arrays in place (the layers hold
+the same arrays), and keeps its per-parameter state (velocities, squared-gradient averages) in dicts
+created lazily on the first update. `state()` / `load_state()` let a run be resumed exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import OptimizerConfig, ScheduleConfig
+
+
+class Optimizer:
+    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
+
+    def __init__(self, lr: float):
+        self.lr = lr
+        self.steps = 0
+        self.slot: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.slots}
+
+    def _zeros(self, params):
+        for name in self.slots:
+            if not self.slot[name]:
+                self.slot[name] = {key: np.zeros_like(p) for key, p in params.items()}
+
+    def update(self, params, grads):
+        self._zeros(params)
+        self.steps += 1
+        for key, param in params.items():
+            self.step(key, param, grads[key])
+
+    def step(self, key, param, grad):
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {f"{name}/{key}": value for name, values in self.slot.items() for key, value in values.items()}
+        arrays["steps"] = np.array(self.steps)
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.steps = int(arrays["steps"])
+        for name in self.slots:
+            self.slot[name] = {path.split("/", 1)[1]: np.array(value) for path, value in arrays.items()
+                               if path.startswith(name + "/")}
+
+
+class SGD(Optimizer):
+    """w <- w - lr * dL/dw."""
+
+    def step(self, key, param, grad):
+        param -= self.lr * grad
+
+
+class Momentum(Optimizer):
+    """v <- momentum * v - lr * g;  w <- w + v.  A ball rolling downhill keeps its speed."""
+    slots = ("v",)
+
+    def __init__(self, lr, momentum=0.9):
+        super().__init__(lr)
+        self.momentum = momentum
+
+    def step(self, key, param, grad):
+        v = self.slot["v"][key]
+        v *= self.momentum
+        v -= self.lr * grad
+        param += v
+
+
+class Nesterov(Momentum):
+    """v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g  (look ahead along the velocity)."""
+
+    def step(self, key, param, grad):
+        v = self.slot["v"][key]
+        v *= self.momentum
+        v -= self.lr * grad
+        param += self.momentum * v - self.lr * grad
+
+
+class AdaGrad(Optimizer):
+    """h <- h + g^2;  w <- w - lr * g / (sqrt(h) + eps): frequently updated weights slow down."""
+    slots = ("h",)
+
+    def __init__(self, lr, eps=1e-8):
+        super().__init__(lr)
+        self.eps = eps
+
+    def step(self, key, param, grad):
+        h = self.slot["h"][key]
+        h += grad * grad
+        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+
+
+class RMSprop(AdaGrad):
+    """h <- decay * h + (1 - decay) * g^2: like AdaGrad, but old gradients are forgotten."""
+
+    def __init__(self, lr, decay=0.99, eps=1e-8):
+        super().__init__(lr, eps)
+        self.decay = decay
+
+    def step(self, key, param, grad):
+        h = self.slot["h"][key]
+        h *= self.decay
+        h += (1 - self.decay) * grad * grad
+        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+
+
+class Adam(Optimizer):
+    """Momentum (m) and RMSprop (v) together, each corrected for its bias toward 0 in the first steps:
+    w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
+    slots = ("m", "v")
+
+    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def update(self, params, grads):
+        self._zeros(params)
+        self.steps += 1
+        # Fold both bias corrections into one step size, as in the Adam paper's section 2.
+        self.step_size = self.lr * math.sqrt(1 - self.beta2 ** self.steps) / (1 - self.beta1 ** self.steps)
+        for key, param in params.items():
+            self.step(key, param, grads[key])
+
+    def step(self, key, param, grad):
+        m, v = self.slot["m"][key], self.slot["v"][key]
+        m += (1 - self.beta1) * (grad - m)
+        v += (1 - self.beta2) * (grad * grad - v)
+        param -= self.step_size * m / (np.sqrt(v) + self.eps)
+
+
+def make_optimizer(config: OptimizerConfig) -> Optimizer:
+    name = config.name
+    if name == "sgd":
+        return SGD(config.lr)
+    if name == "momentum":
+        return Momentum(config.lr, config.momentum)
+    if name == "nesterov":
+        return Nesterov(config.lr, config.momentum)
+    if name == "adagrad":
+        return AdaGrad(config.lr, config.eps)
+    if name == "rmsprop":
+        return RMSprop(config.lr, config.decay, config.eps)
+    return Adam(config.lr, config.beta1, config.beta2, config.eps)
+
+
+def learning_rate(schedule: ScheduleConfig, base_lr: float, epochs: int, t: float) -> float:
+    """The learning rate at training time `t`, measured in epochs (2.5 = halfway through the third).
+
+    A linear warm-up from 0 over `warmup_epochs` comes first; then constant, step (times `gamma` every
+    `step_size` epochs) or cosine (from base_lr down to `min_lr` at the last epoch).
+    """
+    warmup = schedule.warmup_epochs
+    if t < warmup:
+        return base_lr * t / warmup
+    if schedule.name == "step":
+        return base_lr * schedule.gamma ** int(t // schedule.step_size)
+    if schedule.name == "cosine":
+        progress = min(1.0, (t - warmup) / max(epochs - warmup, 1e-12))
+        return schedule.min_lr + 0.5 * (base_lr - schedule.min_lr) * (1 + math.cos(math.pi * progress))
+    return base_lr

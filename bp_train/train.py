@@ -1,0 +1,267 @@
+"""The training loop: epochs of shuffled mini-batches, one gradient and one optimizer step per batch.
+
+A run folder (default `runs/<config-name>/`) receives, each written atomically:
+    config.yaml     the resolved config (file + overrides), as the run used it
+    metrics.csv     one row per epoch: losses, accuracies, learning rate, seconds
+    model.npz       the weights to use (the last epoch's, or the best epoch's under early stopping)
+    checkpoint.npz  everything needed to resume: weights, optimizer state, RNG states, history
+
+The checkpoint is rewritten after every epoch, so Ctrl-C or a crash costs at most the epoch under way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import Config, config_from_dict, dump_config
+from .data import Digits, batches, load_digits, split, to_float
+from .errors import BPTrainError, ConfigError, DivergenceError
+from .network import Network, build_network
+from .optimizers import learning_rate, make_optimizer
+from .store import MODEL_FORMAT, load_arrays, save_arrays, save_model, write_text
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+# What `fit --resume` lets a user change: everything else must match the interrupted run.
+RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during fit: carries the message that says how to resume."""
+
+
+@dataclass
+class RunState:
+    """Everything that changes during a run and must be saved for an exact resume."""
+    epoch: int = 0                       # epochs completed
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    bad_epochs: int = 0                  # epochs without improvement, for early stopping
+    stopped_early: bool = False
+
+
+def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
+    """(mean loss, accuracy) in evaluation mode, in bounded-memory chunks."""
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, tb = x[i:i + batch_size], labels[i:i + batch_size]
+        total_loss += network.loss(xb, tb) * len(xb)
+        correct += int(np.sum(network.last_layer.y.argmax(axis=1) == tb))
+    return total_loss / len(x), correct / len(x)
+
+
+class Trainer:
+    def __init__(self, config: Config, run_dir: str | Path, cache: bool = True, show_progress: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.show_progress = show_progress
+        train_cfg = config.train
+        self.numerical = train_cfg.gradient == "numerical"
+        # Central differences are noise in float32: numerical training always runs in float64.
+        dtype = np.float64 if self.numerical else np.dtype(config.model.dtype)
+        self.network = build_network(config, seed=train_cfg.seed, dtype=dtype)
+        self.optimizer = make_optimizer(train_cfg.optimizer)
+        self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
+        self.state = RunState()
+        self.cache = cache
+
+    # --- data ------------------------------------------------------------------------------------------
+
+    def load_data(self, digits: Digits | None = None):
+        digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
+        train, val = split(digits, self.config.data.val_fraction, self.config.train.seed)
+        dtype = self.network.dtype
+        self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
+        self.x_val = to_float(val.images, dtype) if val is not None else None
+        self.t_val = val.labels.astype(np.intp) if val is not None else None
+        if self.x_train.shape[1] != self.config.model.input_size:
+            raise ConfigError(f"model.input_size is {self.config.model.input_size} but "
+                              f"{digits.source} has {self.x_train.shape[1]} pixels per row")
+
+    # --- one epoch -------------------------------------------------------------------------------------
+
+    def run_epoch(self, epoch: int) -> dict:
+        cfg = self.config.train
+        net, opt = self.network, self.optimizer
+        order = batches(len(self.x_train), cfg.batch_size, self.shuffle_rng)
+        if self.numerical:
+            total, unit = len(order) * net.parameter_count, "grad entry"
+        else:
+            total, unit = len(order), "batch"
+        bar = tqdm(total=total, unit=unit, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not self.show_progress, dynamic_ncols=True, mininterval=0.25)
+        started = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        try:
+            for i, rows in enumerate(order):
+                opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / len(order))
+                xb, tb = self.x_train[rows], self.t_train[rows]
+                if self.numerical:
+                    grads = net.numerical_gradient(xb, tb, progress=bar.update)
+                    loss = net.loss(xb, tb, train=True)  # the training-mode loss at the point differentiated
+                else:
+                    grads = net.gradient(xb, tb)
+                    loss = net.last_loss
+                    bar.update(1)
+                if not math.isfinite(loss):
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}, batch {i + 1}: the loss became {loss}. "
+                        f"The last good checkpoint (after epoch {epoch - 1}) is kept in {self.run_dir}; "
+                        f"try a lower learning rate (train.optimizer.lr is {cfg.optimizer.lr})")
+                opt.update(net.params, grads)
+                loss_sum += loss * len(rows)
+                correct += int(np.sum(net.last_layer.y.argmax(axis=1) == tb))
+                seen += len(rows)
+                if i % 50 == 0:
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - started
+        row = {"epoch": epoch, "train_loss": loss_sum / len(self.x_train),
+               "train_accuracy": correct / len(self.x_train), "val_loss": "", "val_accuracy": "",
+               "lr": opt.lr, "seconds": seconds}
+        if self.x_val is not None:
+            row["val_loss"], row["val_accuracy"] = evaluate_split(net, self.x_val, self.t_val)
+        return row
+
+    # --- the run ---------------------------------------------------------------------------------------
+
+    def monitor(self, row: dict) -> bool:
+        """Update the best-so-far from this epoch's row; True if this epoch is the new best."""
+        stopping = self.config.train.early_stopping
+        st = self.state
+        if stopping is None or row["val_loss"] == "":
+            st.best_epoch = row["epoch"]  # without early stopping the last epoch is the one kept
+            return True
+        value = row[stopping.metric]
+        sign = 1 if stopping.metric == "val_loss" else -1  # lower loss is better, higher accuracy is
+        if st.best_value is None or sign * (value - st.best_value) < -stopping.min_delta:
+            st.best_epoch, st.best_value, st.bad_epochs = row["epoch"], value, 0
+            return True
+        st.bad_epochs += 1
+        st.stopped_early = st.bad_epochs >= stopping.patience
+        return False
+
+    def fit(self, log=print) -> dict:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "config.yaml", dump_config(self.config))
+        if self.state.epoch == 0:
+            self.save_checkpoint()  # so that even an interrupt in epoch 1 leaves something to resume
+        started = time.perf_counter()
+        cfg = self.config.train
+        while self.state.epoch < cfg.epochs and not self.state.stopped_early:
+            epoch = self.state.epoch + 1
+            try:
+                row = self.run_epoch(epoch)
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"interrupted during epoch {epoch}; the checkpoint after epoch {epoch - 1} is saved. "
+                    f"Resume with: bp-train fit --resume {self.run_dir}") from None
+            self.state.history.append(row)
+            self.state.epoch = epoch
+            if self.monitor(row):
+                save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
+                           {"epoch": epoch, "val_accuracy": row["val_accuracy"]})
+            self.write_metrics()
+            self.save_checkpoint()
+            val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] != "" else ""
+            log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
+                f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
+        if self.state.stopped_early:
+            log(f"early stopping after epoch {self.state.epoch}: no improvement of "
+                f"{cfg.early_stopping.metric} for {cfg.early_stopping.patience} epochs")
+        last = self.state.history[-1] if self.state.history else {}
+        best = next((r for r in self.state.history if r["epoch"] == self.state.best_epoch), last)
+        return {"run_dir": str(self.run_dir), "model": str(self.run_dir / "model.npz"),
+                "epochs": self.state.epoch, "best_epoch": self.state.best_epoch,
+                "stopped_early": self.state.stopped_early,
+                "train_loss": best.get("train_loss"), "train_accuracy": best.get("train_accuracy"),
+                "val_loss": best.get("val_loss") or None, "val_accuracy": best.get("val_accuracy") or None,
+                "seconds": round(time.perf_counter() - started, 3),
+                "train_seconds": round(sum(r["seconds"] for r in self.state.history), 3)}
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    def write_metrics(self) -> None:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.state.history:
+            writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        write_text(self.run_dir / "metrics.csv", out.getvalue())
+
+    def save_checkpoint(self) -> None:
+        arrays = {f"param/{k}": v for k, v in self.network.state().items()}
+        arrays.update({f"opt/{k}": v for k, v in self.optimizer.state().items()})
+        meta = {"format": MODEL_FORMAT, "config": self.config.to_dict(), "run": vars(self.state),
+                "rng": {"shuffle": self.shuffle_rng.bit_generator.state,
+                        "dropout": self.network.dropout_rng.bit_generator.state}}
+        save_arrays(self.run_dir / "checkpoint.npz", arrays, meta)
+
+    def restore(self, checkpoint: Path) -> None:
+        arrays, meta = load_arrays(checkpoint, kind="checkpoint")
+        self.network.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+        self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+        self.state = RunState(**meta["run"])
+        self.state.stopped_early = False  # more epochs were asked for: let the run go on
+        self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
+        self.network.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
+
+
+# --- resuming --------------------------------------------------------------------------------------------
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def saved_config(run_dir: Path) -> Config:
+    """The config a run was trained with, read from its checkpoint."""
+    checkpoint = run_dir / "checkpoint.npz"
+    if not checkpoint.is_file():
+        raise BPTrainError(f"{run_dir}: no checkpoint.npz to resume from (is this a bp-train run folder?)")
+    _, meta = load_arrays(checkpoint, kind="checkpoint")
+    return config_from_dict(meta["config"], f"{checkpoint} (its saved config)")
+
+
+def resume_config(run_dir: Path, requested: Config) -> Config:
+    """The config to resume `run_dir` with: the run's own, with only RESUMABLE_CHANGES taken from
+    `requested`. Any other difference (layer sizes, data, optimizer, seed...) is an error that names it."""
+    saved = saved_config(run_dir)
+    old, new = _flatten(saved.to_dict()), _flatten(requested.to_dict())
+    for key in sorted(set(old) | set(new)):
+        allowed = any(key == c or key.startswith(c + ".") for c in RESUMABLE_CHANGES) or key == "name"
+        if old.get(key) != new.get(key) and not allowed:
+            raise ConfigError(f"cannot resume {run_dir}: '{key}' changed from {old.get(key)!r} to "
+                              f"{new.get(key)!r}; only {', '.join(RESUMABLE_CHANGES)} may change on resume")
+    merged = saved.to_dict()
+    merged["train"]["epochs"] = requested.train.epochs
+    merged["train"]["early_stopping"] = requested.to_dict()["train"]["early_stopping"]
+    return config_from_dict(merged, str(run_dir))
+
+
+def fit(config: Config, run_dir: str | Path, resume: bool = False, cache: bool = True,
+        show_progress: bool = True, log=print, digits: Digits | None = None) -> dict:
+    """Train `config` into `run_dir` (resuming the run there if `resume`) and return the summary figures."""
+    trainer = Trainer(config, run_dir, cache=cache, show_progress=show_progress)
+    if resume:
+        trainer.restore(Path(run_dir) / "checkpoint.npz")
+        if trainer.state.epoch >= config.train.epochs:
+            log(f"{run_dir} already has {trainer.state.epoch} epochs; raise train.epochs to train further")
+    trainer.load_data(digits)
+    return trainer.fit(log)

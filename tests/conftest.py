@@ -1,0 +1,84 @@
+"""Shared test helpers: small synthetic digit files, an isolated cache, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+REPLICA_TRAIN = SHARED / "kaggle-replica" / "train.csv.gz"
+REPLICA_TEST = SHARED / "kaggle-replica" / "test.csv.gz"
+MNIST = SHARED / "mnist"
+
+needs_shared = pytest.mark.skipif(not REPLICA_TRAIN.is_file() or not (MNIST / "t10k-labels-idx1-ubyte.gz").is_file(),
+                                  reason=f"real MNIST data not found at {SHARED} (present in CI)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own parsed-CSV cache folder, so none reads another's (or the user's) cache."""
+    monkeypatch.setenv("BP_TRAIN_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Easy 'digits': class k lights up horizontal band k of the 28x28 image, plus noise. Learnable in a
+    few epochs by any working network, hopeless for a broken one."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 60, (n, 28, 28))
+    for k in range(10):
+        rows = labels == k
+        images[rows, 2 + 2 * k:4 + 2 * k, 4:24] += 180
+    return np.clip(images, 0, 255).reshape(n, 784).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_digit_csv(path: Path, images: np.ndarray, labels: np.ndarray | None, first_pixel: int = 0,
+                    newline: str = "\n", bom: bool = False) -> Path:
+    header = [f"pixel{i + first_pixel}" for i in range(images.shape[1])]
+    lines = []
+    if labels is not None:
+        header = ["label"] + header
+        lines = [",".join(map(str, [lab, *row])) for lab, row in zip(labels, images)]
+    else:
+        lines = [",".join(map(str, row)) for row in images]
+    text = newline.join([",".join(header), *lines]) + newline
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
+    return path
+
+
+@pytest.fixture
+def digits_csv(tmp_path) -> Path:
+    images, labels = synthetic_digits(600)
+    return write_digit_csv(tmp_path / "train.csv", images, labels)
+
+
+@pytest.fixture
+def tiny_config(tmp_path, digits_csv) -> Path:
+    """A quick config over the synthetic CSV."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""
+name: tiny
+model: {{hidden: [{{size: 32, activation: relu}}]}}
+data: {{train: {digits_csv}, val_fraction: 0.2}}
+train: {{epochs: 3, batch_size: 50, optimizer: {{name: momentum, lr: 0.05}}, seed: 3}}
+""")
+    return path
+
+
+def run_cli(*args, cwd=None):
+    """Run the CLI in-process; return click's Result (exit_code, output, stdout/stderr)."""
+    from click.testing import CliRunner
+    from bp_train.cli import main
+
+    runner = CliRunner()
+    old = os.getcwd()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+    finally:
+        os.chdir(old)
