@@ -344,6 +344,64 @@ def bench(data_path, config_paths, epochs, as_json):
         emit_json(figures)
 
 
+@main.group(cls=Group)
+def data():
+    """Get digit data: download MNIST, or convert IDX files, to Kaggle-style CSV."""
+
+
+@data.command()
+@click.option("--dest", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for mnist/*.gz and the CSVs.")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="A folder URL holding the four .gz files (http(s):// or file://), tried before the "
+                   "public mirrors (repeatable).")
+@click.option("--no-default-mirrors", is_flag=True, help="Use only the --mirror URLs.")
+def fetch(dest, mirrors, no_default_mirrors):
+    """Download the official MNIST files, verify their MD5s, write train.csv, test.csv, test_labels.csv.
+
+    \b
+    Example (offline, from a local copy):
+      bp-train data fetch --mirror file:///path/to/mnist/ --no-default-mirrors
+    """
+    from tqdm import tqdm
+
+    from .mnist import MIRRORS, fetch as run_fetch
+
+    if no_default_mirrors and not mirrors:
+        raise BadInput("--no-default-mirrors needs at least one --mirror URL")
+    for url in mirrors:
+        if not url.startswith(("http://", "https://", "file://")):
+            raise BadInput(f"--mirror {url!r}: expected an http://, https:// or file:// URL")
+    chosen = list(mirrors) + ([] if no_default_mirrors else list(MIRRORS))
+    bar = lambda total, name: tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False)
+    run_fetch(dest, chosen, progress=bar, log=click.echo)
+
+
+@data.command()
+@click.option("--images", required=True, type=click.Path(dir_okay=False), help="IDX images file (.gz or raw).")
+@click.option("--labels", type=click.Path(dir_okay=False), help="IDX labels file; omit for an unlabelled CSV.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
+def convert(images, labels, out):
+    """Convert an IDX image (and label) file, MNIST or any MNIST-format set, to a Kaggle-style CSV."""
+    from .mnist import read_pair, write_digit_csv
+
+    pixels, digits = read_pair(images, labels)
+    write_digit_csv(out, pixels, digits)
+    click.echo(f"wrote {out}: {len(pixels):,} rows" + (" with labels" if digits is not None else ""))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@cache_option
+def plot(run_dir, no_cache):
+    """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
+    PNGs in the run folder (needs matplotlib: pip install 'bp-train[plot]')."""
+    from .plots import plot_run
+
+    for path in plot_run(Path(run_dir), cache=not no_cache):
+        click.echo(f"wrote {path}")
+
+
 def write_csv(path, header: str, table: np.ndarray, fmt) -> None:
     with atomic_path(path) as tmp:
         np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
@@ -359,8 +417,9 @@ def show(source, rows, limit):
 
     path = Path(source)
     if path.is_dir():
-        from .report import misclassified
-        items = misclassified(path, limit)
+        from .report import misclassified, run_validation
+        _, val, predicted = run_validation(path)
+        items = misclassified(val, predicted, limit) if val is not None else []
         if not items:
             click.echo(f"{path}: no misclassified validation digits")
     else:

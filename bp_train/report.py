@@ -76,15 +76,20 @@ def text_art(image: np.ndarray, width: int = 28) -> list[str]:
     return ["".join(SHADES[v] * 2 for v in row) for row in levels]
 
 
-def misclassified(run_dir: Path, limit: int = 10, cache: bool = True) -> list[tuple[np.ndarray, str]]:
-    """The run's validation digits that its model gets wrong, as (image, caption) pairs."""
+def run_validation(run_dir: Path, cache: bool = True):
+    """A run's model, its validation rows (as fit split them) and its predictions for them."""
     from .store import load_model
 
     network, config, _ = load_model(Path(run_dir) / "model.npz")
     digits = load_digits(config.data.train, require_labels=True, cache=cache)
     _, val = split(digits, config.data.val_fraction, config.train.seed)
     if val is None:
-        return []
+        return network, None, None
     predicted = network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1)
+    return network, val, predicted
+
+
+def misclassified(val, predicted: np.ndarray, limit: int = 10) -> list[tuple[np.ndarray, str]]:
+    """Validation digits the model gets wrong, as (image, caption) pairs."""
     wrong = np.flatnonzero(predicted != val.labels)[:limit]
     return [(val.images[i], f"true {val.labels[i]}, predicted {predicted[i]}") for i in wrong]

@@ -1,0 +1,108 @@
+"""Pictures of a run: learning curves, the validation confusion matrix, and the digits it gets wrong.
+
+matplotlib is an optional extra (`pip install 'bp-train[plot]'`, included by `make install`); everything
+else in bp-train works without it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BPTrainError
+
+GRID_MAX = 25  # misclassified digits shown, at most (a 5 x 5 grid)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise BPTrainError("plotting needs matplotlib, an optional extra: pip install 'bp-train[plot]' "
+                           "(make install includes it); `bp-train show RUN_DIR` prints digits as text") from None
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        raise BPTrainError(f"{path}: not found; is {run_dir} a folder written by bp-train fit?")
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _save(figure, path: Path) -> Path:
+    from .store import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        figure.savefig(out, format="png", dpi=100)
+    return path
+
+
+def learning_curves(rows: list[dict], path: Path, plt) -> Path:
+    epochs = [int(r["epoch"]) for r in rows]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, metric, title in ((loss_axes, "loss", "Loss per epoch"), (accuracy_axes, "accuracy", "Accuracy per epoch")):
+        axes.plot(epochs, [float(r[f"train_{metric}"]) for r in rows], "o-", label="train")
+        if rows and rows[0][f"val_{metric}"]:
+            axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "s-", label="validation")
+        axes.set(title=title, xlabel="epoch", ylabel=metric)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def confusion_heatmap(confusion: np.ndarray, path: Path, plt) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 5))
+    image = axes.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        axes.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                  color="white" if count > confusion.max() / 2 else "black")
+    axes.set(title="Confusion matrix (validation)", xlabel="predicted digit", ylabel="true digit",
+             xticks=range(len(confusion)), yticks=range(len(confusion)))
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def misclassified_grid(items: list[tuple[np.ndarray, str]], path: Path, plt) -> Path:
+    shown = items[:GRID_MAX]
+    side = max(1, int(np.ceil(np.sqrt(len(shown)))))
+    figure, axes_grid = plt.subplots(side, side, figsize=(1.6 * side, 1.8 * side), squeeze=False)
+    for axes in axes_grid.flat:
+        axes.axis("off")
+    for axes, (image, caption) in zip(axes_grid.flat, shown):
+        axes.imshow(image.reshape(28, 28), cmap="gray_r")
+        axes.set_title(caption.replace("true ", "").replace(", predicted ", " as "), fontsize=8)
+    figure.suptitle(f"Misclassified validation digits (true as predicted), {len(shown)} shown")
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def plot_run(run_dir: Path, cache: bool = True) -> list[Path]:
+    """Write learning_curves.png, confusion.png and misclassified.png into the run folder."""
+    from .report import confusion_matrix, misclassified, run_validation
+
+    plt = _pyplot()
+    rows = read_metrics(run_dir)
+    written = [learning_curves(rows, run_dir / "learning_curves.png", plt)]
+    network, val, predicted = run_validation(run_dir, cache)
+    if val is None:
+        raise BPTrainError(f"{run_dir}: the run has no validation split (data.val_fraction is 0), so there is "
+                           "no confusion matrix or misclassified digits to plot")
+    confusion = confusion_matrix(val.labels.astype(np.intp), predicted, network.sizes[-1])
+    written.append(confusion_heatmap(confusion, run_dir / "confusion.png", plt))
+    written.append(misclassified_grid(misclassified(val, predicted, GRID_MAX), run_dir / "misclassified.png", plt))
+    return written
