@@ -59,7 +59,8 @@ class Affine:
     dL/db = sum of dout over the batch
 
     `need_dx=False` skips dL/dx, for the first layer, whose input is the data and needs no gradient:
-    that saves a third of the layer's backward work.
+    that saves a third of the layer's backward work. `b=None` makes a layer without bias (used before
+    BatchNorm, whose beta plays that role).
     """
 
     def __init__(self, W, b, need_dx=True):
@@ -68,18 +69,20 @@ class Affine:
         self.x = None
         self.x_shape = None
         self.dW = np.zeros_like(W)
-        self.db = np.zeros_like(b)
+        self.db = None if b is None else np.zeros_like(b)
 
     def forward(self, x):
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
         out = self.x @ self.W
-        out += self.b  # in place: `out` is a fresh array, so no copy is needed for the bias
+        if self.b is not None:
+            out += self.b  # in place: `out` is a fresh array, so no copy is needed for the bias
         return out
 
     def backward(self, dout):
         np.matmul(self.x.T, dout, out=self.dW)
-        np.sum(dout, axis=0, out=self.db)
+        if self.b is not None:
+            np.sum(dout, axis=0, out=self.db)
         if not self.need_dx:
             return None
         return (dout @ self.W.T).reshape(self.x_shape)

@@ -54,9 +54,15 @@ class Network:
             hidden = model.hidden[i - 1] if i <= len(model.hidden) else None
             std = init_std(model.init, hidden.activation if hidden else last_activation, fan_in)
             W = self.params[f"W{i}"] = (std * init_rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
-            b = self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
+            # Before BatchNorm a bias is useless -- BN subtracts the batch mean, so its gradient is exactly
+            # 0 -- and beta takes its place.
+            b = None
+            if not (hidden and hidden.batchnorm):
+                b = self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
             affine = self.layers[f"Affine{i}"] = L.Affine(W, b, need_dx=i > 1)
-            self._grad_source.update({f"W{i}": (affine, "dW"), f"b{i}": (affine, "db")})
+            self._grad_source[f"W{i}"] = (affine, "dW")
+            if b is not None:
+                self._grad_source[f"b{i}"] = (affine, "db")
             if hidden is None:
                 break
             if hidden.batchnorm:
@@ -134,6 +140,8 @@ class Network:
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
+            if dout is None:  # the first Affine: what lies before it (data, input dropout) has no params
+                break
         grads = {key: getattr(layer, attribute) for key, (layer, attribute) in self._grad_source.items()}
         if self.weight_decay:
             for key in self.weight_keys:
