@@ -81,13 +81,14 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
         return values
     row, col = np.argwhere(bad)[0]
     raw = block.iat[row, col]
+    raw = raw.item() if isinstance(raw, np.generic) else raw  # show 256, not np.int16(256)
     line = row + 2  # line 1 is the header
     if pd.isna(raw) or (isinstance(raw, str) and not raw.strip()):
         problem = "is empty"
     elif np.isnan(values[row, col]):
         problem = f"is {raw!r}, not a number"
     else:
-        problem = f"is {raw!r}"
+        problem = f"is {raw}"
     raise DataError(f"{path}: line {line}, column {columns[col]!r}: the value {problem}; "
                     f"expected a whole number {low}..{high} ({what})")
 

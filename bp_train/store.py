@@ -58,13 +58,16 @@ def load_arrays(path: str | os.PathLike, kind: str = "model") -> tuple[dict[str,
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: {kind} file not found")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic[:1] == b"\x80" or (magic.startswith(b"\x93NUMPY") and _holds_objects(path)):
+        raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
+                             "them could run arbitrary code")
+    if not magic.startswith(b"PK"):
+        raise ModelFileError(f"{path}: not a bp-train {kind} file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path}: not a bp-train {kind} file (a bare array, not an .npz archive)")
             arrays = {name: archive[name] for name in archive.files}
-    except ModelFileError:
-        raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
@@ -79,6 +82,18 @@ def load_arrays(path: str | os.PathLike, kind: str = "model") -> tuple[dict[str,
         raise ModelFileError(f"{path}: not a bp-train {kind} file (made by another program?): "
                              f"no '{MODEL_FORMAT}' header") from None
     return arrays, meta
+
+
+def _holds_objects(path: Path) -> bool:
+    """Whether a bare .npy file stores Python objects (pickles), read from its header alone."""
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(handle)
+        except ValueError:
+            return False
+    return header[2].hasobject
 
 
 def save_model(destination, network, config_dict: dict, extra: dict | None = None) -> None:

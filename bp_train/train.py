@@ -101,7 +101,8 @@ class Trainer:
                    disable=not self.show_progress, dynamic_ncols=True, mininterval=0.25)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        try:
+        # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"), bar:
             for i, rows in enumerate(order):
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / len(order))
                 xb, tb = self.x_train[rows], self.t_train[rows]
@@ -123,8 +124,6 @@ class Trainer:
                 seen += len(rows)
                 if i % 50 == 0:
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-        finally:
-            bar.close()
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": loss_sum / len(self.x_train),
                "train_accuracy": correct / len(self.x_train), "val_loss": "", "val_accuracy": "",
