@@ -232,7 +232,25 @@ def sample_rows(path: str | os.PathLike, count: int, seed: int, cache: bool = Tr
     return x, rng.integers(0, 10, count), f"{count} seeded random inputs ({path} not found)"
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator):
-    """Index arrays covering 0..n-1 exactly once, in a fresh shuffled order: one epoch."""
-    order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+class Shuffler:
+    """Mini-batches for one epoch after another: every row exactly once per epoch, in a fresh order.
+
+    Each epoch copies the rows once, in shuffled order, into a buffer kept for the whole run; the batches
+    are then contiguous slices of it. One sequential copy per epoch is cheaper than gathering scattered
+    rows for every batch, and the matrix products run faster on contiguous input.
+    """
+
+    def __init__(self, x: np.ndarray, t: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.x, self.t, self.batch_size, self.rng = x, t, batch_size, rng
+        self.x_buffer, self.t_buffer = np.empty_like(x), np.empty_like(t)
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def epoch(self):
+        order = self.rng.permutation(len(self.x))
+        np.take(self.x, order, axis=0, out=self.x_buffer)
+        np.take(self.t, order, axis=0, out=self.t_buffer)
+        for start in range(0, len(self.x), self.batch_size):
+            stop = start + self.batch_size
+            yield self.x_buffer[start:stop], self.t_buffer[start:stop]

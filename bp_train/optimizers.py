@@ -3,6 +3,10 @@
 Each optimizer has `update(params, grads)`, which changes the parameter arrays in place (the layers hold
 the same arrays), and keeps its per-parameter state (velocities, squared-gradient averages) in dicts
 created lazily on the first update. `state()` / `load_state()` let a run be resumed exactly.
+
+The updates are memory-bound (a few passes over every parameter), so they are written with in-place
+operations: `grads` are treated as scratch space and may be overwritten, which saves allocating and
+filling a temporary the size of the network on every step. The docstrings give the plain formulas.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class SGD(Optimizer):
     """w <- w - lr * dL/dw."""
 
     def step(self, key, param, grad):
-        param -= self.lr * grad
+        grad *= self.lr
+        param -= grad
 
 
 class Momentum(Optimizer):
@@ -65,8 +70,9 @@ class Momentum(Optimizer):
 
     def step(self, key, param, grad):
         v = self.slot["v"][key]
+        grad *= self.lr
         v *= self.momentum
-        v -= self.lr * grad
+        v -= grad
         param += v
 
 
@@ -75,9 +81,11 @@ class Nesterov(Momentum):
 
     def step(self, key, param, grad):
         v = self.slot["v"][key]
+        grad *= self.lr
         v *= self.momentum
-        v -= self.lr * grad
-        param += self.momentum * v - self.lr * grad
+        v -= grad
+        param -= grad
+        param += self.momentum * v
 
 
 class AdaGrad(Optimizer):
@@ -91,7 +99,15 @@ class AdaGrad(Optimizer):
     def step(self, key, param, grad):
         h = self.slot["h"][key]
         h += grad * grad
-        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+        self.apply(param, grad, h)
+
+    def apply(self, param, grad, h):
+        """w <- w - lr * g / (sqrt(h) + eps), computed into `grad`."""
+        denominator = np.sqrt(h)
+        denominator += self.eps
+        grad /= denominator
+        grad *= self.lr
+        param -= grad
 
 
 class RMSprop(AdaGrad):
@@ -105,7 +121,7 @@ class RMSprop(AdaGrad):
         h = self.slot["h"][key]
         h *= self.decay
         h += (1 - self.decay) * grad * grad
-        param -= self.lr * grad / (np.sqrt(h) + self.eps)
+        self.apply(param, grad, h)
 
 
 class Adam(Optimizer):
@@ -127,9 +143,16 @@ class Adam(Optimizer):
 
     def step(self, key, param, grad):
         m, v = self.slot["m"][key], self.slot["v"][key]
-        m += (1 - self.beta1) * (grad - m)
-        v += (1 - self.beta2) * (grad * grad - v)
-        param -= self.step_size * m / (np.sqrt(v) + self.eps)
+        v *= self.beta2
+        v += (1 - self.beta2) * np.square(grad)
+        grad *= 1 - self.beta1
+        m *= self.beta1
+        m += grad
+        denominator = np.sqrt(v, out=grad)  # grad is spent: reuse its memory
+        denominator += self.eps
+        np.divide(m, denominator, out=denominator)
+        denominator *= self.step_size
+        param -= denominator
 
 
 def make_optimizer(config: OptimizerConfig) -> Optimizer:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import Config, config_from_dict, dump_config
-from .data import Digits, batches, load_digits, split, to_float
+from .data import Digits, Shuffler, load_digits, split, to_float
 from .errors import BPTrainError, ConfigError, DivergenceError
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
@@ -83,6 +83,7 @@ class Trainer:
         self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
         self.x_val = to_float(val.images, dtype) if val is not None else None
         self.t_val = val.labels.astype(np.intp) if val is not None else None
+        self.shuffler = Shuffler(self.x_train, self.t_train, self.config.train.batch_size, self.shuffle_rng)
         if self.x_train.shape[1] != self.config.model.input_size:
             raise ConfigError(f"model.input_size is {self.config.model.input_size} but "
                               f"{digits.source} has {self.x_train.shape[1]} pixels per row")
@@ -92,20 +93,19 @@ class Trainer:
     def run_epoch(self, epoch: int) -> dict:
         cfg = self.config.train
         net, opt = self.network, self.optimizer
-        order = batches(len(self.x_train), cfg.batch_size, self.shuffle_rng)
+        steps = len(self.shuffler)
         if self.numerical:
-            total, unit = len(order) * net.parameter_count, "grad entry"
+            total, unit = steps * net.parameter_count, "grad entry"
         else:
-            total, unit = len(order), "batch"
+            total, unit = steps, "batch"
         bar = tqdm(total=total, unit=unit, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not self.show_progress, dynamic_ncols=True, mininterval=0.25)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"), bar:
-            for i, rows in enumerate(order):
-                opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / len(order))
-                xb, tb = self.x_train[rows], self.t_train[rows]
+            for i, (xb, tb) in enumerate(self.shuffler.epoch()):
+                opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:
                     grads = net.numerical_gradient(xb, tb, progress=bar.update)
                     loss = net.loss(xb, tb, train=True)  # the training-mode loss at the point differentiated
@@ -119,9 +119,9 @@ class Trainer:
                         f"The last good checkpoint (after epoch {epoch - 1}) is kept in {self.run_dir}; "
                         f"try a lower learning rate (train.optimizer.lr is {cfg.optimizer.lr})")
                 opt.update(net.params, grads)
-                loss_sum += loss * len(rows)
+                loss_sum += loss * len(tb)
                 correct += int(np.sum(net.last_layer.y.argmax(axis=1) == tb))
-                seen += len(rows)
+                seen += len(tb)
                 if i % 50 == 0:
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         seconds = time.perf_counter() - started

@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
-from bp_train.data import batches, load_digits, read_csv, split, to_float, Digits
+from bp_train.data import Shuffler, load_digits, read_csv, split, to_float, Digits
 from bp_train.errors import DataError
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
@@ -166,9 +166,16 @@ def test_split_is_reproducible_disjoint_and_complete():
 
 
 def test_each_epoch_visits_every_row_once_in_a_new_order():
-    rng = np.random.default_rng(0)
-    first, second = batches(1050, 100, rng), batches(1050, 100, rng)
-    for epoch in (first, second):
-        rows = np.concatenate(epoch)
-        assert len(epoch) == 11 and np.array_equal(np.sort(rows), np.arange(1050))
-    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    x = np.arange(1050 * 2, dtype=np.float32).reshape(1050, 2)
+    t = np.arange(1050) % 10
+    shuffler = Shuffler(x, t, 100, np.random.default_rng(0))
+    orders = []
+    for _ in range(2):
+        batches = list(shuffler.epoch())
+        assert len(batches) == len(shuffler) == 11 and len(batches[-1][0]) == 50
+        rows = np.concatenate([xb[:, 0] for xb, _ in batches]) / 2
+        labels = np.concatenate([tb for _, tb in batches])
+        assert np.array_equal(np.sort(rows), np.arange(1050))  # every row exactly once
+        assert np.array_equal(labels, rows.astype(int) % 10)   # labels travel with their rows
+        orders.append(rows)
+    assert not np.array_equal(orders[0], orders[1])
