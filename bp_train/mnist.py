@@ -122,6 +122,8 @@ def download(url: str, destination: Path, md5: str, progress=None) -> None:
                 finally:
                     if bar is not None:
                         bar.close()
+        except urllib.error.HTTPError as exc:
+            raise DataError(f"{url}: the mirror answered HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise DataError(f"{url}: unreachable ({getattr(exc, 'reason', exc)})") from None
         content = Path(tmp).read_bytes()
@@ -136,13 +138,13 @@ def download(url: str, destination: Path, md5: str, progress=None) -> None:
             raise DataError(f"{url}: checksum mismatch (MD5 {digest}, expected {md5})")
 
 
-def fetch(dest: str | os.PathLike, mirrors=MIRRORS, progress=None, log=print) -> dict[str, Path]:
+def fetch(dest: str | os.PathLike, mirrors=MIRRORS, progress=None, log=print, files=FILES) -> dict[str, Path]:
     """Download the four MNIST files (trying each mirror in turn) into dest/mnist/, then write
-    dest/train.csv, dest/test.csv and dest/test_labels.csv."""
+    dest/train.csv, dest/test.csv and dest/test_labels.csv. `files` maps names to decompressed MD5s."""
     dest = Path(dest)
     raw = dest / "mnist"
     raw.mkdir(parents=True, exist_ok=True)
-    for name, md5 in FILES.items():
+    for name, md5 in files.items():
         target = raw / name
         if target.is_file() and hashlib.md5(read_bytes(target)).hexdigest() == md5:
             continue  # already here and verified

@@ -160,9 +160,11 @@ class Network:
         if not keep_masks:
             self.loss(x, t, train=True)
         with self.frozen():
-            return {key: numerical_gradient(lambda: self.loss_terms(x, t, train=True), param, h,
-                                            indices=None if indices is None else indices[key], progress=progress)
-                    for key, param in self.params.items()}
+            grads = {key: numerical_gradient(lambda: self.loss_terms(x, t, train=True), param, h,
+                                             indices=None if indices is None else indices[key], progress=progress)
+                     for key, param in self.params.items()}
+            self.loss(x, t, train=True)  # leave last_loss and the softmax output at the unperturbed point
+        return grads
 
     # --- state -------------------------------------------------------------------------------------------
 

@@ -133,14 +133,6 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def update(self, params, grads):
-        self._zeros(params)
-        self.steps += 1
-        # Fold both bias corrections into one step size, as in the Adam paper's section 2.
-        self.step_size = self.lr * math.sqrt(1 - self.beta2 ** self.steps) / (1 - self.beta1 ** self.steps)
-        for key, param in params.items():
-            self.step(key, param, grads[key])
-
     def step(self, key, param, grad):
         m, v = self.slot["m"][key], self.slot["v"][key]
         v *= self.beta2
@@ -148,10 +140,12 @@ class Adam(Optimizer):
         grad *= 1 - self.beta1
         m *= self.beta1
         m += grad
+        # m_hat = m / (1 - beta1^t) and sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2^t), applied as scalars.
         denominator = np.sqrt(v, out=grad)  # grad is spent: reuse its memory
+        denominator *= 1 / math.sqrt(1 - self.beta2 ** self.steps)
         denominator += self.eps
         np.divide(m, denominator, out=denominator)
-        denominator *= self.step_size
+        denominator *= self.lr / (1 - self.beta1 ** self.steps)
         param -= denominator
 
 

@@ -42,6 +42,21 @@ def atomic_path(destination: str | os.PathLike):
         tmp.unlink(missing_ok=True)
 
 
+def remove_orphaned_temporaries(folder: Path) -> None:
+    """Delete temporary files left in `folder` by a process that was killed mid-write (SIGKILL, power
+    loss); those of a process still running are left alone."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def write_text(destination: str | os.PathLike, content: str) -> None:
     with atomic_path(destination) as tmp:
         Path(tmp).write_text(content, encoding="utf-8")

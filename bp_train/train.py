@@ -27,7 +27,7 @@ from .data import Digits, Shuffler, load_digits, split, to_float
 from .errors import BPTrainError, ConfigError, DivergenceError
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
-from .store import MODEL_FORMAT, load_arrays, save_arrays, save_model, write_text
+from .store import MODEL_FORMAT, load_arrays, remove_orphaned_temporaries, save_arrays, save_model, write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 # What `fit --resume` lets a user change: everything else must match the interrupted run.
@@ -108,11 +108,10 @@ class Trainer:
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:
                     grads = net.numerical_gradient(xb, tb, progress=bar.update)
-                    loss = net.loss(xb, tb, train=True)  # the training-mode loss at the point differentiated
                 else:
                     grads = net.gradient(xb, tb)
-                    loss = net.last_loss
                     bar.update(1)
+                loss = net.last_loss  # the training-mode loss at the point differentiated
                 if not math.isfinite(loss):
                     raise DivergenceError(
                         f"training diverged in epoch {epoch}, batch {i + 1}: the loss became {loss}. "
@@ -152,6 +151,7 @@ class Trainer:
 
     def fit(self, log=print) -> dict:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_temporaries(self.run_dir)
         write_text(self.run_dir / "config.yaml", dump_config(self.config))
         if self.state.epoch == 0:
             self.save_checkpoint()  # so that even an interrupt in epoch 1 leaves something to resume

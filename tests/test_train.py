@@ -133,11 +133,14 @@ def test_early_stopping_stops_after_patience_epochs_without_min_delta_improvemen
     assert meta["epoch"] == 1
 
 
-def test_numerical_and_backprop_training_end_at_the_same_weights(tmp_path):
+@pytest.mark.parametrize("hidden", ["[{size: 3}]", "[{size: 4, dropout: 0.5, batchnorm: true, activation: tanh}]"])
+def test_numerical_and_backprop_training_end_at_the_same_weights(tmp_path, hidden):
+    # Same seed, loop, optimizer and data; with dropout and BatchNorm the two must also draw the same
+    # masks and update the running averages alike.
     tiny = Digits(IMAGES[:40], LABELS[:40], "tiny")
     results = {}
     for method in ("backprop", "numerical"):
-        cfg = load_config(None, ["model.hidden=[{size: 3}]", "model.dtype=float64", "train.batch_size=10",
+        cfg = load_config(None, [f"model.hidden={hidden}", "model.dtype=float64", "train.batch_size=10",
                                  "train.epochs=1", "data.val_fraction=0", f"train.gradient={method}",
                                  "train.optimizer={name: momentum, lr: 0.1}"])
         fit(cfg, tmp_path / method, show_progress=False, log=lambda line: None, digits=tiny)

@@ -1,0 +1,117 @@
+"""Print the README's table of bad inputs: each case is made in a temporary folder and run through the
+real CLI, and the table shows the exit code and the exact message. Run: python docs/bad_inputs.py"""
+
+import gzip
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from bp_train.cli import main
+
+HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
+ROW = "3," + ",".join(["0"] * 784)
+
+
+def csv_text(*rows, header=HEADER):
+    return "\n".join([header, *rows]) + "\n"
+
+
+def with_cell(column, value, line_row=ROW):
+    cells = line_row.split(",")
+    cells[column] = value
+    return ",".join(cells)
+
+
+def cases(tmp: Path):
+    good = tmp / "good.csv"
+    good.write_text(csv_text(*[ROW.replace("3,", f"{d},", 1) for d in range(10)] * 3))
+    fit = ["fit", "--quiet", "--epochs", "1", "--out", str(tmp / "run")]
+    yaml_cases = {
+        "YAML syntax error": "model:\n  hidden: [{size: 3\n",
+        "empty config": "",
+        "config not a mapping": "- relu\n- sigmoid\n",
+        "unknown key": "train: {optimiser: {name: sgd}}\n",
+        "wrong type": "train: {epochs: ten}\n",
+        "zero size": "model: {hidden: [{size: 0}]}\n",
+        "negative learning rate": "train: {optimizer: {lr: -0.1}}\n",
+        "unknown activation": "model: {hidden: [{size: 10, activation: relux}]}\n",
+        "unknown optimizer": "train: {optimizer: {name: adamw}}\n",
+        "network too large for memory": "model: {hidden: [{size: 2000000}, {size: 2000000}]}\n",
+    }
+    for name, text in yaml_cases.items():
+        path = tmp / "exp.yaml"
+        yield name, lambda path=path, text=text: (path.write_text(text), ["fit", "--config", str(path)])[1]
+    data_cases = {
+        "data file missing": None,
+        "empty CSV": "",
+        "CSV with a header only": csv_text(),
+        "missing pixel column": csv_text(header=HEADER.rsplit(",", 1)[0]),
+        "extra column": csv_text(ROW + ",x", header=HEADER + ",notes"),
+        "non-numeric cell": csv_text(ROW, with_cell(101, "abc")),
+        "empty cell": csv_text(ROW, with_cell(5, "")),
+        "pixel out of range": csv_text(ROW, ROW, with_cell(301, "256")),
+        "label out of range": csv_text(with_cell(0, "10")),
+        "row with too many fields": csv_text(ROW, ROW + ",7"),
+        "no label column (training)": csv_text(",".join(["0"] * 784), header=HEADER.split(",", 1)[1]),
+        "not a CSV at all (binary)": bytes(range(256)) * 8,
+    }
+    for name, content in data_cases.items():
+        path = tmp / "bad.csv"
+        def make(path=path, content=content):
+            path.unlink(missing_ok=True)
+            if content is not None:
+                path.write_bytes(content if isinstance(content, bytes) else content.encode())
+            return fit + ["--data", str(path)]
+        yield name, make
+    model = tmp / "run" / "model.npz"
+    CliRunner().invoke(main, fit + ["--data", str(good)])
+    test_csv = tmp / "test.csv"
+    test_csv.write_text(csv_text(",".join(["0"] * 784), header=HEADER.split(",", 1)[1]))
+    predict = ["predict", "--data", str(test_csv), "--out", str(tmp / "submission.csv")]
+
+    def model_case(writer):
+        def make():
+            bad = tmp / "model.npz"
+            bad.unlink(missing_ok=True)
+            writer(bad)
+            return ["predict", "--model", str(bad)] + predict[1:]
+        return make
+
+    yield "model: not a model (text)", model_case(lambda p: p.write_text("hello"))
+    yield "model: truncated", model_case(lambda p: p.write_bytes(model.read_bytes()[:300]))
+    yield "model: made by another program", model_case(lambda p: np.savez(p, weights=np.zeros(3)))
+    yield "model: contains pickled objects", model_case(
+        lambda p: np.savez(p, meta=np.array([{"x": 1}], dtype=object)))
+    small = tmp / "small.csv"
+    small.write_text("pixel0,pixel1\n1,2\n")
+    yield "data of another input size", lambda: ["predict", "--model", str(model), "--data", str(small)]
+    yield "output folder does not exist", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
+                                                   "--out", str(tmp / "no" / "such" / "sub.csv")]
+    yield "output path is the input file", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
+                                                    "--out", str(test_csv)]
+    yield "contradictory options", lambda: ["fit", "--resume", str(tmp / "run"), "--out", str(tmp / "other")]
+    yield "resume with changed layer sizes", lambda: ["fit", "--resume", str(tmp / "run"), "--set",
+                                                      "model.hidden=[{size: 7}]"]
+    yield "diverging training (lr 1e30)", lambda: fit + ["--data", str(good), "--set", "train.optimizer.lr=1e30"]
+
+
+def main_table():
+    print("| bad input | exit | message |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        os.environ["BP_TRAIN_CACHE"] = str(tmp / "cache")
+        for name, make in cases(tmp):
+            args = make()
+            result = CliRunner().invoke(main, args)
+            message = (result.stderr or result.stdout).strip().replace(str(tmp) + "/", "")
+            message = message.replace("|", "\\|").replace("\n", " ")
+            print(f"| {name} | {result.exit_code} | `{message}` |")
+
+
+if __name__ == "__main__":
+    sys.exit(main_table())

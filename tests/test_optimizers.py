@@ -1,0 +1,110 @@
+"""Optimizers against their textbook formulas, on real digits, and across a save/restore; schedules at
+hand-computed points."""
+
+import math
+
+import numpy as np
+import pytest
+
+from bp_train.config import OptimizerConfig, ScheduleConfig, load_config
+from bp_train.data import load_digits, to_float
+from bp_train.network import build_network
+from bp_train.optimizers import learning_rate, make_optimizer
+
+from conftest import REPLICA_TRAIN, needs_shared, synthetic_digits
+
+NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+
+
+def reference_steps(name, w, grads, lr=0.1, mu=0.9, b1=0.9, b2=0.999, decay=0.99, eps=1e-8):
+    """The formulas of the optimizers' docstrings, written out plainly, as an independent oracle."""
+    w, v, m, h = w.copy(), np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for step, g in enumerate(grads, start=1):
+        if name == "sgd":
+            w = w - lr * g
+        elif name == "momentum":
+            v = mu * v - lr * g
+            w = w + v
+        elif name == "nesterov":
+            v = mu * v - lr * g
+            w = w + mu * v - lr * g
+        elif name == "adagrad":
+            h = h + g * g
+            w = w - lr * g / (np.sqrt(h) + eps)
+        elif name == "rmsprop":
+            h = decay * h + (1 - decay) * g * g
+            w = w - lr * g / (np.sqrt(h) + eps)
+        else:
+            m = b1 * m + (1 - b1) * g
+            h = b2 * h + (1 - b2) * g * g
+            m_hat, v_hat = m / (1 - b1 ** step), h / (1 - b2 ** step)
+            w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return w
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_three_steps_match_the_formula(name):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((4, 3))
+    grads = [rng.standard_normal((4, 3)) for _ in range(3)]
+    optimizer = make_optimizer(OptimizerConfig(name=name, lr=0.1))
+    params = {"W": w0.copy()}
+    for g in grads:
+        optimizer.update(params, {"W": g.copy()})
+    assert np.allclose(params["W"], reference_steps(name, w0, grads), rtol=1e-12, atol=1e-14)
+
+
+def small_batch():
+    if REPLICA_TRAIN.is_file():
+        digits = load_digits(REPLICA_TRAIN)
+        return to_float(digits.images[:200]), digits.labels[:200].astype(np.intp)
+    images, labels = synthetic_digits(200)
+    return to_float(images), labels.astype(np.intp)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_optimizer_reduces_the_loss_on_a_small_real_batch(name):
+    x, t = small_batch()
+    lr = {"sgd": 0.3, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}[name]
+    network = build_network(load_config(None, ["model.hidden=[{size: 50}]"]), seed=1)
+    optimizer = make_optimizer(OptimizerConfig(name=name, lr=lr))
+    before = network.loss(x, t)
+    for _ in range(20):
+        optimizer.update(network.params, network.gradient(x, t))
+    assert network.loss(x, t) < 0.5 * before
+
+
+@needs_shared
+def test_the_small_batch_is_real_mnist_when_the_data_is_present():
+    x, _ = small_batch()
+    assert x.shape == (200, 784) and np.mean(x == 0) > 0.7  # real digits are mostly background
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_restored_into_a_new_optimizer_continues_identically(name):
+    rng = np.random.default_rng(3)
+    grads = [{"W": rng.standard_normal(5)} for _ in range(4)]
+    straight, first = make_optimizer(OptimizerConfig(name=name)), make_optimizer(OptimizerConfig(name=name))
+    a, b = {"W": np.ones(5)}, {"W": np.ones(5)}
+    for g in grads:
+        straight.update(a, {"W": g["W"].copy()})
+    for g in grads[:2]:
+        first.update(b, {"W": g["W"].copy()})
+    second = make_optimizer(OptimizerConfig(name=name))
+    second.load_state(first.state())
+    for g in grads[2:]:
+        second.update(b, {"W": g["W"].copy()})
+    assert np.array_equal(a["W"], b["W"])
+
+
+def test_schedules_at_hand_computed_points():
+    constant, step = ScheduleConfig(), ScheduleConfig(name="step", step_size=3, gamma=0.5)
+    cosine = ScheduleConfig(name="cosine", min_lr=0.01)
+    warm = ScheduleConfig(name="cosine", warmup_epochs=2)
+    assert learning_rate(constant, 0.1, 10, 7.3) == 0.1
+    assert [learning_rate(step, 0.1, 10, t) for t in (0.5, 2.99, 3.0, 6.5)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    assert learning_rate(cosine, 0.1, 10, 0) == pytest.approx(0.1)
+    assert learning_rate(cosine, 0.1, 10, 5) == pytest.approx(0.01 + 0.5 * 0.09)
+    assert learning_rate(cosine, 0.1, 10, 10) == pytest.approx(0.01)
+    assert learning_rate(warm, 0.2, 10, 1) == pytest.approx(0.1)  # halfway up the warm-up
+    assert learning_rate(warm, 0.2, 10, 6) == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.5)))
