@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,6 +55,8 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, s
 def number(low: float | None = None, high: float | None = None, low_open: bool = False,
            high_open: bool = False) -> Callable[[Any, str], float]:
     def check(value, key):
+        if isinstance(value, str):
+            value = _yaml_float(value)  # YAML reads 1e-3 (no dot) as text; users mean the number
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise _fail(key, value, "a number")
         too_low = low is not None and (value <= low if low_open else value < low)
@@ -64,6 +67,15 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
             raise _fail(key, value, "a number " + " and ".join(s for s in (left, right) if s))
         return float(value)
     return check
+
+
+def _yaml_float(text: str):
+    """'1e-3' -> 0.001; anything that is not plainly a finite number stays text (and is refused)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) and text.strip().lower() not in ("nan", "inf", "infinity") else text
 
 
 def choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:

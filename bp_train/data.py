@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,9 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
 
 def _parse(path: Path, dtype) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", skip_blank_lines=False, low_memory=False)
+        with warnings.catch_warnings():  # mixed-type columns are diagnosed cell by cell afterwards
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            return pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783'") from None
     except pd.errors.ParserError as exc:

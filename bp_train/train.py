@@ -30,6 +30,9 @@ from .optimizers import learning_rate, make_optimizer
 from .store import MODEL_FORMAT, load_arrays, remove_orphaned_temporaries, save_arrays, save_model, write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+# A mean cross-entropy this large gives the true digit a probability of e^-10000: only exploding weights
+# do that, and they reach NaN soon after. Stopping here saves the wait.
+DIVERGED_LOSS = 1e4
 # What `fit --resume` lets a user change: everything else must match the interrupted run.
 RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping")
 
@@ -112,11 +115,8 @@ class Trainer:
                     grads = net.gradient(xb, tb)
                     bar.update(1)
                 loss = net.last_loss  # the training-mode loss at the point differentiated
-                if not math.isfinite(loss):
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch}, batch {i + 1}: the loss became {loss}. "
-                        f"The last good checkpoint (after epoch {epoch - 1}) is kept in {self.run_dir}; "
-                        f"try a lower learning rate (train.optimizer.lr is {cfg.optimizer.lr})")
+                if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+                    self.diverged(epoch, f"batch {i + 1}", loss)
                 opt.update(net.params, grads)
                 loss_sum += loss * len(tb)
                 correct += int(np.sum(net.last_layer.y.argmax(axis=1) == tb))
@@ -129,7 +129,15 @@ class Trainer:
                "lr": opt.lr, "seconds": seconds}
         if self.x_val is not None:
             row["val_loss"], row["val_accuracy"] = evaluate_split(net, self.x_val, self.t_val)
+            if not math.isfinite(row["val_loss"]) or row["val_loss"] > DIVERGED_LOSS:
+                self.diverged(epoch, "validation", row["val_loss"])
         return row
+
+    def diverged(self, epoch: int, where: str, loss: float):
+        raise DivergenceError(
+            f"training diverged in epoch {epoch} ({where}): the loss became {loss:.4g}. The last good checkpoint "
+            f"(after epoch {epoch - 1}) is kept in {self.run_dir}; try a lower learning rate "
+            f"(train.optimizer.lr is {self.config.train.optimizer.lr})")
 
     # --- the run ---------------------------------------------------------------------------------------
 

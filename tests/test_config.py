@@ -76,6 +76,14 @@ def test_a_network_too_large_for_memory_is_refused_up_front_with_the_estimate(tm
         load_config(path)
 
 
+def test_exponent_notation_without_a_dot_is_a_number(tmp_path):
+    # YAML 1.1 reads 1e-3 as a string; a user writing it means 0.001.
+    config = load_config(write(tmp_path, "train: {optimizer: {lr: 1e-3}, weight_decay: 5E-4}"))
+    assert config.train.optimizer.lr == 0.001 and config.train.weight_decay == 0.0005
+    with pytest.raises(ConfigError, match="'train.optimizer.lr' is 'nan'; expected a number"):
+        load_config(write(tmp_path, "train: {optimizer: {lr: nan}}"))
+
+
 def test_overrides_set_nested_values_and_are_checked():
     config = load_config(None, ["train.optimizer.lr=0.05", "model.hidden=[{size: 7, activation: tanh}]",
                                 "train.early_stopping.patience=2"])
