@@ -35,15 +35,17 @@ def read_metrics(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _save(figure, path: Path) -> Path:
+def _save(figure, path: Path, plt) -> Path:
     from .store import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         figure.savefig(out, format="png", dpi=100)
+    plt.close(figure)
     return path
 
 
-def learning_curves(rows: list[dict], path: Path, plt) -> Path:
+def learning_curves(rows: list[dict], plt):
+    """Train and validation loss and accuracy per epoch, side by side."""
     epochs = [int(r["epoch"]) for r in rows]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
     for axes, metric, title in ((loss_axes, "loss", "Loss per epoch"), (accuracy_axes, "accuracy", "Accuracy per epoch")):
@@ -55,12 +57,11 @@ def learning_curves(rows: list[dict], path: Path, plt) -> Path:
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def confusion_heatmap(confusion: np.ndarray, path: Path, plt) -> Path:
+def confusion_heatmap(confusion: np.ndarray, plt):
+    """counts[true, predicted] as a heat map with the counts written in."""
     figure, axes = plt.subplots(figsize=(6, 5))
     image = axes.imshow(confusion, cmap="Blues")
     for (i, j), count in np.ndenumerate(confusion):
@@ -70,12 +71,11 @@ def confusion_heatmap(confusion: np.ndarray, path: Path, plt) -> Path:
              xticks=range(len(confusion)), yticks=range(len(confusion)))
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def misclassified_grid(items: list[tuple[np.ndarray, str]], path: Path, plt) -> Path:
+def misclassified_grid(items: list[tuple[np.ndarray, str]], plt):
+    """Up to GRID_MAX digits with their captions ('7 as 1': a true 7 predicted as 1)."""
     shown = items[:GRID_MAX]
     side = max(1, int(np.ceil(np.sqrt(len(shown)))))
     figure, axes_grid = plt.subplots(side, side, figsize=(1.6 * side, 1.8 * side), squeeze=False)
@@ -86,9 +86,7 @@ def misclassified_grid(items: list[tuple[np.ndarray, str]], path: Path, plt) -> 
         axes.set_title(caption.replace("true ", "").replace(", predicted ", " as "), fontsize=8)
     figure.suptitle(f"Misclassified validation digits (true as predicted), {len(shown)} shown")
     figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def plot_run(run_dir: Path, cache: bool = True) -> list[Path]:
@@ -97,12 +95,11 @@ def plot_run(run_dir: Path, cache: bool = True) -> list[Path]:
 
     plt = _pyplot()
     rows = read_metrics(run_dir)
-    written = [learning_curves(rows, run_dir / "learning_curves.png", plt)]
     network, val, predicted = run_validation(run_dir, cache)
     if val is None:
         raise BPTrainError(f"{run_dir}: the run has no validation split (data.val_fraction is 0), so there is "
                            "no confusion matrix or misclassified digits to plot")
     confusion = confusion_matrix(val.labels.astype(np.intp), predicted, network.sizes[-1])
-    written.append(confusion_heatmap(confusion, run_dir / "confusion.png", plt))
-    written.append(misclassified_grid(misclassified(val, predicted, GRID_MAX), run_dir / "misclassified.png", plt))
-    return written
+    return [_save(learning_curves(rows, plt), run_dir / "learning_curves.png", plt),
+            _save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
+            _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt), run_dir / "misclassified.png", plt)]

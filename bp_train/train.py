@@ -75,6 +75,7 @@ class Trainer:
         self.optimizer = make_optimizer(train_cfg.optimizer)
         self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
         self.state = RunState()
+        self.saved_epoch = 0
         self.cache = cache
 
     # --- data ------------------------------------------------------------------------------------------
@@ -165,24 +166,13 @@ class Trainer:
             self.save_checkpoint()  # so that even an interrupt in epoch 1 leaves something to resume
         started = time.perf_counter()
         cfg = self.config.train
-        while self.state.epoch < cfg.epochs and not self.state.stopped_early:
-            epoch = self.state.epoch + 1
-            try:
-                row = self.run_epoch(epoch)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"interrupted during epoch {epoch}; the checkpoint after epoch {epoch - 1} is saved. "
-                    f"Resume with: bp-train fit --resume {self.run_dir}") from None
-            self.state.history.append(row)
-            self.state.epoch = epoch
-            if self.monitor(row):
-                save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
-                           {"epoch": epoch, "val_accuracy": row["val_accuracy"]})
-            self.write_metrics()
-            self.save_checkpoint()
-            val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] != "" else ""
-            log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
-                f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
+        try:
+            while self.state.epoch < cfg.epochs and not self.state.stopped_early:
+                self.run_and_save_epoch(log)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted during epoch {self.saved_epoch + 1}; the checkpoint after epoch {self.saved_epoch} "
+                f"is saved. Resume with: bp-train fit --resume {self.run_dir}") from None
         if self.state.stopped_early:
             log(f"early stopping after epoch {self.state.epoch}: no improvement of "
                 f"{cfg.early_stopping.metric} for {cfg.early_stopping.patience} epochs")
@@ -195,6 +185,20 @@ class Trainer:
                 "val_loss": best.get("val_loss") or None, "val_accuracy": best.get("val_accuracy") or None,
                 "seconds": round(time.perf_counter() - started, 3),
                 "train_seconds": round(sum(r["seconds"] for r in self.state.history), 3)}
+
+    def run_and_save_epoch(self, log) -> None:
+        epoch = self.state.epoch + 1
+        row = self.run_epoch(epoch)
+        self.state.history.append(row)
+        self.state.epoch = epoch
+        if self.monitor(row):
+            save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
+                       {"epoch": epoch, "val_accuracy": row["val_accuracy"]})
+        self.write_metrics()
+        self.save_checkpoint()
+        val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] != "" else ""
+        log(f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
+            f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -213,12 +217,14 @@ class Trainer:
                 "rng": {"shuffle": self.shuffle_rng.bit_generator.state,
                         "dropout": self.network.dropout_rng.bit_generator.state}}
         save_arrays(self.run_dir / "checkpoint.npz", arrays, meta)
+        self.saved_epoch = self.state.epoch  # what a resume would start from
 
     def restore(self, checkpoint: Path) -> None:
         arrays, meta = load_arrays(checkpoint, kind="checkpoint")
         self.network.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
         self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
         self.state = RunState(**meta["run"])
+        self.saved_epoch = self.state.epoch
         self.state.stopped_early = False  # more epochs were asked for: let the run go on
         self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
         self.network.dropout_rng.bit_generator.state = meta["rng"]["dropout"]

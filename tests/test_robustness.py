@@ -159,3 +159,27 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_files(tmp_path, tiny_c
     after = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     assert after.keys() == before.keys()  # no temporary file left behind
     assert after["model.npz"] == before["model.npz"] and after["checkpoint.npz"] == before["checkpoint.npz"]
+
+
+def test_sigint_stops_fit_with_a_resumable_checkpoint_and_says_how_to_resume(tmp_path):
+    from conftest import synthetic_digits, write_digit_csv
+
+    images, labels = synthetic_digits(3000, seed=8)
+    data = write_digit_csv(tmp_path / "d.csv", images, labels)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "bp_train.cli", "fit", "--data", str(data), "--out", str(run_dir),
+               "--epochs", "500", "--set", "model.hidden=[{size: 256}]", "--quiet"]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert f"Resume with: bp-train fit --resume {run_dir}" in stderr and "Traceback" not in stderr
+    saved = len(metrics.read_text().splitlines()) - 1
+    assert 2 <= saved < 500
+    result = run_cli("fit", "--resume", run_dir, "--epochs", str(saved + 1), "--quiet", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(metrics.read_text().splitlines()) - 1 == saved + 1
