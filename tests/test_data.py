@@ -48,6 +48,16 @@ def test_accepted_variants_read_the_same_digits(tmp_path, variant):
     assert digits.labels is None if variant == "unlabelled" else np.array_equal(digits.labels, labels)
 
 
+CELL_EDITS = {  # case -> (line index in the file, column index, new cell text)
+    "non_numeric": (3, 101, "abc"),
+    "empty_cell": (2, 5, ""),
+    "fraction": (4, 9, "12.5"),
+    "pixel_too_big": (2, 301, "256"),
+    "pixel_negative": (5, 1, "-1"),
+    "label_out_of_range": (3, 0, "10"),
+}
+
+
 def bad_file(tmp_path, case):
     path = tmp_path / "bad.csv"
     text = good_text()
@@ -62,23 +72,11 @@ def bad_file(tmp_path, case):
         text = "\n".join([lines[0] + ",notes"] + [line + ",x" for line in lines[1:]]) + "\n"
     elif case == "extra_pixel_column":
         text = "\n".join([lines[0] + ",pixel784"] + [line + ",0" for line in lines[1:]]) + "\n"
-    elif case == "non_numeric":
-        cells = lines[3].split(","); cells[101] = "abc"; lines[3] = ",".join(cells)
-        text = "\n".join(lines) + "\n"
-    elif case == "empty_cell":
-        cells = lines[2].split(","); cells[5] = ""; lines[2] = ",".join(cells)
-        text = "\n".join(lines) + "\n"
-    elif case == "fraction":
-        cells = lines[4].split(","); cells[9] = "12.5"; lines[4] = ",".join(cells)
-        text = "\n".join(lines) + "\n"
-    elif case == "pixel_too_big":
-        cells = lines[2].split(","); cells[301] = "256"; lines[2] = ",".join(cells)
-        text = "\n".join(lines) + "\n"
-    elif case == "pixel_negative":
-        cells = lines[5].split(","); cells[1] = "-1"; lines[5] = ",".join(cells)
-        text = "\n".join(lines) + "\n"
-    elif case == "label_out_of_range":
-        cells = lines[3].split(","); cells[0] = "10"; lines[3] = ",".join(cells)
+    elif case in CELL_EDITS:
+        line, column, value = CELL_EDITS[case]
+        cells = lines[line].split(",")
+        cells[column] = value
+        lines[line] = ",".join(cells)
         text = "\n".join(lines) + "\n"
     elif case == "too_many_fields":
         lines[2] += ",7"

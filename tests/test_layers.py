@@ -48,6 +48,15 @@ def check_input_gradient(layer, x, tol=1e-7):
     return weights
 
 
+def check_parameter_gradients(layer, x, weights, params):
+    """The gradients backward stores (`dW` for W, ...) against central differences of the same loss."""
+    loss = lambda: float(np.sum(layer.forward(x) * weights))
+    layer.forward(x)
+    layer.backward(weights)
+    for name, param in params.items():
+        assert relative_error(getattr(layer, name), numerical_gradient(loss, param)).max() < 1e-7, name
+
+
 rng = np.random.default_rng(0)
 
 
@@ -67,11 +76,7 @@ def test_affine_backward_matches_central_differences_for_input_weights_and_bias(
     W, b = rng.standard_normal((10, 4)), rng.standard_normal(4)
     layer = L.Affine(W, b)
     weights = check_input_gradient(layer, x)
-    loss = lambda: float(np.sum(layer.forward(x) * weights))
-    layer.forward(x)
-    layer.backward(weights)
-    assert relative_error(layer.dW, numerical_gradient(loss, W)).max() < 1e-7
-    assert relative_error(layer.db, numerical_gradient(loss, b)).max() < 1e-7
+    check_parameter_gradients(layer, x, weights, {"dW": W, "db": b})
     assert layer.backward(weights).shape == x.shape
 
 
@@ -89,11 +94,7 @@ def test_batchnorm_backward_matches_central_differences():
     layer = L.BatchNorm(gamma, beta, np.zeros(4), np.ones(4))
     layer.frozen = True  # running averages do not affect the training-mode output; keep them still
     weights = check_input_gradient(layer, x)
-    loss = lambda: float(np.sum(layer.forward(x) * weights))
-    layer.forward(x)
-    layer.backward(weights)
-    assert relative_error(layer.dgamma, numerical_gradient(loss, gamma)).max() < 1e-7
-    assert relative_error(layer.dbeta, numerical_gradient(loss, beta)).max() < 1e-7
+    check_parameter_gradients(layer, x, weights, {"dgamma": gamma, "dbeta": beta})
 
 
 def test_batchnorm_normalizes_in_training_and_uses_running_averages_in_evaluation():
