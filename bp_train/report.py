@@ -44,8 +44,7 @@ def evaluate(network, images: np.ndarray, labels: np.ndarray, source: str) -> di
         raise DataError(f"{source}: rows have {images.shape[1]} pixels but the model expects {network.sizes[0]}")
     x = to_float(images, network.dtype)
     labels = labels.astype(np.intp)
-    loss, accuracy = evaluate_split(network, x, labels)
-    predicted = network.predict(x, batch_size=10_000).argmax(axis=1)
+    loss, accuracy, predicted = evaluate_split(network, x, labels)
     confusion = confusion_matrix(labels, predicted, network.sizes[-1])
     return {"data": source, "rows": int(len(labels)), "loss": loss, "accuracy": accuracy,
             "per_class": per_class(confusion), "confusion_matrix": confusion.tolist(),

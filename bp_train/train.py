@@ -53,13 +53,13 @@ class RunState:
 
 
 def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
-    """(mean loss, accuracy) in evaluation mode, in bounded-memory chunks."""
-    total_loss, correct = 0.0, 0
+    """(mean loss, accuracy, predicted labels) in evaluation mode, in bounded-memory chunks."""
+    total_loss, predicted = 0.0, np.empty(len(x), dtype=np.intp)
     for i in range(0, len(x), batch_size):
         xb, tb = x[i:i + batch_size], labels[i:i + batch_size]
         total_loss += network.loss(xb, tb) * len(xb)
-        correct += int(np.sum(network.last_layer.y.argmax(axis=1) == tb))
-    return total_loss / len(x), correct / len(x)
+        predicted[i:i + batch_size] = network.last_layer.y.argmax(axis=1)
+    return total_loss / len(x), float(np.mean(predicted == labels)), predicted
 
 
 class Trainer:
@@ -129,7 +129,7 @@ class Trainer:
                "train_accuracy": correct / len(self.x_train), "val_loss": "", "val_accuracy": "",
                "lr": opt.lr, "seconds": seconds}
         if self.x_val is not None:
-            row["val_loss"], row["val_accuracy"] = evaluate_split(net, self.x_val, self.t_val)
+            row["val_loss"], row["val_accuracy"], _ = evaluate_split(net, self.x_val, self.t_val)
             if not math.isfinite(row["val_loss"]) or row["val_loss"] > DIVERGED_LOSS:
                 self.diverged(epoch, "validation", row["val_loss"])
         return row
