@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, load_digits, split, to_float
-from .errors import BPTrainError, ConfigError, DivergenceError
+from .errors import BPTrainError, ConfigError, DataError, DivergenceError
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
 from .store import MODEL_FORMAT, load_arrays, remove_orphaned_temporaries, save_arrays, save_model, write_text
@@ -81,6 +81,9 @@ class Trainer:
     # --- data ------------------------------------------------------------------------------------------
 
     def load_data(self, digits: Digits | None = None):
+        if digits is None and not Path(self.config.data.train).exists():
+            raise DataError(f"{self.config.data.train}: training data not found (data.train); get MNIST as "
+                            "Kaggle-style CSVs with `make data` or `bp-train data fetch`, or pass --data CSV")
         digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
         train, val = split(digits, self.config.data.val_fraction, self.config.train.seed)
         dtype = self.network.dtype
