@@ -124,7 +124,7 @@ def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_js
                    f"metrics in {run_dir / 'metrics.csv'}")
 
 
-def _labelled(data, labels, cache, source):
+def _labelled(data, labels, cache):
     """Images and labels from a labelled CSV, or from an unlabelled CSV plus an ImageId,Label file."""
     digits = load_digits(data, require_labels=labels is None, cache=cache)
     if labels is None:
@@ -146,7 +146,7 @@ def evaluate(model_path, data, labels, as_json, no_cache):
     from .report import evaluate as run_evaluate, format_report
 
     network, _, _ = load_model(model_path)
-    images, truth = _labelled(data, labels, not no_cache, data)
+    images, truth = _labelled(data, labels, not no_cache)
     result = run_evaluate(network, images, truth, data)
     if as_json:
         emit_json(result)
@@ -281,7 +281,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
       bp-train compare-speed --config configs/default.yaml --sizes 10,50,100,200
     """
     from .data import sample_rows
-    from .speed import compare_speed as run, human_seconds
+    from .speed import EPOCH_ROWS, compare_speed as run, human_seconds
 
     config = load_config(config_path, overrides)
     sizes = parse_sizes(sizes)
@@ -289,7 +289,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
     if not as_json:
         click.echo(f"one gradient step on a batch of {len(x)} ({described}), float64, same weights and seed")
         click.echo(f"{'layers':<20}{'params':>9}{'backprop':>12}{'numerical':>13}{'speed-up':>11}"
-                   f"   one epoch of {42_000:,} rows: backprop / numerical")
+                   f"   one epoch of {EPOCH_ROWS:,} rows: backprop / numerical")
 
     def show(row):
         if as_json:
