@@ -140,12 +140,13 @@ class Adam(Optimizer):
         grad *= 1 - self.beta1
         m *= self.beta1
         m += grad
-        # m_hat = m / (1 - beta1^t) and sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2^t), applied as scalars.
+        # With m_hat = m / c1 and sqrt(v_hat) = sqrt(v) / c2 (c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t)):
+        # lr * m_hat / (sqrt(v_hat) + eps) = (lr * c2 / c1) * m / (sqrt(v) + eps * c2), two scalars.
+        c1, c2 = 1 - self.beta1 ** self.steps, math.sqrt(1 - self.beta2 ** self.steps)
         denominator = np.sqrt(v, out=grad)  # grad is spent: reuse its memory
-        denominator *= 1 / math.sqrt(1 - self.beta2 ** self.steps)
-        denominator += self.eps
+        denominator += self.eps * c2
         np.divide(m, denominator, out=denominator)
-        denominator *= self.lr / (1 - self.beta1 ** self.steps)
+        denominator *= self.lr * c2 / c1
         param -= denominator
 
 
