@@ -75,7 +75,7 @@ def _yaml_float(text: str):
         number = float(text)
     except ValueError:
         return text
-    return number if math.isfinite(number) and text.strip().lower() not in ("nan", "inf", "infinity") else text
+    return number if math.isfinite(number) else text
 
 
 def choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:

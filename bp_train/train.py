@@ -119,8 +119,7 @@ class Trainer:
                     grads = net.gradient(xb, tb)
                     bar.update(1)
                 loss = net.last_loss  # the training-mode loss at the point differentiated
-                if not math.isfinite(loss) or loss > DIVERGED_LOSS:
-                    self.diverged(epoch, f"batch {i + 1}", loss)
+                self.check_divergence(epoch, f"batch {i + 1}", loss)
                 opt.update(net.params, grads)
                 loss_sum += loss * len(tb)
                 correct += int(np.sum(net.last_layer.y.argmax(axis=1) == tb))
@@ -133,14 +132,16 @@ class Trainer:
                "lr": opt.lr, "seconds": seconds}
         if self.x_val is not None:
             row["val_loss"], row["val_accuracy"], _ = evaluate_split(net, self.x_val, self.t_val)
-            if not math.isfinite(row["val_loss"]) or row["val_loss"] > DIVERGED_LOSS:
-                self.diverged(epoch, "validation", row["val_loss"])
+            self.check_divergence(epoch, "validation", row["val_loss"])
         return row
 
-    def diverged(self, epoch: int, where: str, loss: float):
+    def check_divergence(self, epoch: int, where: str, loss: float) -> None:
+        """Stop at once on a NaN, infinite or exploding loss, keeping the checkpoint already on disk."""
+        if math.isfinite(loss) and loss <= DIVERGED_LOSS:
+            return
         raise DivergenceError(
             f"training diverged in epoch {epoch} ({where}): the loss became {loss:.4g}. The last good checkpoint "
-            f"(after epoch {epoch - 1}) is kept in {self.run_dir}; try a lower learning rate "
+            f"(after epoch {self.saved_epoch}) is kept in {self.run_dir}; try a lower learning rate "
             f"(train.optimizer.lr is {self.config.train.optimizer.lr})")
 
     # --- the run ---------------------------------------------------------------------------------------
