@@ -1,5 +1,12 @@
 # bp-train: common runs. `make help` lists them.
+#
+# Everything runs inside a project virtual environment, .venv/, made with the interpreter found as
+# $(PYTHON): a stock Debian/Ubuntu python3 refuses `pip install` outside one (PEP 668). Override with
+# `make train PYTHON=python3.12`. After `make train`, run the CLI as .venv/bin/bp-train, or activate the
+# environment first: `. .venv/bin/activate`.
 PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
 CONFIG  ?= configs/default.yaml
 NAME    := $(basename $(notdir $(CONFIG)))
 RUN     ?= runs/$(NAME)
@@ -7,58 +14,73 @@ RUN     ?= runs/$(NAME)
 # download mirror when present (no network needed); elsewhere the public mirrors are used.
 SHARED  := $(abspath ../shared/data)
 MIRROR  ?= $(if $(wildcard $(SHARED)/mnist/train-images-idx3-ubyte.gz),--mirror file://$(SHARED)/mnist/)
-REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kaggle-replica/train.csv.gz,data/train.csv)
+REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kaggle-replica/train.csv.gz,$(TRAIN_CSV))
+# The Kaggle files as downloaded (train.csv.gz) work as well as plain CSVs: use whichever is in data/.
+TRAIN_CSV := $(firstword $(wildcard data/train.csv data/train.csv.gz) data/train.csv)
+TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.csv)
 
-.PHONY: help install test train predict evaluate data gradcheck compare-speed bench plot clean
+.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench figures plot clean
 
 help:
-	@echo "make train          install, fetch MNIST if data/train.csv is missing, train CONFIG=$(CONFIG)"
-	@echo "make test           install and run the test suite"
-	@echo "make predict        write submission.csv from $(RUN)/model.npz and data/test.csv"
+	@echo "make train          install into $(VENV)/, fetch MNIST unless data/train.csv(.gz) exists, train CONFIG=$(CONFIG)"
+	@echo "make test           install and run the whole test suite"
+	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
+	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
 	@echo "make compare-speed  how much faster backprop is, for growing networks"
-	@echo "make bench          training speed against this machine's matmul peak"
+	@echo "make bench          training speed against this machine's matmul peak, idle and busy"
+	@echo "make figures        re-measure the README's figures (docs/figures.md) and copy them into README.md"
 	@echo "make plot           learning curves, confusion matrix, misclassified digits of $(RUN)"
-	@echo "make clean          remove runs/, caches and build files (not data/)"
+	@echo "make clean          remove runs/, caches, build files and $(VENV)/ (not data/)"
 
-install: .make-installed
-.make-installed: pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,plot]'
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "bp-train needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+		{ rm -rf $(VENV); echo "could not create $(VENV) with $(PYTHON); on Debian/Ubuntu: sudo apt install python3-venv" >&2; exit 2; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot]'
 	@touch $@
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(BIN)/python -m pytest -q
+
+check: install
+	$(BIN)/python -m pytest -q -x tests/test_layers.py tests/test_conv.py tests/test_config.py tests/test_cli.py tests/test_readme.py
 
 data/train.csv:
 	$(MAKE) data
 
 data: install
-	bp-train data fetch --dest data $(MIRROR)
+	$(BIN)/bp-train data fetch --dest data $(MIRROR)
 
-train: install data/train.csv
-	bp-train fit --config $(CONFIG) --out $(RUN)
+train: install $(TRAIN_CSV)
+	$(BIN)/bp-train fit --config $(CONFIG) --data $(TRAIN_CSV) --out $(RUN)
 
 predict: install
-	bp-train predict --model $(RUN)/model.npz --data data/test.csv --out submission.csv
+	$(BIN)/bp-train predict --model $(RUN)/model.npz --data $(TEST_CSV) --out submission.csv
 
 evaluate: install
-	bp-train evaluate --model $(RUN)/model.npz --data data/test.csv --labels data/test_labels.csv
+	$(BIN)/bp-train evaluate --model $(RUN)/model.npz --data data/test.csv --labels data/test_labels.csv
 
 gradcheck: install
-	bp-train gradcheck --config $(CONFIG)
+	$(BIN)/bp-train gradcheck --config $(CONFIG)
 
 compare-speed: install
-	bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
+	$(BIN)/bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
 
 bench: install
-	bp-train bench --data $(REPLICA) --config configs/default.yaml --config configs/deep.yaml \
-		--config configs/mlp-800-800.yaml $(if $(wildcard configs/best.yaml),--config configs/best.yaml)
+	$(BIN)/bp-train bench --data $(REPLICA) --busy --config configs/default.yaml --config configs/deep.yaml \
+		--config configs/mlp-800-800.yaml --config configs/best.yaml --config configs/cnn.yaml
+
+figures: install
+	$(BIN)/python docs/figures.py --data $(REPLICA) --mnist $(SHARED)/mnist
 
 plot: install
-	bp-train plot $(RUN)
+	$(BIN)/bp-train plot $(RUN)
 
 clean:
-	rm -rf runs build *.egg-info .pytest_cache .hypothesis .make-installed submission.csv
+	rm -rf runs build *.egg-info .pytest_cache .hypothesis $(VENV) submission.csv
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
