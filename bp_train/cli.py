@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .config import load_config
+from .config import learning_rate_warning, load_config
 from .data import load_digits, to_float
 from .errors import BPTrainError
 from .store import atomic_path, load_model
@@ -47,6 +48,23 @@ def emit_json(figures: dict) -> None:
     click.echo(json.dumps(figures, indent=2, default=float))
 
 
+def threads_option(f):
+    """--threads N: BLAS threads for the command (default: chosen from the free cores, see threads.py).
+    The choice is made once, before the command runs, and stored in ctx.meta["threads"]."""
+    @functools.wraps(f)
+    def wrapper(*args, threads=None, **kwargs):
+        from .threads import blas_threads, choose_threads
+
+        choice = choose_threads(threads)
+        click.get_current_context().meta["threads"] = choice
+        with blas_threads(choice.threads):
+            return f(*args, **kwargs)
+    return click.option("--threads", type=click.IntRange(1), metavar="N",
+                        help="Threads for the matrix products (default: the cores not kept busy by other "
+                             "processes, measured at start). The same seed gives the same weights only with "
+                             "the same thread count.")(wrapper)
+
+
 def cache_option(f):
     return click.option("--no-cache", "no_cache", is_flag=True,
                         help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
@@ -61,7 +79,8 @@ def main():
     Examples:
       bp-train fit --config configs/default.yaml          train, write runs/default/
       bp-train fit --config configs/deep.yaml --epochs 3  override a setting
-      bp-train evaluate --model runs/default/model.npz --data data/train.csv
+      bp-train evaluate --run runs/default                score the run's own validation split
+      bp-train evaluate --model runs/default/model.npz --data data/test.csv --labels data/test_labels.csv
       bp-train predict --model runs/default/model.npz --data data/test.csv --out submission.csv
       bp-train gradcheck --config configs/default.yaml    backprop vs. numerical gradients
       bp-train compare-speed                              how much faster backprop is
@@ -88,6 +107,7 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print the final figures as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @cache_option
+@threads_option
 def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_json, quiet, no_cache):
     """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
 
@@ -112,10 +132,16 @@ def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_js
         config = load_config(config_path, overrides)
         run_dir = Path(out) if out else Path("runs") / config.name
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    warning = learning_rate_warning(config, overrides)
+    if warning:
+        click.echo(warning, err=True)
+    threads = click.get_current_context().meta["threads"]
+    log(f"training {config.name} with {threads.describe()}")
     if config.train.gradient == "numerical":
         log("numerical gradients: 2 forward passes per parameter entry, in float64 -- expect a long wait")
     summary = run_fit(config, run_dir, resume=bool(resume), cache=not no_cache,
                       show_progress=not quiet, log=log)
+    summary["threads"] = threads.threads
     if as_json:
         emit_json(summary)
     else:
@@ -134,20 +160,51 @@ def _labelled(data, labels, cache):
 
 
 @main.command()
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="A model.npz written by fit.")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Labelled digit CSV.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A model.npz written by fit.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Labelled digit CSV (plain or .gz).")
 @click.option("--labels", type=click.Path(dir_okay=False),
               help="For an unlabelled CSV: a file 'ImageId,Label' with its labels (as data fetch writes).")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A run folder: score its model on the run's own validation split (instead of --model/--data).")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
 @cache_option
-def evaluate(model_path, data, labels, as_json, no_cache):
-    """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV."""
-    from .report import evaluate as run_evaluate, format_report
+@threads_option
+def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
+    """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV, or of a
+    run on its own validation split (the only labelled hold-out a Kaggle entrant has).
 
-    network, _, _ = load_model(model_path)
-    images, truth = _labelled(data, labels, not no_cache)
-    result = run_evaluate(network, images, truth, data)
+    Warns when a noticeable share of the rows are rows the model was trained on.
+
+    \b
+    Examples:
+      bp-train evaluate --run runs/default
+      bp-train evaluate --model runs/best/model.npz --data data/test.csv --labels data/test_labels.csv
+    """
+    from .data import seen_in_training
+    from .report import evaluate as run_evaluate, format_report, validation_rows
+
+    if run_dir:
+        if model_path or data or labels:
+            raise BadInput("--run scores a run on its own validation split; give either --run or --model/--data")
+        network, config, meta = load_model(Path(run_dir) / "model.npz")
+        val = validation_rows(config, cache=not no_cache)
+        if val is None:
+            raise BadInput(f"{run_dir}: the run has no validation split (data.val_fraction is 0); evaluate "
+                           "its model.npz on a labelled file with --model and --data instead")
+        images, truth, source = val.images, val.labels, f"{run_dir} (validation split of {val.source})"
+    else:
+        if not (model_path and data):
+            raise BadInput("give --model and --data (and --labels for an unlabelled CSV), or --run RUN_DIR")
+        network, _, meta = load_model(model_path)
+        images, truth = _labelled(data, labels, not no_cache)
+        source = data
+    result = run_evaluate(network, images, truth, source)
+    if meta.get("train_fingerprint") is not None:
+        seen = seen_in_training(images, meta["train_fingerprint"])
+        result["rows_seen_in_training"] = seen
+        if seen >= max(1, 0.01 * len(images)):
+            click.echo(f"warning: {seen:,} of the {len(images):,} rows ({seen / len(images):.1%}) are rows this "
+                       "model was trained on; its accuracy on them overstates how well it generalizes", err=True)
     if as_json:
         emit_json(result)
     else:
@@ -164,6 +221,7 @@ def evaluate(model_path, data, labels, as_json, no_cache):
 @click.option("--proba", type=click.Path(dir_okay=False),
               help="Also write the class probabilities, one column per digit, to this CSV.")
 @cache_option
+@threads_option
 def predict(model_path, data, out, proba, no_cache):
     """Label every row of a digit CSV and write a Kaggle submission."""
     from .layers import softmax
@@ -199,12 +257,14 @@ def predict(model_path, data, out, proba, no_cache):
               help="Pass when every parameter's relative error is below this.")
 @click.option("--h", "step", default=1e-5, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Step of the central differences.")
-@click.option("--entries", type=click.IntRange(1),
-              help="Difference only this many random entries per parameter (default: all).")
+@click.option("--entries", metavar="N|all",
+              help="Difference N seeded random entries per parameter, or 'all' (default: all where that takes "
+                   "under about a minute, else a sample sized to take about a minute).")
 @click.option("--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"]),
               help="Precision of the check; float32 is refused, as its central differences are noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @cache_option
+@threads_option
 def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as_json, no_cache):
     """Check backprop's gradient against central differences, parameter by parameter.
 
@@ -225,16 +285,29 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
     network = build_network(config, seed=seed, dtype=dtype)
     require_float64(network.params["W1"], "gradcheck")
     x, t, described = sample_rows(config.data.train, batch * 10, seed, cache=not no_cache)
+    sampled_note = None
+    if entries is None:
+        entries, sampled_note = default_entries(network, x[:batch], t[:batch])
+    elif entries == "all":
+        entries = None
+    else:
+        try:
+            entries = int(entries)
+            assert entries >= 1
+        except (ValueError, AssertionError):
+            raise BadInput(f"--entries {entries!r}: expected a whole number >= 1 or 'all'") from None
     total = sum(min(entries or p.size, p.size) for p in network.params.values())
     with tqdm(total=total, unit="entry", desc="numerical gradient", disable=as_json, leave=False) as bar:
         result = run_gradcheck(network, x, t, batch=batch, tol=tol, h=step, entries=entries, seed=seed,
                                progress=bar.update)
-    result.update(config=config.name, layers=config.layer_sizes, data=described)
+    result.update(config=config.name, layers=config.describe_layers(), data=described, sampled=sampled_note)
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"gradcheck {config.name} {config.layer_sizes}: batch of {result['batch']} from {described}, "
+        click.echo(f"gradcheck {config.name} {config.describe_layers()}: batch of {result['batch']} from {described}, "
                    f"float64, h = {step:g}")
+        if sampled_note:
+            click.echo(sampled_note)
         if result["replaced_near_kink"]:
             click.echo(f"({result['replaced_near_kink']} rows replaced: a ReLU input lay within "
                        f"{10 * step:g} of the kink at 0, where the loss has no derivative)")
@@ -248,6 +321,28 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
         click.echo(f"tolerance {tol:g}: " + ("PASS, backprop agrees with numerical differentiation" if not failed
                                              else "FAIL in " + ", ".join(failed)))
     sys.exit(0 if result["passed"] else EXIT_CHECK_FAILED)
+
+
+GRADCHECK_BUDGET = 60.0  # seconds: beyond this, gradcheck samples entries unless told --entries all
+
+
+def default_entries(network, x, t) -> tuple[int | None, str | None]:
+    """None (every entry) when that takes under GRADCHECK_BUDGET seconds; else a per-parameter sample
+    sized to take about that long, and a line saying so. Each entry costs two forward passes."""
+    import time
+
+    with network.frozen():
+        network.loss(x, t, train=True)
+        start = time.perf_counter()
+        for _ in range(3):
+            network.loss(x, t, train=True)
+        per_entry = 2 * (time.perf_counter() - start) / 3
+    total = network.parameter_count
+    if per_entry * total <= GRADCHECK_BUDGET:
+        return None, None
+    entries = max(10, int(GRADCHECK_BUDGET / per_entry / len(network.params)))
+    return entries, (f"(sampled: {entries} seeded random entries per parameter; all {total:,} entries would take "
+                     f"about {per_entry * total / 60:.0f} minutes. --entries all checks every one)")
 
 
 def parse_sizes(value: str) -> list[int]:
@@ -273,6 +368,7 @@ def parse_sizes(value: str) -> list[int]:
               help="Seconds of numerical differencing per size before sampling entries and extrapolating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @cache_option
+@threads_option
 def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, no_cache):
     """Time one gradient by backprop and by numerical differentiation, for growing networks.
 
@@ -295,7 +391,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
         if as_json:
             return
         mark = "*" if row["extrapolated"] else " "
-        click.echo(f"{'-'.join(map(str, row['layers'])):<20}{row['parameters']:>9,}{row['backprop_ms']:>9.2f} ms"
+        click.echo(f"{row['layers']:<20}{row['parameters']:>9,}{row['backprop_ms']:>9.2f} ms"
                    f"{row['numerical_s']:>11.2f} s{mark}{row['speedup']:>10,.0f}x   "
                    f"{human_seconds(row['epoch_backprop_s'])} / {human_seconds(row['epoch_numerical_s'])}")
 
@@ -322,11 +418,16 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
               help="Configs to time (repeatable; default: the built-in 784-100-10 and a 784-800-800-10 network).")
 @click.option("--epochs", default=4, show_default=True, type=click.IntRange(2),
               help="Epochs per config; the first warms up, the fastest of the rest counts.")
+@click.option("--busy", is_flag=True,
+              help="Also time each config while another process keeps one core busy, and report busy/idle.")
+@click.option("--threads", type=click.IntRange(1), metavar="N",
+              help="BLAS threads for every measurement (default: chosen from the free cores, as fit does).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bench(data_path, config_paths, epochs, as_json):
-    """Training speed against this machine's own float32 matmul peak, measured in the same run."""
+def bench(data_path, config_paths, epochs, busy, threads, as_json):
+    """Training speed against this machine's own float32 matmul peak, measured in the same run; with
+    --busy, also on a machine where another process keeps one core busy."""
     from .data import load_digits
-    from .speed import bench_training, load_benchmarks
+    from .speed import bench_training, busy_neighbour, load_benchmarks
 
     figures = load_benchmarks(data_path, log=None if as_json else click.echo)
     digits = load_digits(data_path, require_labels=True)
@@ -336,12 +437,21 @@ def bench(data_path, config_paths, epochs, as_json):
                            "model.hidden=[{size: 800}, {size: 800}]"])]
     figures["training"] = []
     for config in configs:
-        row = bench_training(config, digits, epochs)
-        figures["training"].append(row)
+        row = bench_training(config, digits, epochs, threads)
         if not as_json:
-            click.echo(f"{row['config']:<14}{'-'.join(map(str, row['layers'])):<18}{row['seconds_per_epoch']:7.2f} s/epoch"
-                       f"{row['samples_per_second']:>11,.0f} samples/s{row['gflops']:8.1f} GFLOP/s"
-                       f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}")
+            click.echo(f"{row['config']:<14}{row['layers']:<22}{row['seconds_per_epoch']:6.2f} s/epoch"
+                       f"{row['samples_per_second']:>10,.0f} samples/s{row['gflops']:7.1f} GFLOP/s"
+                       f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}  {row['threads']} thread(s)")
+        if busy:
+            with busy_neighbour():
+                loaded = bench_training(config, digits, epochs, threads)
+            row["busy"] = loaded
+            row["busy_over_idle"] = loaded["seconds_per_epoch"] / row["seconds_per_epoch"]
+            if not as_json:
+                click.echo(f"{'':<14}{'one core kept busy:':<22}{loaded['seconds_per_epoch']:6.2f} s/epoch"
+                           f"{loaded['samples_per_second']:>10,.0f} samples/s  busy/idle {row['busy_over_idle']:.2f}"
+                           f"  {loaded['threads']} thread(s) ({loaded['threads_reason']})")
+        figures["training"].append(row)
     if as_json:
         emit_json(figures)
 
@@ -400,7 +510,7 @@ def plot(run_dir, no_cache):
     PNGs in the run folder (needs matplotlib: pip install 'bp-train[plot]')."""
     from .plots import plot_run
 
-    for path in plot_run(Path(run_dir), cache=not no_cache):
+    for path in plot_run(Path(run_dir), cache=not no_cache, log=click.echo):
         click.echo(f"wrote {path}")
 
 
@@ -420,10 +530,21 @@ def show(source, rows, limit):
     path = Path(source)
     if path.is_dir():
         from .report import misclassified, run_validation
-        _, val, predicted = run_validation(path)
-        items = misclassified(val, predicted, limit) if val is not None else []
+        network, val, predicted = run_validation(path)
+        if val is None:
+            from .store import load_model
+            _, config, _ = load_model(path / "model.npz")
+            click.echo(f"{path}: the run has no validation split (data.val_fraction is 0), so no misclassified "
+                       f"validation digits; here are its first training rows, with the model's predictions instead")
+            digits = load_digits(config.data.train, require_labels=True)
+            train = digits.subset(np.arange(min(limit, len(digits))))
+            guesses = network.predict(to_float(train.images, network.dtype)).argmax(axis=1)
+            items = [(image, f"training row {i}: label {label}, predicted {guess}")
+                     for i, (image, label, guess) in enumerate(zip(train.images, train.labels, guesses))]
+        else:
+            items = misclassified(val, predicted, limit)
         if not items:
-            click.echo(f"{path}: no misclassified validation digits")
+            click.echo(f"{path}: every one of the {len(val):,} validation digits is classified correctly")
     else:
         digits = load_digits(path)
         chosen = parse_rows(rows, len(digits))

@@ -2,7 +2,8 @@
 
 A config has three sections (see `configs/default.yaml` for a commented example):
 
-    model: {input_size, hidden: [{size, activation, dropout, batchnorm}], output_size, init, dtype, input_dropout}
+    model: {input_size, input_shape, conv: [{filters, kernel, stride, pad, activation, pool, batchnorm, dropout}],
+            hidden: [{size, activation, dropout, batchnorm}], output_size, init, dtype, input_dropout}
     data:  {train, test, val_fraction, cache}
     train: {epochs, batch_size, optimizer: {name, lr, ...}, schedule: {...}, early_stopping: {...},
             weight_decay, gradient, seed}
@@ -18,6 +19,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +35,14 @@ INITS = ("auto", "he", "xavier")
 DTYPES = ("float32", "float64")
 GRADIENTS = ("backprop", "numerical")
 MONITORS = ("val_loss", "val_accuracy")
+# The keys each optimizer and schedule reads: a saved config.yaml shows only these.
+OPTIMIZER_KEYS = {"sgd": ("lr",), "momentum": ("lr", "momentum"), "nesterov": ("lr", "momentum"),
+                  "adagrad": ("lr", "eps"), "rmsprop": ("lr", "decay", "eps"), "adam": ("lr", "beta1", "beta2", "eps")}
+SCHEDULE_KEYS = {"constant": ("warmup_epochs",), "step": ("warmup_epochs", "step_size", "gamma"),
+                 "cosine": ("warmup_epochs", "min_lr")}
+# Learning rates that usually work, per optimizer: plain and momentum SGD want rates 100x Adam's.
+TYPICAL_LR = {"sgd": (0.01, 1.0), "momentum": (0.005, 0.5), "nesterov": (0.005, 0.5), "adagrad": (0.005, 0.5),
+              "rmsprop": (1e-4, 0.01), "adam": (1e-4, 0.01)}
 
 
 # --- value checkers: each takes (value, key) and returns the checked value or raises ConfigError ----------
@@ -143,8 +153,36 @@ def hidden_layers(value, key):
 
 
 @dataclass
+class ConvBlock:
+    """Convolution -> [BatchNorm] -> activation -> [max pool] -> [Dropout]."""
+    filters: int = spec(integer(1, 4096), 32)
+    kernel: int = spec(integer(1, 64), 3)
+    stride: int = spec(integer(1, 64), 1)
+    pad: int = spec(integer(0, 64), 0)
+    activation: str = spec(choice(ACTIVATIONS), "relu")
+    pool: int = spec(integer(0, 64), 0)  # 0 or 1: no pooling; k: k x k max pooling with stride k
+    batchnorm: bool = spec(boolean, False)
+    dropout: float = spec(number(0.0, 1.0, high_open=True), 0.0)
+
+
+def conv_blocks(value, key):
+    if not isinstance(value, list):
+        raise _fail(key, value, "a list of conv blocks such as [{filters: 32, kernel: 3, pad: 1, pool: 2}]")
+    return [section(ConvBlock, item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def image_shape(value, key):
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value)):
+        raise _fail(key, value, "[channels, height, width], three whole numbers >= 1, e.g. [1, 28, 28]")
+    return list(value)
+
+
+@dataclass
 class ModelConfig:
     input_size: int = spec(integer(1), 784)
+    input_shape: list = spec(image_shape, [1, 28, 28])  # [C, H, W] of a row, for convolutions
+    conv: list = spec(conv_blocks, [])
     hidden: list = spec(hidden_layers, [HiddenLayer()])
     output_size: int = spec(integer(2), 10)
     init: Any = spec(init_scheme, "auto")
@@ -214,7 +252,44 @@ class Config:
 
     @property
     def layer_sizes(self) -> list[int]:
+        """[input pixels, hidden sizes..., classes]: the dense layers' widths (a CNN's first dense layer
+        takes the flattened maps of `conv_shapes()[-1]` instead of the pixels)."""
         return [self.model.input_size, *(h.size for h in self.model.hidden), self.model.output_size]
+
+    def describe_layers(self) -> str:
+        """'784-100-10', or for a CNN '1x28x28-conv32-pool2-conv64-pool2-128-10'."""
+        if not self.model.conv:
+            return "-".join(map(str, self.layer_sizes))
+        parts = ["x".join(map(str, self.model.input_shape))]
+        for block in self.model.conv:
+            parts.append(f"conv{block.filters}" + (f"-pool{block.pool}" if block.pool > 1 else ""))
+        return "-".join(parts + [str(s) for s in self.layer_sizes[1:]])
+
+    def conv_shapes(self) -> list[tuple[int, int, int]]:
+        """(H, W, C) of the input and of the maps each conv block leaves (after its pooling)."""
+        channels, height, width = self.model.input_shape
+        shapes = [(height, width, channels)]
+        for block in self.model.conv:
+            height, width = (output_size(side, block.kernel, block.stride, block.pad) for side in (height, width))
+            if block.pool > 1:
+                height, width = height // block.pool, width // block.pool
+            shapes.append((height, width, block.filters))
+        return shapes
+
+    def dense_input_size(self) -> int:
+        height, width, channels = self.conv_shapes()[-1]
+        return height * width * channels if self.model.conv else self.model.input_size
+
+    def flops_per_sample(self) -> int:
+        """Floating-point operations of one forward pass per sample: 2 per multiply-add of every
+        convolution and dense product (activations, pooling and the loss are not counted)."""
+        flops = 0
+        for block, (h_in, w_in, c_in) in zip(self.model.conv, self.conv_shapes()):
+            oh = output_size(h_in, block.kernel, block.stride, block.pad)
+            ow = output_size(w_in, block.kernel, block.stride, block.pad)
+            flops += 2 * oh * ow * block.kernel * block.kernel * c_in * block.filters
+        sizes = [self.dense_input_size(), *self.layer_sizes[1:]]
+        return flops + sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -264,66 +339,185 @@ def parse_yaml(path: str | os.PathLike) -> dict:
     return raw
 
 
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+
+
+def parse_key(dotted: str, assignment: str) -> list[str | int]:
+    """'model.hidden[0].size' -> ['model', 'hidden', 0, 'size']."""
+    path: list[str | int] = []
+    for part in dotted.strip().split("."):
+        match = _KEY_PART.match(part)
+        if match is None:
+            raise ConfigError(f"--set {assignment!r}: the key {dotted!r} is not a dotted path like train.epochs "
+                              "or model.hidden[0].size")
+        path.append(match.group(1))
+        path.extend(int(i) for i in re.findall(r"\d+", match.group(2)))
+    return path
+
+
+def _default_at(path: list[str | int]):
+    """The built-in default at a key path (a copy), or None: lets --set index a list the file leaves out."""
+    node = Config().to_dict()
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return copy.deepcopy(node)
+
+
 def apply_override(raw: dict, assignment: str) -> None:
-    """Apply one `--set section.key=value` to the raw mapping; the value is read as YAML (3, 0.1, relu)."""
+    """Apply one `--set key=value` to the raw mapping; the value is read as YAML (3, 0.1, relu, [1, 2]).
+    Keys are dotted paths and may index lists: `model.hidden[0].size=64`."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=3")
     dotted, _, value_text = assignment.partition("=")
-    keys = dotted.strip().split(".")
-    if not all(keys):
-        raise ConfigError(f"--set {assignment!r}: the key {dotted!r} is not a dotted path like train.epochs")
+    path = parse_key(dotted, assignment)
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {assignment!r}: the value {value_text!r} is not valid YAML") from None
     node = raw
-    for depth, name in enumerate(keys[:-1]):
-        child = node.get(name)
-        if child is None:
-            child = node[name] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {assignment!r}: '{'.'.join(keys[:depth + 1])}' is not a section")
+    for depth, step in enumerate(path[:-1]):
+        where = _path_text(path[:depth + 1])
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:depth])}' has {size} item(s); "
+                                  f"index {step} is out of range")
+            child = node[step]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:depth])}' is not a section")
+            child = node.get(step)
+            if child is None:
+                child = node[step] = _default_at(path[:depth + 1]) if isinstance(path[depth + 1], int) else {}
+                if child is None:
+                    raise ConfigError(f"--set {assignment!r}: '{where}' is not a list")
         node = child
-    node[keys[-1]] = value
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:-1])}' has no item {last}")
+    elif not isinstance(node, dict):
+        raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:-1])}' is not a section")
+    node[last] = value
+
+
+def _path_text(path: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+
+
+def _validated(raw: dict, name: str | None = None) -> Config:
+    """Check a raw mapping; errors carry no file name (the caller knows which source is at fault)."""
+    raw = dict(raw)
+    if name is not None:
+        raw.setdefault("name", name)
+    config = section(Config, raw, "")
+    check_shapes(config)
+    check_memory(config)
+    return config
+
+
+def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Positions a kernel takes along one side of a map (the same formula as conv.output_size)."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def check_shapes(config: Config) -> None:
+    """input_size must equal C*H*W, and every conv block must fit the maps the one before leaves."""
+    model = config.model
+    channels, height, width = model.input_shape
+    if channels * height * width != model.input_size:
+        raise ConfigError(f"'model.input_shape' is {model.input_shape} ({channels * height * width} values per row) "
+                          f"but 'model.input_size' is {model.input_size}; they must agree (784 = 1 x 28 x 28)")
+    for i, block in enumerate(model.conv):
+        before = "the input (model.input_shape)" if i == 0 else f"model.conv[{i - 1}]"
+        padded_h, padded_w = height + 2 * block.pad, width + 2 * block.pad
+        if block.kernel > padded_h or block.kernel > padded_w:
+            raise ConfigError(f"model.conv[{i}]: a {block.kernel}x{block.kernel} kernel does not fit the "
+                              f"{height}x{width} maps left by {before}" + (f" (padded to {padded_h}x{padded_w})"
+                                                                            if block.pad else ""))
+        if block.pad >= block.kernel:
+            raise ConfigError(f"'model.conv[{i}].pad' is {block.pad}; expected less than the kernel size {block.kernel}")
+        height, width = output_size(height, block.kernel, block.stride, block.pad), \
+            output_size(width, block.kernel, block.stride, block.pad)
+        if block.pool > 1:
+            if block.pool > height or block.pool > width:
+                raise ConfigError(f"model.conv[{i}]: a {block.pool}x{block.pool} pool does not fit the "
+                                  f"{height}x{width} maps left by its convolution")
+            height, width = height // block.pool, width // block.pool
 
 
 def config_from_dict(raw: dict, source: str = "<config>", name: str | None = None) -> Config:
     """Validate a raw mapping; errors are prefixed with `source` so the user knows which file is at fault."""
-    raw = dict(raw)
-    if name is not None:
-        raw.setdefault("name", name)
     try:
-        config = section(Config, raw, "")
+        return _validated(raw, name)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    check_memory(config, source)
-    return config
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] = (),
                 base: dict | None = None) -> Config:
     """Read a YAML config (or, when `path` is None, start from `base` or the built-in defaults) and apply
-    `--set` overrides."""
+    `--set` overrides. An error names the `--set` that caused it, or else the file."""
     raw = parse_yaml(path) if path is not None else copy.deepcopy(base or {})
+    name = Path(path).stem if path is not None else "default"
+    source = str(path) if path is not None else "the built-in defaults"
+    steps = [copy.deepcopy(raw)]
     for assignment in overrides:
         apply_override(raw, assignment)
-    name = Path(path).stem if path is not None else "default"
-    return config_from_dict(raw, str(path) if path is not None else "--set", name)
+        steps.append(copy.deepcopy(raw))
+    try:
+        return _validated(raw, name)
+    except ConfigError as exc:
+        message = str(exc)
+    # Blame the first source after which this very error appears: the file itself, or a --set.
+    for blamed, partial in zip([source, *(f"--set {a}" for a in overrides)], steps):
+        try:
+            _validated(partial, name)
+        except ConfigError as exc:
+            if str(exc) == message:
+                raise ConfigError(f"{blamed}: {message}") from None
+    raise ConfigError(f"{f'--set {overrides[-1]}' if overrides else source}: {message}")
 
 
 def dump_config(config: Config) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+    """The config as YAML, without the optimizer and schedule keys its choices do not read."""
+    raw = config.to_dict()
+    for section_name, used in (("optimizer", OPTIMIZER_KEYS), ("schedule", SCHEDULE_KEYS)):
+        part = raw["train"][section_name]
+        raw["train"][section_name] = {k: v for k, v in part.items() if k == "name" or k in used[part["name"]]}
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def learning_rate_warning(config: Config, overrides: list[str]) -> str | None:
+    """A warning when --set switched the optimizer but left a learning rate outside its usual range."""
+    keys = [a.partition("=")[0].strip() for a in overrides]
+    if "train.optimizer.name" not in keys or "train.optimizer.lr" in keys:
+        return None
+    opt = config.train.optimizer
+    low, high = TYPICAL_LR[opt.name]
+    if low <= opt.lr <= high:
+        return None
+    return (f"warning: --set train.optimizer.name={opt.name} keeps train.optimizer.lr={opt.lr:g}, outside the "
+            f"{low:g}..{high:g} that {opt.name} usually wants; add e.g. --set train.optimizer.lr="
+            f"{math.sqrt(low * high):.2g}")
 
 
 # --- refusing what cannot fit --------------------------------------------------------------------------
 
 def estimate_bytes(config: Config) -> int:
     """Rough peak memory of training: weights, gradients and two optimizer slots, plus a batch's activations."""
-    sizes = config.layer_sizes
+    sizes = [config.dense_input_size(), *config.layer_sizes[1:]]
     itemsize = 4 if config.model.dtype == "float32" else 8
     weights = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    activations = config.train.batch_size * sum(sizes) * 4  # outputs, masks, gradients, scratch
-    return (weights * 4 + activations) * itemsize
+    per_sample = sum(sizes) * 4  # outputs, masks, gradients, scratch
+    for block, (h, w, c) in zip(config.model.conv, config.conv_shapes()):
+        weights += (block.kernel * block.kernel * c + 1) * block.filters
+        positions = output_size(h, block.kernel, block.stride, block.pad) * output_size(w, block.kernel, block.stride, block.pad)
+        per_sample += positions * (block.kernel * block.kernel * c * 2 + block.filters * 6)  # col, dcol, maps
+    return (weights * 4 + config.train.batch_size * per_sample) * itemsize
 
 
 def available_memory() -> int:
@@ -337,9 +531,9 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_memory(config: Config, source: str) -> None:
+def check_memory(config: Config) -> None:
     need, have = estimate_bytes(config), available_memory()
     if need > have:
-        raise ConfigError(f"{source}: model.hidden: this network needs about {need / 2**30:.1f} GiB to train "
+        raise ConfigError(f"model.hidden: this network needs about {need / 2**30:.1f} GiB to train "
                           f"(layer sizes {config.layer_sizes}, batch {config.train.batch_size}), "
                           f"more than the {have / 2**30:.1f} GiB available; use smaller layers")

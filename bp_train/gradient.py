@@ -85,12 +85,22 @@ def kink_margins(network, x: np.ndarray) -> np.ndarray:
     sits to a kink, where the loss is not differentiable and central differences are meaningless."""
     from .layers import ReLU
 
+    from .conv import Pooling, im2col
+
     network.set_flag("train", True)
     margins = np.full(len(x), np.inf)
     out = x
     for layer in network.layers.values():
         if isinstance(layer, ReLU):
             margins = np.minimum(margins, np.abs(out).reshape(len(x), -1).min(axis=1))
+        if isinstance(layer, Pooling):
+            # max pooling has a kink where a window's two largest values meet; exact ties (blank areas,
+            # dead ReLUs) move together under any perturbation and do no harm, so only near ties count
+            windows = im2col(out, layer.size, layer.size, layer.stride, 0)
+            windows = windows.reshape(len(x), -1, layer.size * layer.size, windows.shape[-1])
+            top2 = np.partition(windows, -2, axis=2)[:, :, -2:, :]
+            gaps = (top2[:, :, 1] - top2[:, :, 0]).reshape(len(x), -1)
+            margins = np.minimum(margins, np.where(gaps > 0, gaps, np.inf).min(axis=1))
         out = layer.forward(out)
     return margins
 
@@ -116,6 +126,13 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
     """
     require_float64(next(iter(network.params.values())), "gradcheck")
     x = np.asarray(x, dtype=np.float64)
+    rng = np.random.default_rng([seed, 5])
+    # A convolution's biases start at 0, which puts every blank patch exactly on ReLU's kink (its input
+    # is then exactly the bias). Any point will do for checking a gradient: move them off 0.
+    from .conv import Convolution
+    for layer in network.layers.values():
+        if isinstance(layer, Convolution) and layer.b is not None:
+            layer.b += 0.05 * rng.standard_normal(layer.b.shape)
     chosen, spare = list(range(min(batch, len(x)))), list(range(batch, len(x)))
     dropped = 0
     with network.frozen():
@@ -127,7 +144,7 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
             chosen = [row for row, bad in zip(chosen, near) if not bad] + [spare.pop(0) for _ in range(near.sum())]
         xb, tb = x[chosen], t[chosen]
         analytic = {k: g.copy() for k, g in network.gradient(xb, tb).items()}
-        indices = sample_indices(network.params, entries, np.random.default_rng([seed, 5]))
+        indices = sample_indices(network.params, entries, rng)
         numeric = network.numerical_gradient(xb, tb, h=h, keep_masks=True, indices=indices, progress=progress)
     rows = []
     for key, a in analytic.items():

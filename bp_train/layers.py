@@ -196,21 +196,31 @@ class BatchNorm:
         if not self.train:
             return (x - self.running_mean) / np.sqrt(self.running_var + self.eps) * self.gamma + self.beta
         mean = x.mean(axis=0)
-        var = x.var(axis=0)
+        xhat = x - mean
+        var = np.einsum("ij,ij->j", xhat, xhat) / len(x)  # the sum of squares per feature, with no temporary
         if not self.frozen:
             self.running_mean *= self.momentum
             self.running_mean += (1 - self.momentum) * mean
             self.running_var *= self.momentum
             self.running_var += (1 - self.momentum) * var
         self.std = np.sqrt(var + self.eps)
-        self.xhat = (x - mean) / self.std
-        return self.xhat * self.gamma + self.beta
+        xhat /= self.std
+        self.xhat = xhat
+        out = xhat * self.gamma
+        out += self.beta
+        return out
 
     def backward(self, dout):
-        np.sum(dout * self.xhat, axis=0, out=self.dgamma)
+        n = len(dout)
+        np.einsum("ij,ij->j", dout, self.xhat, out=self.dgamma)
         np.sum(dout, axis=0, out=self.dbeta)
-        dxhat = dout * self.gamma
-        return (dxhat - dxhat.mean(axis=0) - self.xhat * (dxhat * self.xhat).mean(axis=0)) / self.std
+        # The formula above with mean(dxhat) = gamma * dbeta / N and mean(dxhat * xhat) = gamma * dgamma / N:
+        # dx = gamma / std * (dout - dbeta / N - xhat * dgamma / N), in three passes and one new array.
+        dx = self.xhat * (-self.dgamma / n)
+        dx += dout
+        dx -= self.dbeta / n
+        dx *= self.gamma / self.std
+        return dx
 
 
 # --- 5. The output: softmax and cross-entropy in one node -----------------------------------------------

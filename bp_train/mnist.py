@@ -156,7 +156,9 @@ def fetch(dest: str | os.PathLike, mirrors=MIRRORS, progress=None, log=print, fi
             except DataError as exc:
                 failures.append(str(exc))
         else:
-            raise DataError(f"could not download {name}: " + "; ".join(failures))
+            raise DataError(f"could not download {name} (" + "; ".join(failures) + "). Without a network: put the "
+                            f"Kaggle train.csv(.gz) and test.csv(.gz) in {dest}/, or fetch from a local copy "
+                            "with --mirror file:///path/to/mnist/")
     log(f"verified the four MNIST files in {raw}")
     train_images, train_labels = read_pair(raw / "train-images-idx3-ubyte.gz", raw / "train-labels-idx1-ubyte.gz")
     test_images, test_labels = read_pair(raw / "t10k-images-idx3-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import conv as C
 from . import layers as L
 from .config import Config
 from .gradient import DEFAULT_H, numerical_gradient
@@ -30,53 +31,92 @@ def init_std(scheme, activation: str, fan_in: int) -> float:
 
 
 class Network:
-    """A multi-layer perceptron: [Dropout] -> (Affine -> [BatchNorm] -> activation -> [Dropout]) x hidden
-    -> Affine -> SoftmaxWithLoss."""
+    """A stack of layers, in order:
+
+        [ToImage -> (Convolution -> [BatchNorm] -> activation -> [Pooling] -> [Dropout]) x conv -> Flatten]
+        [Dropout] -> (Affine -> [BatchNorm] -> activation -> [Dropout]) x hidden -> Affine -> SoftmaxWithLoss
+
+    The bracketed conv part is there only when the config has `model.conv` blocks. Parameters are numbered
+    in network order: a CNN's convolutions are W1, W2, ..., and its dense layers continue the count."""
 
     def __init__(self, config: Config, seed: int = 0, dtype=None):
         model = config.model
         self.dtype = np.dtype(dtype if dtype is not None else model.dtype)
         self.weight_decay = config.train.weight_decay
         self.sizes = config.layer_sizes
-        init_rng = np.random.default_rng([seed, 0])
+        self.is_conv = bool(model.conv)
+        self.init_rng = np.random.default_rng([seed, 0])
         self.dropout_rng = np.random.default_rng([seed, 1])
 
         self.params: OrderedDict[str, np.ndarray] = OrderedDict()
         self.buffers: OrderedDict[str, np.ndarray] = OrderedDict()  # BatchNorm running averages
         self.layers: OrderedDict[str, object] = OrderedDict()
         self._grad_source: dict[str, tuple[object, str]] = {}  # "W1" -> (layer holding it, "dW")
-        if model.input_dropout > 0:
+        if model.conv:
+            self.layers["ToImage"] = C.ToImage(*model.input_shape)
+            for i, (block, (_, _, channels)) in enumerate(zip(model.conv, config.conv_shapes()), start=1):
+                self._add_conv_block(i, block, channels, model.init)
+            self.layers["Flatten"] = C.Flatten()
+        elif model.input_dropout > 0:
             self.layers["Dropout0"] = L.Dropout(model.input_dropout, self.dropout_rng)
 
+        first = len(model.conv) + 1
+        dense_sizes = [config.dense_input_size(), *self.sizes[1:]]
         activations = [h.activation for h in model.hidden]
-        last_activation = activations[-1] if activations else "relu"
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            hidden = model.hidden[i - 1] if i <= len(model.hidden) else None
+        last_activation = activations[-1] if activations else (model.conv[-1].activation if model.conv else "relu")
+        for i, (fan_in, fan_out) in enumerate(zip(dense_sizes[:-1], dense_sizes[1:]), start=first):
+            hidden = model.hidden[i - first] if i - first < len(model.hidden) else None
             std = init_std(model.init, hidden.activation if hidden else last_activation, fan_in)
-            W = self.params[f"W{i}"] = (std * init_rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
+            W = self._param(f"W{i}", std * self.init_rng.standard_normal((fan_in, fan_out)))
             # Before BatchNorm a bias is useless -- BN subtracts the batch mean, so its gradient is exactly
             # 0 -- and beta takes its place.
-            b = None
-            if not (hidden and hidden.batchnorm):
-                b = self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
-            affine = self.layers[f"Affine{i}"] = L.Affine(W, b, need_dx=i > 1)
-            self._grad_source[f"W{i}"] = (affine, "dW")
-            if b is not None:
-                self._grad_source[f"b{i}"] = (affine, "db")
+            b = None if hidden and hidden.batchnorm else self._param(f"b{i}", np.zeros(fan_out))
+            self._add(f"Affine{i}", L.Affine(W, b, need_dx=i > 1), W=f"W{i}", b=f"b{i}" if b is not None else None)
             if hidden is None:
                 break
-            if hidden.batchnorm:
-                gamma = self.params[f"gamma{i}"] = np.ones(fan_out, dtype=self.dtype)
-                beta = self.params[f"beta{i}"] = np.zeros(fan_out, dtype=self.dtype)
-                mean = self.buffers[f"running_mean{i}"] = np.zeros(fan_out, dtype=self.dtype)
-                var = self.buffers[f"running_var{i}"] = np.ones(fan_out, dtype=self.dtype)
-                norm = self.layers[f"BatchNorm{i}"] = L.BatchNorm(gamma, beta, mean, var)
-                self._grad_source.update({f"gamma{i}": (norm, "dgamma"), f"beta{i}": (norm, "dbeta")})
-            self.layers[f"{hidden.activation.capitalize()}{i}"] = ACTIVATION_LAYERS[hidden.activation]()
-            if hidden.dropout > 0:
-                self.layers[f"Dropout{i}"] = L.Dropout(hidden.dropout, self.dropout_rng)
+            self._add_normalize_activate_drop(i, hidden, fan_out, L.BatchNorm)
         self.last_layer = L.SoftmaxWithLoss()
         self.last_loss = float("nan")  # the loss of the latest forward pass, read by the training loop
+        # Rows per chunk when evaluating: a convolution's patch matrix holds KH*KW*C numbers per output
+        # pixel, so a CNN evaluates in chunks whose patch matrices stay near 256 MB.
+        patch_bytes = sum(self.dtype.itemsize * h * w * b.kernel ** 2 * c
+                          for b, (h, w, c) in zip(model.conv, config.conv_shapes()))
+        self.eval_batch = int(np.clip(2**28 // max(patch_bytes, 1), 100, 10_000))
+
+    def _param(self, key: str, values: np.ndarray) -> np.ndarray:
+        array = self.params[key] = values.astype(self.dtype)
+        return array
+
+    def _add(self, name: str, layer, **grads) -> None:
+        """Append a layer; `grads` maps its gradient attributes to parameter keys (W="W1" -> dW is W1's)."""
+        self.layers[name] = layer
+        for attribute, key in grads.items():
+            if key is not None:
+                self._grad_source[key] = (layer, "d" + attribute)
+
+    def _add_conv_block(self, i: int, block, channels: int, init) -> None:
+        k = block.kernel
+        std = init_std(init, block.activation, k * k * channels)
+        W = self._param(f"W{i}", std * self.init_rng.standard_normal((k, k, channels, block.filters)))
+        b = None if block.batchnorm else self._param(f"b{i}", np.zeros(block.filters))
+        self._add(f"Convolution{i}", C.Convolution(W, b, block.stride, block.pad, need_dx=i > 1),
+                  W=f"W{i}", b=f"b{i}" if b is not None else None)
+        self._add_normalize_activate_drop(i, block, block.filters, C.SpatialBatchNorm,
+                                          pool=block.pool if block.pool > 1 else 0)
+
+    def _add_normalize_activate_drop(self, i: int, spec, width: int, norm_class, pool: int = 0) -> None:
+        """[BatchNorm] -> activation -> [Pooling] -> [Dropout], as `spec` (a hidden layer or conv block) asks."""
+        if spec.batchnorm:
+            gamma = self._param(f"gamma{i}", np.ones(width))
+            beta = self._param(f"beta{i}", np.zeros(width))
+            mean = self.buffers[f"running_mean{i}"] = np.zeros(width, dtype=self.dtype)
+            var = self.buffers[f"running_var{i}"] = np.ones(width, dtype=self.dtype)
+            self._add(f"BatchNorm{i}", norm_class(gamma, beta, mean, var), gamma=f"gamma{i}", beta=f"beta{i}")
+        self.layers[f"{spec.activation.capitalize()}{i}"] = ACTIVATION_LAYERS[spec.activation]()
+        if pool:
+            self.layers[f"Pooling{i}"] = C.Pooling(pool, pool)
+        if spec.dropout > 0:
+            self.layers[f"Dropout{i}"] = L.Dropout(spec.dropout, self.dropout_rng)
 
     # --- modes -------------------------------------------------------------------------------------------
 
@@ -101,6 +141,8 @@ class Network:
     def predict(self, x: np.ndarray, train: bool = False, batch_size: int | None = None) -> np.ndarray:
         """Class scores (before softmax). Evaluation mode unless `train`; `batch_size` bounds memory."""
         self.set_flag("train", train)
+        if batch_size is not None:
+            batch_size = min(batch_size, self.eval_batch)
         if batch_size is not None and len(x) > batch_size:
             return np.concatenate([self.predict(x[i:i + batch_size], train)
                                    for i in range(0, len(x), batch_size)])

@@ -84,22 +84,26 @@ def misclassified_grid(items: list[tuple[np.ndarray, str]], plt):
     for axes, (image, caption) in zip(axes_grid.flat, shown):
         axes.imshow(image.reshape(28, 28), cmap="gray_r")
         axes.set_title(caption.replace("true ", "").replace(", predicted ", " as "), fontsize=8)
-    figure.suptitle(f"Misclassified validation digits (true as predicted), {len(shown)} shown")
+    figure.suptitle(f"Misclassified validation digits (true as predicted), {len(shown)} shown" if shown
+                    else "No misclassified validation digits: every one is classified correctly")
     figure.tight_layout()
     return figure
 
 
-def plot_run(run_dir: Path, cache: bool = True) -> list[Path]:
-    """Write learning_curves.png, confusion.png and misclassified.png into the run folder."""
+def plot_run(run_dir: Path, cache: bool = True, log=print) -> list[Path]:
+    """Write learning_curves.png, confusion.png and misclassified.png into the run folder; a run without a
+    validation split gets its learning curves only, and `log` says why."""
     from .report import confusion_matrix, misclassified, run_validation
 
     plt = _pyplot()
     rows = read_metrics(run_dir)
     network, val, predicted = run_validation(run_dir, cache)
+    written = [_save(learning_curves(rows, plt), run_dir / "learning_curves.png", plt)]
     if val is None:
-        raise BPTrainError(f"{run_dir}: the run has no validation split (data.val_fraction is 0), so there is "
-                           "no confusion matrix or misclassified digits to plot")
+        log(f"{run_dir}: no validation split (data.val_fraction is 0): drew the training curves only; a confusion "
+            "matrix and misclassified digits need held-out rows")
+        return written
     confusion = confusion_matrix(val.labels.astype(np.intp), predicted, network.sizes[-1])
-    return [_save(learning_curves(rows, plt), run_dir / "learning_curves.png", plt),
-            _save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
-            _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt), run_dir / "misclassified.png", plt)]
+    return written + [_save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
+                       _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt),
+                             run_dir / "misclassified.png", plt)]

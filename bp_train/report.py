@@ -75,13 +75,19 @@ def text_art(image: np.ndarray, width: int = 28) -> list[str]:
     return ["".join(SHADES[v] * 2 for v in row) for row in levels]
 
 
+def validation_rows(config, cache: bool = True):
+    """The validation rows of a run, split exactly as fit split them (None if it had no split)."""
+    digits = load_digits(config.data.train, require_labels=True, cache=cache)
+    return split(digits, config.data.val_fraction, config.train.seed)[1]
+
+
 def run_validation(run_dir: Path, cache: bool = True):
-    """A run's model, its validation rows (as fit split them) and its predictions for them."""
+    """A run's model, its validation rows (as fit split them) and its predictions for them; (network,
+    None, None) for a run trained without a validation split."""
     from .store import load_model
 
     network, config, _ = load_model(Path(run_dir) / "model.npz")
-    digits = load_digits(config.data.train, require_labels=True, cache=cache)
-    _, val = split(digits, config.data.val_fraction, config.train.seed)
+    val = validation_rows(config, cache)
     if val is None:
         return network, None, None
     predicted = network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1)

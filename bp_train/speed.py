@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 import math
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -30,11 +33,12 @@ def human_seconds(seconds: float) -> str:
 
 
 def with_hidden_size(config: Config, size: int) -> Config:
-    """The same config with every hidden layer `size` units wide."""
+    """The same config with every hidden layer `size` units wide; for a CNN, every conv block `size`
+    filters wide instead (its dense layers unchanged)."""
     raw = copy.deepcopy(config.to_dict())
-    for layer in raw["model"]["hidden"]:
-        layer["size"] = size
-    return config_from_dict(raw, f"{config.name} (hidden {size})")
+    for layer in raw["model"]["conv"] or raw["model"]["hidden"]:
+        layer["filters" if raw["model"]["conv"] else "size"] = size
+    return config_from_dict(raw, f"{config.name} (width {size})")
 
 
 def time_backprop(network, x, t, repeats: int = 15) -> float:
@@ -111,7 +115,7 @@ def compare_speed(config: Config, x, t, sizes, steps: int = 3, budget: float = 1
         backprop = time_backprop(network, x, t)
         numerical, measured = time_numerical(network, x, t, budget, rng)
         steps_per_epoch = math.ceil(EPOCH_ROWS / len(x))
-        row = {"hidden_size": size, "layers": sized.layer_sizes, "parameters": network.parameter_count,
+        row = {"hidden_size": size, "layers": sized.describe_layers(), "parameters": network.parameter_count,
                "backprop_ms": backprop * 1e3, "numerical_s": numerical, "speedup": numerical / backprop,
                "numerical_entries_timed": measured, "extrapolated": measured < network.parameter_count,
                "epoch_backprop_s": backprop * steps_per_epoch, "epoch_numerical_s": numerical * steps_per_epoch}
@@ -139,30 +143,46 @@ def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def bench_training(config: Config, digits, epochs: int = 3) -> dict:
-    """Seconds per epoch of the training loop, its achieved GFLOP/s and the matmul peak measured around it.
+@contextmanager
+def busy_neighbour():
+    """Another process keeping one core busy for the duration of the block, as on a shared machine."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning before threads are chosen
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
-    FLOPs per sample are counted as 6 x weights: 2 for the forward product and 4 for the two backward
-    ones (dW and dx), per weight."""
+
+def bench_training(config: Config, digits, epochs: int = 3, threads: int | None = None) -> dict:
+    """Seconds per epoch of the training loop, its achieved GFLOP/s and the matmul peak measured around it,
+    with `threads` BLAS threads (None: chosen as `fit` chooses them, from the cores free right now).
+
+    FLOPs per sample are counted as 3 x those of the forward products (`Config.flops_per_sample`): the
+    forward product, and the two backward ones (dW and dx) of the same size; for a dense network that is
+    6 x weights."""
+    from .threads import blas_threads, choose_threads
     from .train import Trainer
 
     trainer = Trainer(config, run_dir="/nonexistent", show_progress=False)
     trainer.load_data(digits)
-    weights = sum(a * b for a, b in zip(config.layer_sizes[:-1], config.layer_sizes[1:]))
-    peaks, seconds = [matmul_gflops()], []
-    for epoch in range(1, epochs + 1):
-        seconds.append(trainer.run_epoch(epoch)["seconds"])
-        peaks.append(matmul_gflops())
+    choice = choose_threads(threads)
+    with blas_threads(choice.threads):
+        peaks, seconds = [matmul_gflops()], []
+        for epoch in range(1, epochs + 1):
+            seconds.append(trainer.run_epoch(epoch)["seconds"])
+            peaks.append(matmul_gflops())
     # Epoch 1 warms up; of the rest the fastest counts, as the best of three counts for the matmul peak:
     # on a shared machine the slower epochs measure the neighbours, not the code.
     per_epoch = min(seconds[1:] if len(seconds) > 1 else seconds)
     rows = len(trainer.x_train)
-    achieved = 6 * weights * rows / per_epoch / 1e9
+    achieved = 3 * config.flops_per_sample() * rows / per_epoch / 1e9
     peak = max(peaks)
-    return {"config": config.name, "layers": config.layer_sizes, "rows": rows, "seconds_per_epoch": per_epoch,
+    return {"config": config.name, "layers": config.describe_layers(), "rows": rows, "seconds_per_epoch": per_epoch,
             "epoch_seconds": seconds,
             "samples_per_second": rows / per_epoch, "gflops": achieved, "matmul_gflops": peak,
-            "ratio": achieved / peak}
+            "ratio": achieved / peak, "threads": choice.threads, "threads_reason": choice.reason}
 
 
 def load_benchmarks(path, log=None) -> dict:

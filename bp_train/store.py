@@ -111,17 +111,26 @@ def _holds_objects(path: Path) -> bool:
     return header[2].hasobject
 
 
-def save_model(destination, network, config_dict: dict, extra: dict | None = None) -> None:
+FINGERPRINT = "train_fingerprint"  # the hashes of the training rows (see data.fingerprints), if saved
+
+
+def save_model(destination, network, config_dict: dict, extra: dict | None = None,
+               fingerprint: np.ndarray | None = None) -> None:
     meta = {"format": MODEL_FORMAT, "config": config_dict, **(extra or {})}
-    save_arrays(destination, network.state(), meta)
+    arrays = dict(network.state())
+    if fingerprint is not None:
+        arrays[FINGERPRINT] = fingerprint
+    save_arrays(destination, arrays, meta)
 
 
 def load_model(path):
-    """Rebuild the network saved in a model file: (network, config, meta)."""
+    """Rebuild the network saved in a model file: (network, config, meta); meta["train_fingerprint"] holds
+    the training rows' hashes (or None for a model saved without them)."""
     from .config import config_from_dict
     from .network import build_network
 
     arrays, meta = load_arrays(path)
+    meta[FINGERPRINT] = arrays.pop(FINGERPRINT, None)
     try:
         config = config_from_dict(meta["config"], f"{path} (its saved config)")
     except (KeyError, TypeError):

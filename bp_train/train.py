@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import Config, config_from_dict, dump_config
-from .data import Digits, Shuffler, load_digits, split, to_float
+from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
@@ -54,6 +54,7 @@ class RunState:
 
 def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
     """(mean loss, accuracy, predicted labels) in evaluation mode, in bounded-memory chunks."""
+    batch_size = min(batch_size, network.eval_batch)
     total_loss, predicted = 0.0, np.empty(len(x), dtype=np.intp)
     for i in range(0, len(x), batch_size):
         xb, tb = x[i:i + batch_size], labels[i:i + batch_size]
@@ -81,15 +82,17 @@ class Trainer:
     # --- data ------------------------------------------------------------------------------------------
 
     def load_data(self, digits: Digits | None = None):
-        if digits is None and not Path(self.config.data.train).exists():
-            raise DataError(f"{self.config.data.train}: training data not found (data.train); get MNIST as "
-                            "Kaggle-style CSVs with `make data` or `bp-train data fetch`, or pass --data CSV")
+        if digits is None and not resolve(self.config.data.train).exists():
+            raise DataError(f"{self.config.data.train}: training data not found (data.train, nor a .gz of it); put "
+                            "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
+                            "`bp-train data fetch`, or pass --data CSV")
         digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
         train, val = split(digits, self.config.data.val_fraction, self.config.train.seed)
         dtype = self.network.dtype
         self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
         self.x_val = to_float(val.images, dtype) if val is not None else None
         self.t_val = val.labels.astype(np.intp) if val is not None else None
+        self.fingerprint = fingerprints(train.images)  # lets `evaluate` warn about rows seen in training
         self.shuffler = Shuffler(self.x_train, self.t_train, self.config.train.batch_size, self.shuffle_rng)
         if self.x_train.shape[1] != self.config.model.input_size:
             raise ConfigError(f"model.input_size is {self.config.model.input_size} but "
@@ -197,7 +200,7 @@ class Trainer:
         self.state.epoch = epoch
         if self.monitor(row):
             save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
-                       {"epoch": epoch, "val_accuracy": row["val_accuracy"]})
+                       {"epoch": epoch, "val_accuracy": row["val_accuracy"]}, fingerprint=self.fingerprint)
         self.write_metrics()
         self.save_checkpoint()
         val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] != "" else ""

@@ -1,0 +1,215 @@
+"""Convolutional layers: Convolution, max Pooling, spatial BatchNorm, and the two reshapes around them.
+
+Read `layers.py` first: these are nodes of the same graph, with the same two methods. A convolution
+slides a small filter over the image and, at every position, takes the dot product of the filter with
+the patch under it. Written as loops that is six nested loops; written as one matrix product it is fast,
+and the trick that turns it into one is im2col.
+
+Layout. Images are kept as (N, H, W, C): batch, height, width, channels ("NHWC"). The textbook uses
+(N, C, H, W); we measured both here and chose NHWC because the product of im2col's rows with the filters
+gives (N * OH * OW, FN), which *is* the next layer's (N, OH, OW, FN) input with no transpose, and
+pooling and BatchNorm over channels become plain reshapes. The config still speaks of `input_shape:
+[C, H, W]`, as the textbooks do.
+
+im2col. For every output position (n, i, j), copy the FH x FW x C patch it sees into one row:
+
+    image (H x W, one channel)       col: one row per output position, FH*FW*C columns
+    +---+---+---+---+
+    | a | b | c | d |                 row (0,0): a b e f      <- the 2x2 patch at the top left
+    +---+---+---+---+                 row (0,1): b c f g
+    | e | f | g | h |     2x2         row (0,2): c d g h
+    +---+---+---+---+    filter,      row (1,0): e f i j
+    | i | j | k | l |    stride 1     ...
+    +---+---+---+---+
+
+Then out = col . W + b, with W reshaped to (FH*FW*C, FN): every filter against every patch in one BLAS
+call. No Python loop runs over images or pixels: NumPy's sliding_window_view shows all patches at once.
+
+col2im is the way back: backward's dcol = dout . W^T holds one gradient per patch entry, and every input
+pixel receives the sum of the gradients of all the patch entries it was copied into -- the copy node of
+the computational graph sums its branches. It loops over the FH*FW positions inside the filter (9 for
+3x3), each adding one shifted, strided view of the whole batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .layers import BatchNorm
+
+
+def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Positions a kernel takes along one side: (size + 2 pad - kernel) // stride + 1."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, H, W, C) images -> (N, OH, OW, KH, KW, C) patches (reshape to (N*OH*OW, KH*KW*C) for the product).
+
+    `sliding_window_view` shows every patch of the padded batch without copying a number; the one copy
+    into `out` (a buffer reused across batches, or a new array) lays the patches out as rows. Copying in
+    the destination's order measured 4x faster here than a loop of KH*KW shifted slices."""
+    n, h, w, c = x.shape
+    oh, ow = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    patches = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]  # (N, OH, OW, C, KH, KW)
+    if out is None:
+        out = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    np.copyto(out, patches.transpose(0, 1, 2, 4, 5, 3))
+    return out
+
+
+def col2im_product(dout: np.ndarray, W: np.ndarray, x_shape: tuple, stride: int, pad: int) -> np.ndarray:
+    """dL/dx of a convolution: col2im(dout . W^T), computed one filter position at a time.
+
+    dout . W[p, q]^T is the gradient of every patch entry taken from filter position (p, q); each lands
+    on the input pixel it was copied from, a shifted, strided view of dx, and `+=` sums what overlaps.
+    Never building the whole (N*OH*OW, KH*KW*C) gradient matrix measured 2x faster here."""
+    n, h, w, c = x_shape
+    kh, kw = W.shape[:2]
+    oh, ow = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
+    dout = dout.reshape(-1, W.shape[3])
+    dx = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=dout.dtype)
+    patch_grad = np.empty((dout.shape[0], c), dtype=dout.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            np.matmul(dout, W[p, q].T, out=patch_grad)
+            dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride, :] += patch_grad.reshape(n, oh, ow, c)
+    return dx[:, pad:pad + h, pad:pad + w, :] if pad else dx
+
+
+class Convolution:
+    """out[n, i, j, f] = sum over (p, q, c) of x_padded[n, i*s + p, j*s + q, c] * W[p, q, c, f] + b[f].
+
+    W has shape (FH, FW, C, FN): FN filters of FH x FW x C. With col = im2col(x) as a matrix and W as
+    (FH*FW*C, FN), this is the Affine layer's product, so its gradients are the Affine layer's too:
+        dL/dW   = col^T . dout       (each filter's gradient sums over every position of every image)
+        dL/db   = sum of dout over batch and positions
+        dL/dx   = col2im(dout . W^T)   (see col2im_product)
+    `need_dx=False` skips dL/dx for the first layer, whose input is the data.
+    """
+
+    def __init__(self, W, b, stride=1, pad=0, need_dx=True):
+        self.W, self.b = W, b
+        self.stride, self.pad = stride, pad
+        self.need_dx = need_dx
+        self.x_shape = None
+        self.col = None  # the (N*OH*OW, FH*FW*C) patch matrix, reused as a buffer between batches
+        self.dW = np.zeros_like(W)
+        self.db = None if b is None else np.zeros_like(b)
+
+    def forward(self, x):
+        kh, kw, c, fn = self.W.shape
+        n = x.shape[0]
+        oh, ow = output_size(x.shape[1], kh, self.stride, self.pad), output_size(x.shape[2], kw, self.stride, self.pad)
+        shape = (n, oh, ow, kh, kw, c)
+        buffer = self.col.reshape(shape) if self.col is not None and self.col.size == np.prod(shape) \
+            and self.col.dtype == x.dtype else None
+        self.x_shape = x.shape
+        self.col = im2col(x, kh, kw, self.stride, self.pad, out=buffer).reshape(n * oh * ow, -1)
+        out = self.col @ self.W.reshape(-1, fn)
+        if self.b is not None:
+            out += self.b
+        return out.reshape(n, oh, ow, fn)
+
+    def backward(self, dout):
+        kh, kw, c, fn = self.W.shape
+        dout = dout.reshape(-1, fn)
+        np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))
+        if self.b is not None:
+            np.sum(dout, axis=0, out=self.db)
+        if not self.need_dx:
+            return None
+        return col2im_product(dout, self.W, self.x_shape, self.stride, self.pad)
+
+
+class Pooling:
+    """Max pooling: out = the largest value in each window (size x size, moved by `stride`), per channel.
+
+    Like the max gate of the computational graph, backward routes dout to the one input that was the
+    largest (its arg-max; the first of equal ones) and gives the others 0: d max(a, b)/da = 1 if a won.
+
+    As in im2col, the loop runs over the size*size positions inside a window, each a strided view of
+    the whole batch: forward keeps a running maximum, then marks, position by position, the first one
+    that holds it; backward sends dout through those marks.
+    """
+
+    def __init__(self, size=2, stride=2):
+        self.size, self.stride = size, stride
+        self.x_shape = None
+        self.winner = None  # per window position: a boolean map of the outputs it won
+
+    def _views(self, x, oh, ow):
+        s = self.stride
+        return [x[:, i:i + s * oh:s, j:j + s * ow:s, :] for i in range(self.size) for j in range(self.size)]
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        oh, ow = output_size(h, self.size, self.stride, 0), output_size(w, self.size, self.stride, 0)
+        views = self._views(x, oh, ow)
+        out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(out, view, out=out)
+        self.x_shape = x.shape
+        self.winner = np.empty((len(views), n, oh, ow, c), dtype=bool)
+        taken = np.zeros((n, oh, ow, c), dtype=bool)
+        for won, view in zip(self.winner, views):
+            np.equal(view, out, out=won)
+            won &= ~taken   # a tie goes to the first position only
+            taken |= won
+        return out
+
+    def backward(self, dout):
+        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        oh, ow = dout.shape[1:3]
+        for won, view in zip(self.winner, self._views(dx, oh, ow)):
+            view += dout * won  # += : overlapping windows (stride < size) add up
+        return dx
+
+
+class SpatialBatchNorm(BatchNorm):
+    """BatchNorm for feature maps: one mean, std, gamma and beta per channel, over batch, height and width.
+
+    In NHWC a (N, H, W, C) map is, as far as BatchNorm can tell, N*H*W samples of C features: reshape,
+    normalize exactly as the dense BatchNorm does (same forward, same backward), reshape back."""
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+    def backward(self, dout):
+        return super().backward(dout.reshape(-1, dout.shape[-1])).reshape(dout.shape)
+
+
+class ToImage:
+    """(N, C*H*W) rows of pixels -> (N, H, W, C) images: where the CSV's rows become pictures.
+
+    A reshape moves no numbers, so backward only reshapes the gradient back."""
+
+    def __init__(self, channels, height, width):
+        self.shape = (height, width, channels)
+
+    def forward(self, x):
+        if self.shape[2] == 1:
+            return x.reshape(len(x), *self.shape)
+        return x.reshape(len(x), self.shape[2], *self.shape[:2]).transpose(0, 2, 3, 1)  # CSV rows are C, H, W
+
+    def backward(self, dout):
+        if self.shape[2] == 1:
+            return dout.reshape(len(dout), -1)
+        return dout.transpose(0, 3, 1, 2).reshape(len(dout), -1)
+
+
+class Flatten:
+    """(N, H, W, C) maps -> (N, H*W*C) vectors: where the image becomes a vector for the dense layers."""
+
+    def __init__(self):
+        self.x_shape = None
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)

@@ -1,0 +1,69 @@
+"""The PyTorch reference for `make bench`'s speed claims: the same networks, batch, optimizer and data,
+timed the same way (the fastest epoch after a warm-up one). PyTorch is never a dependency of bp-train:
+run this in an environment of its own, e.g.
+
+    python3 -m venv /tmp/torch-env && /tmp/torch-env/bin/pip install torch numpy pandas
+    /tmp/torch-env/bin/python docs/torch_reference.py --data train.csv.gz --network cnn --threads 2
+
+It prints one JSON object: seconds per epoch over the 90% of rows bp-train trains on (val_fraction 0.1).
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+
+def network(name: str) -> nn.Module:
+    if name == "cnn":  # configs/cnn.yaml
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+    if name == "best-cnn":  # configs/best-cnn.yaml
+        return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 5, padding=2, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(256, 10))
+    if name == "mlp-800-800":  # configs/mlp-800-800.yaml
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Linear(800, 800), nn.ReLU(),
+                             nn.Linear(800, 10))
+    raise SystemExit(f"unknown network {name!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--network", default="cnn", choices=["cnn", "best-cnn", "mlp-800-800"])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs; the first warms up, the fastest of the rest counts")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    frame = pd.read_csv(args.data)
+    rows = int(round(len(frame) * 0.9))
+    x = torch.tensor(frame.drop(columns="label").to_numpy(np.float32)[:rows] / 255).reshape(-1, 1, 28, 28)
+    t = torch.tensor(frame["label"].to_numpy(np.int64)[:rows])
+    model = network(args.network)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    seconds = []
+    for _ in range(args.epochs):
+        order = torch.randperm(rows)
+        start = time.perf_counter()
+        for i in range(0, rows, 100):
+            batch = order[i:i + 100]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[batch]), t[batch])
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    print(json.dumps({"network": args.network, "rows": rows, "threads": args.threads,
+                      "seconds_per_epoch": min(seconds[1:] or seconds), "epoch_seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()
