@@ -1,9 +1,10 @@
-"""The `bp-train` command line. Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input."""
+"""The `bp-train` command line. Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input, 130 interrupted.
+
+This file holds the commands that train and measure; cli_views.py those that look at data, runs and graphs,
+and cli_common.py what they share."""
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from pathlib import Path
 
@@ -11,63 +12,12 @@ import click
 import numpy as np
 
 from . import __version__
+from .cli_common import (EXIT_CHECK_FAILED, BadInput, Group, cache_option, emit_json,  # noqa: F401 (re-exported)
+                         threads_option)
+from .cli_views import explain, plot, show
 from .config import learning_rate_warning, load_config
 from .data import load_digits, to_float
-from .errors import BPTrainError
 from .store import atomic_path, load_model
-
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-class BadInput(click.ClickException):
-    exit_code = EXIT_BAD_INPUT
-
-
-class Group(click.Group):
-    """Turns the project's own errors into one line on stderr and exit code 2 -- never a traceback."""
-
-    def invoke(self, ctx):
-        from .train import Interrupted
-        try:
-            return super().invoke(ctx)
-        except BPTrainError as exc:
-            raise BadInput(str(exc)) from None
-        except Interrupted as exc:
-            click.echo(f"bp-train: {exc}", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        except MemoryError:
-            raise BadInput("out of memory: use a smaller network, batch or data file") from None
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise BadInput(f"{where}{exc.strerror or exc}") from None
-
-
-def emit_json(figures: dict) -> None:
-    click.echo(json.dumps(figures, indent=2, default=float))
-
-
-def threads_option(f):
-    """--threads N: BLAS threads for the command (default: chosen from the free cores, see threads.py).
-    The choice is made once, before the command runs, and stored in ctx.meta["threads"]."""
-    @functools.wraps(f)
-    def wrapper(*args, threads=None, **kwargs):
-        from .threads import blas_threads, choose_threads
-
-        choice = choose_threads(threads)
-        click.get_current_context().meta["threads"] = choice
-        with blas_threads(choice.threads):
-            return f(*args, **kwargs)
-    return click.option("--threads", type=click.IntRange(1), metavar="N",
-                        help="Threads for the matrix products (default: the cores not kept busy by other "
-                             "processes, measured at start). The same seed gives the same weights only with "
-                             "the same thread count.")(wrapper)
-
-
-def cache_option(f):
-    return click.option("--no-cache", "no_cache", is_flag=True,
-                        help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -100,6 +50,8 @@ def main():
 @click.option("--seed", type=int, help="Random seed for init, split, shuffling and dropout.")
 @click.option("--gradient", type=click.Choice(["backprop", "numerical"]),
               help="How gradients are computed; 'numerical' is the (very) slow baseline.")
+@click.option("--train-rows", type=click.IntRange(1), help="Train on the first N rows only (shortcut for "
+              "--set data.train_rows=N; a small subset makes overfitting visible).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<config name>).")
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue the interrupted run in this folder; only train.epochs and "
@@ -108,7 +60,7 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @cache_option
 @threads_option
-def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_json, quiet, no_cache):
+def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, resume, as_json, quiet, no_cache):
     """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
 
     \b
@@ -119,7 +71,7 @@ def fit(config_path, overrides, data, epochs, seed, gradient, out, resume, as_js
 
     overrides = list(overrides)
     for key, value in (("data.train", data), ("train.epochs", epochs), ("train.seed", seed),
-                       ("train.gradient", gradient)):
+                       ("train.gradient", gradient), ("data.train_rows", train_rows)):
         if value is not None:
             overrides.append(f"{key}={value}")
     if resume:
@@ -224,8 +176,6 @@ def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
 @threads_option
 def predict(model_path, data, out, proba, no_cache):
     """Label every row of a digit CSV and write a Kaggle submission."""
-    from .layers import softmax
-
     for path in (out, proba):
         if path and Path(path).resolve() == Path(data).resolve():
             raise BadInput(f"--out/--proba {path} is the input file; refusing to overwrite the data")
@@ -241,7 +191,7 @@ def predict(model_path, data, out, proba, no_cache):
     write_csv(out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
     if proba:
         header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
-        write_csv(proba, header, np.column_stack([ids, softmax(scores.astype(np.float64))]),
+        write_csv(proba, header, np.column_stack([ids, network.probabilities(scores.astype(np.float64))]),
                   ["%d"] + ["%.6f"] * scores.shape[1])
     click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
 
@@ -441,7 +391,8 @@ def bench(data_path, config_paths, epochs, busy, threads, as_json):
         if not as_json:
             click.echo(f"{row['config']:<14}{row['layers']:<22}{row['seconds_per_epoch']:6.2f} s/epoch"
                        f"{row['samples_per_second']:>10,.0f} samples/s{row['gflops']:7.1f} GFLOP/s"
-                       f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}  {row['threads']} thread(s)")
+                       f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}  {row['threads']} thread(s)"
+                       + (f"  augmentation {row['augment_share']:.0%} of the epoch" if row["augment_share"] else ""))
         if busy:
             with busy_neighbour():
                 loaded = bench_training(config, digits, epochs, threads)
@@ -502,71 +453,15 @@ def convert(images, labels, out):
     click.echo(f"wrote {out}: {len(pixels):,} rows" + (" with labels" if digits is not None else ""))
 
 
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@cache_option
-def plot(run_dir, no_cache):
-    """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
-    PNGs in the run folder (needs matplotlib: pip install 'bp-train[plot]')."""
-    from .plots import plot_run
-
-    for path in plot_run(Path(run_dir), cache=not no_cache, log=click.echo):
-        click.echo(f"wrote {path}")
-
-
 def write_csv(path, header: str, table: np.ndarray, fmt) -> None:
     with atomic_path(path) as tmp:
         np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
 
 
-@main.command()
-@click.argument("source", type=click.Path(exists=False))
-@click.option("--rows", default="0-4", show_default=True, help="Rows of a CSV to show: '3', '0-9' or '1,5,7'.")
-@click.option("--limit", default=10, show_default=True, help="At most this many digits (for a run folder).")
-def show(source, rows, limit):
-    """Print digits as text art: rows of a CSV, or a run folder's misclassified validation digits."""
-    from .report import text_art
-
-    path = Path(source)
-    if path.is_dir():
-        from .report import misclassified, run_validation
-        network, val, predicted = run_validation(path)
-        if val is None:
-            from .store import load_model
-            _, config, _ = load_model(path / "model.npz")
-            click.echo(f"{path}: the run has no validation split (data.val_fraction is 0), so no misclassified "
-                       f"validation digits; here are its first training rows, with the model's predictions instead")
-            digits = load_digits(config.data.train, require_labels=True)
-            train = digits.subset(np.arange(min(limit, len(digits))))
-            guesses = network.predict(to_float(train.images, network.dtype)).argmax(axis=1)
-            items = [(image, f"training row {i}: label {label}, predicted {guess}")
-                     for i, (image, label, guess) in enumerate(zip(train.images, train.labels, guesses))]
-        else:
-            items = misclassified(val, predicted, limit)
-        if not items:
-            click.echo(f"{path}: every one of the {len(val):,} validation digits is classified correctly")
-    else:
-        digits = load_digits(path)
-        chosen = parse_rows(rows, len(digits))
-        items = [(digits.images[r], f"row {r}" + (f": label {digits.labels[r]}" if digits.labels is not None else ""))
-                 for r in chosen]
-    for image, caption in items:
-        click.echo(caption)
-        click.echo("\n".join(text_art(image)))
-
-
-def parse_rows(spec: str, count: int) -> list[int]:
-    chosen = []
-    try:
-        for part in spec.split(","):
-            low, _, high = part.partition("-")
-            chosen.extend(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise BadInput(f"--rows {spec!r}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
-    bad = [r for r in chosen if not 0 <= r < count]
-    if bad:
-        raise BadInput(f"--rows {spec!r}: row {bad[0]} is outside 0..{count - 1}")
-    return chosen
+# The commands that look at data, runs and graphs live in cli_views.py.
+main.add_command(plot)
+main.add_command(show)
+main.add_command(explain)
 
 
 if __name__ == "__main__":
