@@ -6,7 +6,7 @@ A config has three sections (see `configs/default.yaml` for a commented example)
             hidden: [{size, activation, dropout, batchnorm}], output_size, init, dtype, input_dropout}
     data:  {train, test, val_fraction, cache}
     train: {epochs, batch_size, optimizer: {name, lr, ...}, schedule: {...}, early_stopping: {...},
-            weight_decay, gradient, seed}
+            weight_decay, gradient, seed, augment: {shift, rotate, scale, shear, elastic: {alpha, sigma}}}
 
 Every value is checked when the file is read, so a typo fails at once with the key, the value and what is
 allowed, instead of an epoch later with a NumPy traceback.
@@ -35,6 +35,7 @@ INITS = ("auto", "he", "xavier")
 DTYPES = ("float32", "float64")
 GRADIENTS = ("backprop", "numerical")
 MONITORS = ("val_loss", "val_accuracy")
+LOSSES = ("softmax_cross_entropy", "softmax_then_cross_entropy", "mse")
 # The keys each optimizer and schedule reads: a saved config.yaml shows only these.
 OPTIMIZER_KEYS = {"sgd": ("lr",), "momentum": ("lr", "momentum"), "nesterov": ("lr", "momentum"),
                   "adagrad": ("lr", "eps"), "rmsprop": ("lr", "decay", "eps"), "adam": ("lr", "beta1", "beta2", "eps")}
@@ -188,6 +189,7 @@ class ModelConfig:
     init: Any = spec(init_scheme, "auto")
     dtype: str = spec(choice(DTYPES), "float32")
     input_dropout: float = spec(number(0.0, 1.0, high_open=True), 0.0)
+    loss: str = spec(choice(LOSSES), "softmax_cross_entropy")  # the output and loss: see losses.py
 
 
 @dataclass
@@ -196,6 +198,7 @@ class DataConfig:
     test: str | None = spec(optional_text, "data/test.csv")
     val_fraction: float = spec(number(0.0, 1.0, high_open=True), 0.1)
     cache: bool = spec(boolean, True)
+    train_rows: int | None = spec(lambda v, k: None if v is None else integer(1)(v, k), None)  # first N rows only
 
 
 @dataclass
@@ -225,6 +228,21 @@ class EarlyStoppingConfig:
     min_delta: float = spec(number(0.0), 0.0)
 
 
+@dataclass
+class ElasticConfig:
+    alpha: float = spec(number(0.0, 1000.0), 34.0)         # scale of the displacement field, in pixels
+    sigma: float = spec(number(0.0, 100.0, low_open=True), 4.0)  # width of its Gaussian smoothing
+
+
+@dataclass
+class AugmentConfig:
+    shift: float = spec(number(0.0, 100.0), 0.0)     # pixels, each direction drawn in [-shift, shift]
+    rotate: float = spec(number(0.0, 180.0), 0.0)    # degrees, drawn in [-rotate, rotate]
+    scale: float = spec(number(0.0, 1.0, high_open=True), 0.0)  # size factor drawn in [1 - scale, 1 + scale]
+    shear: float = spec(number(0.0, 1.0), 0.0)       # slant x += k y, k drawn in [-shear, shear]
+    elastic: ElasticConfig | None = spec(lambda v, k: None if v is None else section(ElasticConfig, v, k), None)
+
+
 def optional_section(cls):
     def check(value, key):
         return None if value is None else section(cls, value, key)
@@ -241,6 +259,7 @@ class TrainConfig:
     weight_decay: float = spec(number(0.0), 0.0)
     gradient: str = spec(choice(GRADIENTS), "backprop")
     seed: int = spec(integer(0, 2**32 - 1), 0)
+    augment: AugmentConfig | None = spec(lambda v, k: None if v is None else section(AugmentConfig, v, k), None)
 
 
 @dataclass

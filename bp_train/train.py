@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .augment import Augmenter
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError
@@ -63,6 +64,14 @@ def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_si
     return total_loss / len(x), float(np.mean(predicted == labels)), predicted
 
 
+def split_rows(config: Config, digits: Digits) -> tuple[Digits, Digits | None]:
+    """The training and validation rows of a run: the first data.train_rows rows (all by default; a small
+    subset shows overfitting), split by the seed."""
+    if config.data.train_rows is not None:
+        digits = digits.subset(np.arange(min(config.data.train_rows, len(digits))))
+    return split(digits, config.data.val_fraction, config.train.seed)
+
+
 class Trainer:
     def __init__(self, config: Config, run_dir: str | Path, cache: bool = True, show_progress: bool = True):
         self.config = config
@@ -75,6 +84,11 @@ class Trainer:
         self.network = build_network(config, seed=train_cfg.seed, dtype=dtype)
         self.optimizer = make_optimizer(train_cfg.optimizer)
         self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
+        self.augment_rng = np.random.default_rng([train_cfg.seed, 7])
+        self.augmenter = None
+        self.augment_seconds = 0.0  # time spent distorting batches, for `bench`
+        if train_cfg.augment is not None:
+            self.augmenter = Augmenter(train_cfg.augment, config.model.input_shape, self.augment_rng)
         self.state = RunState()
         self.saved_epoch = 0
         self.cache = cache
@@ -87,7 +101,7 @@ class Trainer:
                             "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
                             "`bp-train data fetch`, or pass --data CSV")
         digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
-        train, val = split(digits, self.config.data.val_fraction, self.config.train.seed)
+        train, val = split_rows(self.config, digits)
         dtype = self.network.dtype
         self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
         self.x_val = to_float(val.images, dtype) if val is not None else None
@@ -115,6 +129,10 @@ class Trainer:
         # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore"), bar:
             for i, (xb, tb) in enumerate(self.shuffler.epoch()):
+                if self.augmenter is not None:
+                    drawn = time.perf_counter()
+                    xb = self.augmenter(xb)  # training batches only: validation never sees distortions
+                    self.augment_seconds += time.perf_counter() - drawn
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:
                     grads = net.numerical_gradient(xb, tb, progress=bar.update)
@@ -222,7 +240,8 @@ class Trainer:
         arrays.update({f"opt/{k}": v for k, v in self.optimizer.state().items()})
         meta = {"format": MODEL_FORMAT, "config": self.config.to_dict(), "run": vars(self.state),
                 "rng": {"shuffle": self.shuffle_rng.bit_generator.state,
-                        "dropout": self.network.dropout_rng.bit_generator.state}}
+                        "dropout": self.network.dropout_rng.bit_generator.state,
+                        "augment": self.augment_rng.bit_generator.state}}
         save_arrays(self.run_dir / "checkpoint.npz", arrays, meta)
         self.saved_epoch = self.state.epoch  # what a resume would start from
 
@@ -235,6 +254,8 @@ class Trainer:
         self.state.stopped_early = False  # more epochs were asked for: let the run go on
         self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
         self.network.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
+        if "augment" in meta["rng"]:  # checkpoints from before augmentation have none
+            self.augment_rng.bit_generator.state = meta["rng"]["augment"]
 
 
 # --- resuming --------------------------------------------------------------------------------------------
