@@ -5,6 +5,7 @@
 # `make train PYTHON=python3.12`. After `make train`, run the CLI as .venv/bin/bp-train, or activate the
 # environment first: `. .venv/bin/activate`.
 PYTHON  ?= python3
+comma   := ,
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 CONFIG  ?= configs/default.yaml
@@ -19,7 +20,8 @@ REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kagg
 TRAIN_CSV := $(firstword $(wildcard data/train.csv data/train.csv.gz) data/train.csv)
 TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.csv)
 
-.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench figures plot clean
+.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench figures plot clean \
+	compare-optimizers compare-init compare-batchnorm compare-dropout
 
 help:
 	@echo "make train          install into $(VENV)/, fetch MNIST unless data/train.csv(.gz) exists, train CONFIG=$(CONFIG)"
@@ -33,6 +35,8 @@ help:
 	@echo "make bench          training speed against this machine's matmul peak, idle and busy"
 	@echo "make figures        re-measure the README's figures (docs/figures.md) and copy them into README.md"
 	@echo "make plot           learning curves, confusion matrix, misclassified digits of $(RUN)"
+	@echo "make compare-optimizers / compare-init / compare-batchnorm / compare-dropout"
+	@echo "                    the textbook's chapter-6 experiments side by side, one PNG each in runs/compare-*/"
 	@echo "make clean          remove runs/, caches, build files and $(VENV)/ (not data/)"
 
 install: $(VENV)/.installed
@@ -73,13 +77,48 @@ compare-speed: install
 
 bench: install
 	$(BIN)/bp-train bench --data $(REPLICA) --busy --config configs/default.yaml --config configs/deep.yaml \
-		--config configs/mlp-800-800.yaml --config configs/best.yaml --config configs/cnn.yaml
+		--config configs/mlp-800-800.yaml --config configs/best.yaml \
+		--config configs/best-augmented.yaml --config configs/cnn.yaml
 
 figures: install
-	$(BIN)/python docs/figures.py --data $(REPLICA) --mnist $(SHARED)/mnist
+	$(BIN)/python docs/figures.py --data $(REPLICA) --mnist $(SHARED)/mnist $(if $(TORCH_PYTHON),--torch-python $(TORCH_PYTHON))
 
 plot: install
 	$(BIN)/bp-train plot $(RUN)
+
+# The textbook's chapter-6 experiments on the Kaggle-format data, a few minutes each: every variant is an
+# ordinary fit of the same 5-layer network (4 x 100 hidden) and seed, and `plot` overlays the learning
+# curves of all of them in one PNG, runs/compare-*/compare.png.
+FIT := $(BIN)/bp-train fit --data $(REPLICA) --quiet --threads 2
+net  = --set "model.hidden=[$(1), $(1), $(1), $(1)]"
+
+compare-optimizers: install
+	for opt in sgd:0.01 momentum:0.01 adagrad:0.01 rmsprop:0.001 adam:0.001; do \
+		$(FIT) $(call net,{size: 100}) --epochs 6 --set train.schedule.name=constant \
+			--set "train.optimizer={name: $${opt%:*}, lr: $${opt#*:}}" --out runs/compare-optimizers/$${opt%:*} || exit 1; done
+	$(BIN)/bp-train plot $(addprefix runs/compare-optimizers/,sgd momentum adagrad rmsprop adam) \
+		--out runs/compare-optimizers/compare.png
+
+compare-init: install
+	for act in relu sigmoid; do for init in 0.01 xavier he; do \
+		$(FIT) $(call net,{size: 100$(comma) activation: $$act}) --epochs 6 --set model.init=$$init \
+			--set "train.optimizer={name: sgd, lr: 0.01}" --out runs/compare-init/$$act-$$init || exit 1; done; done
+	$(BIN)/bp-train plot $(foreach a,relu sigmoid,$(foreach i,0.01 xavier he,runs/compare-init/$(a)-$(i))) \
+		--out runs/compare-init/compare.png
+
+compare-batchnorm: install
+	for bn in false true; do \
+		$(FIT) $(call net,{size: 100$(comma) batchnorm: $$bn}) --epochs 8 --set "train.optimizer={name: sgd, lr: 0.01}" \
+			--out runs/compare-batchnorm/batchnorm-$$bn || exit 1; done
+	$(BIN)/bp-train plot runs/compare-batchnorm/batchnorm-false runs/compare-batchnorm/batchnorm-true \
+		--out runs/compare-batchnorm/compare.png
+
+compare-dropout: install
+	for p in 0.0 0.3; do \
+		$(FIT) $(call net,{size: 100$(comma) dropout: $$p}) --train-rows 1000 --epochs 60 \
+			--set "train.optimizer={name: sgd, lr: 0.05}" --out runs/compare-dropout/dropout-$$p || exit 1; done
+	$(BIN)/bp-train plot runs/compare-dropout/dropout-0.0 runs/compare-dropout/dropout-0.3 \
+		--out runs/compare-dropout/compare.png
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache .hypothesis $(VENV) submission.csv

@@ -13,7 +13,7 @@ Every class below is one node with the same two methods:
 
 No backward method changes the `dout` array it is given: upstream code may still hold it.
 
-We start with the two scalar gates of the textbook's shopping example, then build up to the layers that
+We start with the scalar gates of the textbook's shopping example (and the max and copy nodes), then build up to the layers that
 make a digit recognizer: Affine, the activations, Dropout, BatchNorm and SoftmaxWithLoss.
 """
 
@@ -47,6 +47,32 @@ class Add:
 
     def backward(self, dout):
         return dout, dout
+
+
+class Max:
+    """z = max(x, y).  dz/dx = 1 where x is the larger, else 0 (and the other way round for y): a max gate
+    routes dout to the larger input and gives the other nothing. Ties go to x."""
+
+    def __init__(self):
+        self.x_won = None
+
+    def forward(self, x, y):
+        self.x_won = np.asarray(x) >= np.asarray(y)
+        return np.maximum(x, y)
+
+    def backward(self, dout):
+        return dout * self.x_won, dout * ~self.x_won
+
+
+class Copy:
+    """(z1, z2) = (x, x): one value used in two places, a branch of the graph. Going back, the two
+    gradients that arrive are summed: dL/dx = dL/dz1 + dL/dz2, the multivariate chain rule."""
+
+    def forward(self, x):
+        return x, x
+
+    def backward(self, dout1, dout2):
+        return dout1 + dout2
 
 
 # --- 2. Affine: the matrix product at the heart of a layer -------------------------------------------------

@@ -17,6 +17,7 @@ from . import conv as C
 from . import layers as L
 from .config import Config
 from .gradient import DEFAULT_H, numerical_gradient
+from .losses import LOSSES
 
 ACTIVATION_LAYERS = {"relu": L.ReLU, "sigmoid": L.Sigmoid, "tanh": L.Tanh}
 
@@ -75,7 +76,7 @@ class Network:
             if hidden is None:
                 break
             self._add_normalize_activate_drop(i, hidden, fan_out, L.BatchNorm)
-        self.last_layer = L.SoftmaxWithLoss()
+        self.last_layer = LOSSES[model.loss]()  # the output and the loss, see losses.py
         self.last_loss = float("nan")  # the loss of the latest forward pass, read by the training loop
         # Rows per chunk when evaluating: a convolution's patch matrix holds KH*KW*C numbers per output
         # pixel, so a CNN evaluates in chunks whose patch matrices stay near 256 MB.
@@ -151,6 +152,10 @@ class Network:
             x = layer.forward(x)
         return x
 
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Class probabilities from `predict`'s scores, as the loss head defines them."""
+        return self.last_layer.probabilities(scores)
+
     def loss_terms(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> tuple[float, float]:
         """(mean cross-entropy of the batch, L2 penalty (weight_decay / 2) * sum of W^2 over all W)."""
         data_loss = self.last_layer.forward(self.predict(x, train), t)
@@ -163,7 +168,7 @@ class Network:
         return data_loss, penalty
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
-        """The loss minimized: cross-entropy plus the L2 penalty."""
+        """The loss minimized: the data loss (cross-entropy by default) plus the L2 penalty."""
         return sum(self.loss_terms(x, t, train))
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:

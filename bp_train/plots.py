@@ -97,7 +97,7 @@ def plot_run(run_dir: Path, cache: bool = True, log=print) -> list[Path]:
 
     plt = _pyplot()
     rows = read_metrics(run_dir)
-    network, val, predicted = run_validation(run_dir, cache)
+    network, _, val, predicted = run_validation(run_dir, cache)
     written = [_save(learning_curves(rows, plt), run_dir / "learning_curves.png", plt)]
     if val is None:
         log(f"{run_dir}: no validation split (data.val_fraction is 0): drew the training curves only; a confusion "
@@ -107,3 +107,80 @@ def plot_run(run_dir: Path, cache: bool = True, log=print) -> list[Path]:
     return written + [_save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
                        _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt),
                              run_dir / "misclassified.png", plt)]
+
+
+def augmented_grid(samples, plt):
+    """One row per training digit: the original, then its distortions."""
+    rows, columns = len(samples), 1 + len(samples[0][1])
+    figure, axes_grid = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows), squeeze=False)
+    for row, (original, versions) in zip(axes_grid, samples):
+        for axes, image, title in zip(row, [original, *versions], ["original"] + ["distorted"] * len(versions)):
+            axes.imshow(image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+            axes.set_title(title, fontsize=7)
+            axes.axis("off")
+    figure.suptitle("Training digits and the distortions train.augment draws")
+    figure.tight_layout()
+    return figure
+
+
+def plot_augmented(samples, path: Path) -> Path:
+    plt = _pyplot()
+    return _save(augmented_grid(samples, plt), path, plt)
+
+
+def save_figure(make_figure, path: Path) -> Path:
+    """Draw with `make_figure(plt)` and save the figure as a PNG, atomically."""
+    plt = _pyplot()
+    return _save(make_figure(plt), path, plt)
+
+
+def compare_runs(runs: list[tuple[str, list[dict]]], plt):
+    """Learning curves of several runs on one figure: loss and accuracy per epoch, one colour per run,
+    validation solid and training dashed (so overfitting shows as a gap)."""
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (name, rows) in enumerate(runs):
+        colour = f"C{index % 10}"
+        epochs = [int(r["epoch"]) for r in rows]
+        for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+            has_val = bool(rows and rows[0][f"val_{metric}"])
+            axes.plot(epochs, [float(r[f"train_{metric}"]) for r in rows], "--", color=colour,
+                      label=f"{name} (train)" if has_val else name)
+            if has_val:
+                axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "-", color=colour, label=f"{name} (validation)")
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def plot_comparison(run_dirs: list[Path], path: Path) -> Path:
+    """One figure overlaying the learning curves of `run_dirs`, each labelled with its folder's name."""
+    runs = [(run_dir.name, read_metrics(run_dir)) for run_dir in run_dirs]
+    return save_figure(lambda plt: compare_runs(runs, plt), path)
+
+
+def activation_histograms(layers: list[tuple[str, np.ndarray]], title: str, plt):
+    """The distribution of each hidden layer's activations for one batch, side by side (textbook ch. 6)."""
+    figure, axes_row = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 3), squeeze=False)
+    for axes, (name, values) in zip(axes_row[0], layers):
+        axes.hist(values.ravel(), bins=30, range=(float(values.min()), float(values.max()) or 1.0))
+        axes.set_title(name, fontsize=9)
+        axes.set_yticks([])
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def hidden_activations(network, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The output of every activation layer (ReLU, sigmoid, tanh) for the batch `x`, in evaluation mode."""
+    from .network import ACTIVATION_LAYERS
+
+    network.set_flag("train", False)
+    out, layers = np.asarray(x, dtype=network.dtype), []
+    for name, layer in network.layers.items():
+        out = layer.forward(out)
+        if isinstance(layer, tuple(ACTIVATION_LAYERS.values())):
+            layers.append((name, out))
+    return layers

@@ -7,9 +7,9 @@ import numpy as np
 
 from pathlib import Path
 
-from .data import load_digits, split, to_float
+from .data import load_digits, to_float
 from .errors import DataError
-from .train import evaluate_split
+from .train import evaluate_split, split_rows
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -78,20 +78,20 @@ def text_art(image: np.ndarray, width: int = 28) -> list[str]:
 def validation_rows(config, cache: bool = True):
     """The validation rows of a run, split exactly as fit split them (None if it had no split)."""
     digits = load_digits(config.data.train, require_labels=True, cache=cache)
-    return split(digits, config.data.val_fraction, config.train.seed)[1]
+    return split_rows(config, digits)[1]
 
 
 def run_validation(run_dir: Path, cache: bool = True):
-    """A run's model, its validation rows (as fit split them) and its predictions for them; (network,
-    None, None) for a run trained without a validation split."""
+    """A run's model and config, its validation rows (as fit split them) and its predictions for them;
+    (network, config, None, None) for a run trained without a validation split."""
     from .store import load_model
 
     network, config, _ = load_model(Path(run_dir) / "model.npz")
     val = validation_rows(config, cache)
     if val is None:
-        return network, None, None
+        return network, config, None, None
     predicted = network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1)
-    return network, val, predicted
+    return network, config, val, predicted
 
 
 def misclassified(val, predicted: np.ndarray, limit: int = 10) -> list[tuple[np.ndarray, str]]:

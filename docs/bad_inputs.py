@@ -41,6 +41,8 @@ def cases(tmp: Path):
         "unknown activation": "model: {hidden: [{size: 10, activation: relux}]}\n",
         "unknown optimizer": "train: {optimizer: {name: adamw}}\n",
         "network too large for memory": "model: {hidden: [{size: 2000000}, {size: 2000000}]}\n",
+        "conv block that does not fit": "model: {conv: [{filters: 8, kernel: 5, pool: 4}, {filters: 8, kernel: 7}]}\n",
+        "input_shape disagrees with input_size": "model: {input_shape: [3, 28, 28]}\n",
     }
     for name, text in yaml_cases.items():
         path = tmp / "exp.yaml"
@@ -96,6 +98,12 @@ def cases(tmp: Path):
     yield "contradictory options", lambda: ["fit", "--resume", str(tmp / "run"), "--out", str(tmp / "other")]
     yield "resume with changed layer sizes", lambda: ["fit", "--resume", str(tmp / "run"), "--set",
                                                       "model.hidden=[{size: 7}]"]
+    yield "bad --set value", lambda: ["fit", "--data", str(good), "--set", "train.epochs=ten"]
+    yield "--set list index out of range", lambda: ["fit", "--data", str(good), "--set", "model.hidden[3].size=5"]
+    yield "--run of a run without validation split", lambda: (
+        CliRunner().invoke(main, fit[:-1] + [str(tmp / "noval"), "--data", str(good), "--set", "data.val_fraction=0"]),
+        ["evaluate", "--run", str(tmp / "noval")])[1]
+    yield "bad --entries", lambda: ["gradcheck", "--entries", "some"]
     yield "diverging training (lr 1e30)", lambda: fit + ["--data", str(good), "--epochs", "3",
                                                          "--set", "train.optimizer.lr=1e30"]
 

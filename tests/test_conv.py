@@ -286,3 +286,14 @@ def test_a_cnn_evaluates_in_bounded_chunks():
     x = np.random.default_rng(0).random((net.eval_batch + 7, 784)).astype(np.float32)
     whole = net.predict(x, batch_size=10_000)
     np.testing.assert_allclose(whole[-7:], net.predict(x[-7:]), rtol=1e-5, atol=1e-5)
+
+
+def test_compare_speed_grows_the_filter_counts_of_a_cnn(tmp_path):
+    result = run_cli("compare-speed", "--set", "model.conv=[{filters: 2, kernel: 3, pool: 2}]", "--set",
+                     "model.hidden=[]", "--set", f"data.train={tmp_path}/none.csv", "--sizes", "1,2", "--batch", "4",
+                     "--budget", "0.2", "--steps", "1", "--json", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert [row["layers"] for row in figures["sizes"]] == ["1x28x28-conv1-pool2-10", "1x28x28-conv2-pool2-10"]
+    assert figures["sizes"][1]["parameters"] > figures["sizes"][0]["parameters"]
+    assert figures["training_check"]["max_loss_difference"] < 1e-8
