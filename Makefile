@@ -76,7 +76,7 @@ compare-speed: install
 	$(BIN)/bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
 
 bench: install
-	$(BIN)/bp-train bench --data $(REPLICA) --busy --config configs/default.yaml --config configs/deep.yaml \
+	$(BIN)/bp-train bench --data $(REPLICA) --busy --profile --config configs/default.yaml --config configs/deep.yaml \
 		--config configs/mlp-800-800.yaml --config configs/best.yaml \
 		--config configs/best-augmented.yaml --config configs/cnn.yaml
 

@@ -372,8 +372,9 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
               help="Also time each config while another process keeps one core busy, and report busy/idle.")
 @click.option("--threads", type=click.IntRange(1), metavar="N",
               help="BLAS threads for every measurement (default: chosen from the free cores, as fit does).")
+@click.option("--profile", is_flag=True, help="Also say where each config's epoch goes, layer kind by layer kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bench(data_path, config_paths, epochs, busy, threads, as_json):
+def bench(data_path, config_paths, epochs, busy, threads, profile, as_json):
     """Training speed against this machine's own float32 matmul peak, measured in the same run; with
     --busy, also on a machine where another process keeps one core busy."""
     from .data import load_digits
@@ -389,19 +390,25 @@ def bench(data_path, config_paths, epochs, busy, threads, as_json):
     for config in configs:
         row = bench_training(config, digits, epochs, threads)
         if not as_json:
-            click.echo(f"{row['config']:<14}{row['layers']:<22}{row['seconds_per_epoch']:6.2f} s/epoch"
+            click.echo(f"{row['config']:<20}{row['layers']:<42}{row['seconds_per_epoch']:6.2f} s/epoch"
                        f"{row['samples_per_second']:>10,.0f} samples/s{row['gflops']:7.1f} GFLOP/s"
                        f"  matmul peak {row['matmul_gflops']:.1f}  ratio {row['ratio']:.2f}  {row['threads']} thread(s)"
                        + (f"  augmentation {row['augment_share']:.0%} of the epoch" if row["augment_share"] else ""))
+        if profile and not as_json:
+            click.echo(f"{'':<20}where the epoch goes: " + ", ".join(
+                f"{name} {share:.0%}" for name, share in row["profile"].items() if share >= 0.01))
         if busy:
             with busy_neighbour():
                 loaded = bench_training(config, digits, epochs, threads)
-            row["busy"] = loaded
+                # what NumPy does by default: a BLAS thread on every core, busy or not
+                naive = bench_training(config, digits, 2, row["threads"]) if loaded["threads"] != row["threads"] else loaded
+            row["busy"], row["busy_all_cores"] = loaded, naive
             row["busy_over_idle"] = loaded["seconds_per_epoch"] / row["seconds_per_epoch"]
             if not as_json:
-                click.echo(f"{'':<14}{'one core kept busy:':<22}{loaded['seconds_per_epoch']:6.2f} s/epoch"
+                click.echo(f"{'':<20}{'one core kept busy:':<42}{loaded['seconds_per_epoch']:6.2f} s/epoch"
                            f"{loaded['samples_per_second']:>10,.0f} samples/s  busy/idle {row['busy_over_idle']:.2f}"
-                           f"  {loaded['threads']} thread(s) ({loaded['threads_reason']})")
+                           f"  {loaded['threads']} thread(s) ({loaded['threads_reason']}); with {naive['threads']} "
+                           f"thread(s) as NumPy would: {naive['seconds_per_epoch']:.2f} s/epoch")
         figures["training"].append(row)
     if as_json:
         emit_json(figures)

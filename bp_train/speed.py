@@ -155,6 +155,35 @@ def busy_neighbour():
         spinner.wait()
 
 
+@contextmanager
+def layer_timer(network, optimizer):
+    """Accumulate the seconds spent in each kind of layer's forward and backward (and in the loss and the
+    optimizer) while the block runs: {"Convolution backward": 3.1, ...}. Wraps the instances' methods."""
+    totals: dict[str, float] = {}
+
+    def timed(name, method):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    parts = [*network.layers.values(), network.last_layer]
+    for part in parts:
+        kind = "loss" if part is network.last_layer else type(part).__name__
+        part.forward = timed(f"{kind} forward", part.forward)
+        part.backward = timed(f"{kind} backward", part.backward)
+    optimizer.update = timed("optimizer", optimizer.update)
+    try:
+        yield totals
+    finally:
+        for part in parts:
+            del part.forward, part.backward  # back to the class's own methods
+        del optimizer.update
+
+
 def bench_training(config: Config, digits, epochs: int = 3, threads: int | None = None) -> dict:
     """Seconds per epoch of the training loop, its achieved GFLOP/s and the matmul peak measured around it,
     with `threads` BLAS threads (None: chosen as `fit` chooses them, from the cores free right now).
@@ -168,12 +197,14 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
     trainer = Trainer(config, run_dir="/nonexistent", show_progress=False)
     trainer.load_data(digits)
     choice = choose_threads(threads)
-    with blas_threads(choice.threads):
-        peaks, seconds, augmenting = [matmul_gflops()], [], []
+    with blas_threads(choice.threads), layer_timer(trainer.network, trainer.optimizer) as spent:
+        peaks, seconds, augmenting, profiles = [matmul_gflops()], [], [], []
         for epoch in range(1, epochs + 1):
             trainer.augment_seconds = 0.0
+            spent.clear()
             seconds.append(trainer.run_epoch(epoch)["seconds"])
             augmenting.append(trainer.augment_seconds)
+            profiles.append(dict(spent))
             peaks.append(matmul_gflops())
     # Epoch 1 warms up; of the rest the fastest counts, as the best of three counts for the matmul peak:
     # on a shared machine the slower epochs measure the neighbours, not the code.
@@ -186,7 +217,8 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
             "epoch_seconds": seconds,
             "samples_per_second": rows / per_epoch, "gflops": achieved, "matmul_gflops": peak,
             "ratio": achieved / peak, "threads": choice.threads, "threads_reason": choice.reason,
-            "augment_share": augmenting[fastest] / per_epoch}
+            "augment_share": augmenting[fastest] / per_epoch,
+            "profile": {name: t / per_epoch for name, t in sorted(profiles[fastest].items(), key=lambda kv: -kv[1])}}
 
 
 def load_benchmarks(path, log=None) -> dict:
