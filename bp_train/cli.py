@@ -6,17 +6,19 @@ and cli_common.py what they share."""
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 import numpy as np
 
 from . import __version__
-from .cli_common import (EXIT_CHECK_FAILED, BadInput, Group, cache_option, emit_json,  # noqa: F401 (re-exported)
-                         threads_option)
+from .cli_common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, Group, cache_option, emit_json,
+                         refuse_overwriting, threads_option)
 from .cli_views import explain, plot, show
 from .config import learning_rate_warning, load_config
 from .data import load_digits, to_float
+from .errors import BPTrainError
 from .store import atomic_path, load_model
 
 
@@ -46,8 +48,8 @@ def main():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set train.optimizer.lr=0.05 (repeatable).")
 @click.option("--data", help="Training CSV (shortcut for --set data.train=PATH).")
-@click.option("--epochs", type=int, help="Number of epochs (shortcut for --set train.epochs=N).")
-@click.option("--seed", type=int, help="Random seed for init, split, shuffling and dropout.")
+@click.option("--epochs", type=click.IntRange(1, 100_000), help="Number of epochs (shortcut for --set train.epochs=N).")
+@click.option("--seed", type=SEED, help="Random seed for init, split, shuffling and dropout.")
 @click.option("--gradient", type=click.Choice(["backprop", "numerical"]),
               help="How gradients are computed; 'numerical' is the (very) slow baseline.")
 @click.option("--train-rows", type=click.IntRange(1), help="Train on the first N rows only (shortcut for "
@@ -176,11 +178,10 @@ def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
 @threads_option
 def predict(model_path, data, out, proba, no_cache):
     """Label every row of a digit CSV and write a Kaggle submission."""
-    for path in (out, proba):
-        if path and Path(path).resolve() == Path(data).resolve():
-            raise BadInput(f"--out/--proba {path} is the input file; refusing to overwrite the data")
-    if proba and Path(proba).resolve() == Path(out).resolve():
-        raise BadInput(f"--out and --proba both name {out}; give two different files")
+    from .data import resolve
+
+    refuse_overwriting({"--out": out, "--proba": proba},
+                       {"input file (--data)": str(resolve(data)), "model file (--model)": model_path})
     network, _, _ = load_model(model_path)
     digits = load_digits(data, cache=not no_cache)
     if digits.images.shape[1] != network.sizes[0]:
@@ -188,11 +189,14 @@ def predict(model_path, data, out, proba, no_cache):
     scores = network.predict(to_float(digits.images, network.dtype), batch_size=10_000)
     predicted = scores.argmax(axis=1)
     ids = np.arange(1, len(predicted) + 1)
-    write_csv(out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
-    if proba:
-        header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
-        write_csv(proba, header, np.column_stack([ids, network.probabilities(scores.astype(np.float64))]),
-                  ["%d"] + ["%.6f"] * scores.shape[1])
+    # Both files are written to temporaries and renamed only when both are whole: a full disk or Ctrl-C
+    # half way leaves neither new beside an old other.
+    with atomic_path(out) as out_tmp, (atomic_path(proba) if proba else nullcontext()) as proba_tmp:
+        write_csv(out_tmp, out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
+        if proba:
+            header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
+            write_csv(proba_tmp, proba, header, np.column_stack([ids, network.probabilities(scores.astype(np.float64))]),
+                      ["%d"] + ["%.6f"] * scores.shape[1])
     click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
 
 
@@ -202,10 +206,10 @@ def predict(model_path, data, out, proba, no_cache):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--batch", default=4, show_default=True, type=click.IntRange(2),
               help="Rows in the batch (>= 2, so batch-dependent layers are really exercised).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights and rows.")
-@click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed for weights and rows.")
+@click.option("--tol", default=1e-6, show_default=True, type=FiniteFloat(0.0),
               help="Pass when every parameter's relative error is below this.")
-@click.option("--h", "step", default=1e-5, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--h", "step", default=1e-5, show_default=True, type=FiniteFloat(0.0),
               help="Step of the central differences.")
 @click.option("--entries", metavar="N|all",
               help="Difference N seeded random entries per parameter, or 'all' (default: all where that takes "
@@ -314,7 +318,7 @@ def parse_sizes(value: str) -> list[int]:
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(0),
               help="Training steps each way, to show that the losses match (0: skip).")
 @click.option("--sizes", default="10,50,100", show_default=True, help="Hidden-layer widths to compare.")
-@click.option("--budget", default=10.0, show_default=True, type=click.FloatRange(0.1),
+@click.option("--budget", default=10.0, show_default=True, type=FiniteFloat(0.0),
               help="Seconds of numerical differencing per size before sampling entries and extrapolating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @cache_option
@@ -455,14 +459,19 @@ def convert(images, labels, out):
     """Convert an IDX image (and label) file, MNIST or any MNIST-format set, to a Kaggle-style CSV."""
     from .mnist import read_pair, write_digit_csv
 
+    refuse_overwriting({"--out": out}, {"images file (--images)": images, "labels file (--labels)": labels})
     pixels, digits = read_pair(images, labels)
     write_digit_csv(out, pixels, digits)
     click.echo(f"wrote {out}: {len(pixels):,} rows" + (" with labels" if digits is not None else ""))
 
 
-def write_csv(path, header: str, table: np.ndarray, fmt) -> None:
-    with atomic_path(path) as tmp:
+def write_csv(tmp, destination, header: str, table: np.ndarray, fmt) -> None:
+    """Write a CSV to the temporary file `tmp` (renamed to `destination` by the caller); a failure names
+    the destination, not the temporary."""
+    try:
         np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
+    except OSError as exc:
+        raise BPTrainError(f"{destination}: {exc.strerror or exc}; nothing was written") from None
 
 
 # The commands that look at data, runs and graphs live in cli_views.py.

@@ -30,11 +30,67 @@ class Group(click.Group):
         except Interrupted as exc:
             click.echo(f"bp-train: {exc}", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            click.echo("bp-train: interrupted; no output was left half-written", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # the reader went away (`bp-train show ... | head`): stop quietly, as Unix tools do
+            import os
+            import sys
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except MemoryError:
             raise BadInput("out of memory: use a smaller network, batch or data file") from None
+        except RecursionError:
+            raise BadInput("the input is nested too deeply to read") from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise BadInput(f"{where}{exc.strerror or exc}") from None
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses nan and inf (and, with `low`, values at or below it) as a usage error."""
+    name = "number"
+
+    def __init__(self, low: float | None = None):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        import math
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.low is not None and number <= self.low:
+            self.fail(f"{value!r} is not above {self.low:g}", param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's generators accept
+
+
+def refuse_overwriting(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Exit 2 if an output names one of the command's inputs (by any spelling: relative, absolute, a symlink)
+    or two outputs name the same file."""
+    import os
+
+    def same(a, b):
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return os.path.realpath(a) == os.path.realpath(b)
+
+    named = [(option, path) for option, path in outputs.items() if path]
+    for option, path in named:
+        for what, source in inputs.items():
+            if source and os.path.exists(source) and same(path, source):
+                raise BadInput(f"{option} {path} is the {what} this command reads; refusing to overwrite it")
+    for i, (option, path) in enumerate(named):
+        for other, second in named[i + 1:]:
+            if same(path, second):
+                raise BadInput(f"{option} and {other} both name {path}; give two different files")
 
 
 def emit_json(figures: dict) -> None:

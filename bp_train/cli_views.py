@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .cli_common import BadInput, cache_option, emit_json
+from .cli_common import BadInput, cache_option, emit_json, refuse_overwriting
+from .safeyaml import short
 from .config import load_config
 from .data import load_digits, to_float
 from .store import load_model
@@ -195,15 +196,22 @@ def explain(example, config_path, overrides, model_path, png, as_json):
         click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
 
 
-def parse_rows(spec: str, count: int) -> list[int]:
+def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:
+    """'3', '0-9' or '1,5,7' -> row numbers, each checked against `count` and at most `limit` of them
+    (checked before any range is expanded, so '0-999999999' costs nothing)."""
     chosen = []
-    try:
-        for part in spec.split(","):
-            low, _, high = part.partition("-")
-            chosen.extend(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise BadInput(f"--rows {spec!r}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
-    bad = [r for r in chosen if not 0 <= r < count]
-    if bad:
-        raise BadInput(f"--rows {spec!r}: row {bad[0]} is outside 0..{count - 1}")
+    for part in spec.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise BadInput(f"--rows {short(spec)}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
+        if last < first:
+            raise BadInput(f"--rows {short(spec)}: the range {first}-{last} runs backwards; write {last}-{first}")
+        for row in (first, last):
+            if not 0 <= row < count:
+                raise BadInput(f"--rows {short(spec)}: row {row} is outside 0..{count - 1}")
+        if len(chosen) + last - first + 1 > limit:
+            raise BadInput(f"--rows {short(spec)}: more than {limit} rows; show fewer at a time")
+        chosen.extend(range(first, last + 1))
     return chosen

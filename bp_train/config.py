@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 import yaml
 
+from . import safeyaml
 from .errors import ConfigError
+from .safeyaml import short
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -49,7 +51,7 @@ TYPICAL_LR = {"sgd": (0.01, 1.0), "momentum": (0.005, 0.5), "nesterov": (0.005, 
 # --- value checkers: each takes (value, key) and returns the checked value or raises ConfigError ----------
 
 def _fail(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"'{key}' is {value!r}; expected {expected}")
+    return ConfigError(f"'{key}' is {short(value)}; expected {expected}")
 
 
 def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, str], int]:
@@ -68,8 +70,8 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     def check(value, key):
         if isinstance(value, str):
             value = _yaml_float(value)  # YAML reads 1e-3 (no dot) as text; users mean the number
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise _fail(key, value, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _fail(key, value, "a finite number")
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
         if too_low or too_high:
@@ -92,7 +94,7 @@ def _yaml_float(text: str):
 def choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
     def check(value, key):
         if value not in options:
-            hint = _nearest(str(value), options)
+            hint = _nearest(str(value)[:100], options)
             raise _fail(key, value, "one of " + ", ".join(options) + hint)
         return value
     return check
@@ -299,6 +301,12 @@ class Config:
         height, width, channels = self.conv_shapes()[-1]
         return height * width * channels if self.model.conv else self.model.input_size
 
+    def weight_count(self) -> int:
+        """How many weights (W1, W2, ...) the network has: a lower bound of what its model file holds."""
+        count = sum(b.kernel * b.kernel * c * b.filters for b, (_, _, c) in zip(self.model.conv, self.conv_shapes()))
+        sizes = [self.dense_input_size(), *self.layer_sizes[1:]]
+        return count + sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
     def flops_per_sample(self) -> int:
         """Floating-point operations of one forward pass per sample: 2 per multiply-add of every
         convolution and dense product (activations, pooling and the loss are not counted)."""
@@ -324,7 +332,7 @@ def section(cls, raw, key: str):
     for name in raw:
         if name not in known:
             where = f"{key}.{name}" if key else str(name)
-            raise ConfigError(f"unknown key '{where}'{_nearest(str(name), known)}; "
+            raise ConfigError(f"unknown key {short(where)}{_nearest(str(name)[:100], known)}; "
                               f"valid keys here: {', '.join(known)}")
     values = {}
     for name, value in raw.items():
@@ -344,7 +352,9 @@ def parse_yaml(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:
-        raw = yaml.safe_load(source)
+        raw = safeyaml.load(source)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
@@ -367,7 +377,7 @@ def parse_key(dotted: str, assignment: str) -> list[str | int]:
     for part in dotted.strip().split("."):
         match = _KEY_PART.match(part)
         if match is None:
-            raise ConfigError(f"--set {assignment!r}: the key {dotted!r} is not a dotted path like train.epochs "
+            raise ConfigError(f"--set {short(assignment)}: the key {dotted!r} is not a dotted path like train.epochs "
                               "or model.hidden[0].size")
         path.append(match.group(1))
         path.extend(int(i) for i in re.findall(r"\d+", match.group(2)))
@@ -389,37 +399,39 @@ def apply_override(raw: dict, assignment: str) -> None:
     """Apply one `--set key=value` to the raw mapping; the value is read as YAML (3, 0.1, relu, [1, 2]).
     Keys are dotted paths and may index lists: `model.hidden[0].size=64`."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        raise ConfigError(f"--set {short(assignment)}: expected KEY=VALUE, e.g. train.epochs=3")
     dotted, _, value_text = assignment.partition("=")
     path = parse_key(dotted, assignment)
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = safeyaml.load(value_text) if value_text.strip() else None
+    except ConfigError as exc:
+        raise ConfigError(f"--set {short(assignment)}: {exc}") from None
     except yaml.YAMLError:
-        raise ConfigError(f"--set {assignment!r}: the value {value_text!r} is not valid YAML") from None
+        raise ConfigError(f"--set {short(assignment)}: the value is not valid YAML") from None
     node = raw
     for depth, step in enumerate(path[:-1]):
         where = _path_text(path[:depth + 1])
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
                 size = len(node) if isinstance(node, list) else 0
-                raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:depth])}' has {size} item(s); "
+                raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:depth])}' has {size} item(s); "
                                   f"index {step} is out of range")
             child = node[step]
         else:
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:depth])}' is not a section")
+                raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:depth])}' is not a section")
             child = node.get(step)
             if child is None:
                 child = node[step] = _default_at(path[:depth + 1]) if isinstance(path[depth + 1], int) else {}
                 if child is None:
-                    raise ConfigError(f"--set {assignment!r}: '{where}' is not a list")
+                    raise ConfigError(f"--set {short(assignment)}: '{where}' is not a list")
         node = child
     last = path[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:-1])}' has no item {last}")
+            raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:-1])}' has no item {last}")
     elif not isinstance(node, dict):
-        raise ConfigError(f"--set {assignment!r}: '{_path_text(path[:-1])}' is not a section")
+        raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:-1])}' is not a section")
     node[last] = value
 
 

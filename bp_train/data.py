@@ -105,10 +105,17 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
 
 
 def _parse(path: Path, dtype) -> pd.DataFrame:
+    """pandas.read_csv, strictly: no row may have more fields than the header (pandas would otherwise turn
+    the first row's extra fields into an index), and only empty cells are missing ('nan' and 'NA' are
+    text, reported as what they are)."""
     try:
-        with warnings.catch_warnings():  # mixed-type columns are diagnosed cell by cell afterwards
-            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            return pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", skip_blank_lines=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed types: diagnosed cell by cell later
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a first row longer than the header
+            return pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", skip_blank_lines=False, index_col=False,
+                               keep_default_na=False, na_values=[""])
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: not a valid digit CSV: line 2: more fields than the header's") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783'") from None
     except pd.errors.ParserError as exc:
@@ -119,6 +126,12 @@ def _parse(path: Path, dtype) -> pd.DataFrame:
         raise DataError(f"{path}: not a valid digit CSV: {detail}") from None
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable CSV text file ({type(exc).__name__}: {exc})") from None
+
+
+def _header(path: Path) -> list[str]:
+    """The header's names exactly as the file writes them (pandas renames a repeated one 'pixel3.1')."""
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    return list(first.iloc[0])
 
 
 def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
@@ -135,7 +148,14 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
         # Some cell is empty, not a whole number or huge: parse loosely, then find and name it.
         frame = _parse(path, None)
 
-    columns = [str(c).strip() for c in frame.columns]
+    columns = [str(c).strip() for c in _header(path)]
+    if len(columns) != len(frame.columns):
+        raise DataError(f"{path}: line 1: the header could not be read as {len(frame.columns)} columns")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        places = [i + 1 for i, c in enumerate(columns) if c == repeated[0]]
+        raise DataError(f"{path}: line 1: column {repeated[0]!r} appears {len(places)} times (columns "
+                        f"{', '.join(map(str, places))}); each column may appear once")
     frame.columns = columns
     has_label = "label" in columns
     if require_labels and not has_label:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ FILES = {
 }
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16
+MAX_IDX_BYTES = 100_000_000  # MNIST's training images are 47 MB; anything this large is not digits
 
 
 # --- IDX ---------------------------------------------------------------------------------------------
@@ -40,12 +42,22 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if path.stat().st_size > MAX_IDX_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes; an IDX file of digits is at most {MAX_IDX_BYTES:,}")
     raw = path.read_bytes()
     if raw[:2] != GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        # decompress in steps, so that a small file that inflates to gigabytes is stopped at the limit
+        inflater = zlib.decompressobj(wbits=31)
+        content = inflater.decompress(raw, MAX_IDX_BYTES + 1)
+        if len(content) > MAX_IDX_BYTES:
+            raise DataError(f"{path}: inflates to more than {MAX_IDX_BYTES:,} bytes; an IDX file of digits is "
+                            "smaller (MNIST's largest is 47 MB)")
+        if not inflater.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        return content
+    except (EOFError, OSError, zlib.error) as exc:
         raise DataError(f"{path}: damaged or truncated gzip file ({exc})") from None
 
 
@@ -62,6 +74,9 @@ def parse_idx(content: bytes, source: str, ndim: int) -> np.ndarray:
     if len(content) < header:
         raise DataError(f"{source}: IDX header truncated")
     dims = tuple(int(d) for d in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
+    if 0 in dims:
+        raise DataError(f"{source}: the IDX header says {' x '.join(map(str, dims))}: it holds no "
+                        f"{'images' if ndim == 3 else 'labels'}")
     expected = int(np.prod(dims)) + header
     if len(content) != expected:
         raise DataError(f"{source}: IDX header says {' x '.join(map(str, dims))} = {expected - header} bytes of "

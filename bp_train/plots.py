@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BPTrainError
+from .safeyaml import short
 
 GRID_MAX = 25  # misclassified digits shown, at most (a 5 x 5 grid)
 
@@ -31,8 +32,22 @@ def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.csv"
     if not path.is_file():
         raise BPTrainError(f"{path}: not found; is {run_dir} a folder written by bp-train fit?")
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    from .train import METRIC_COLUMNS
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or list(rows[0]) != METRIC_COLUMNS:
+        raise BPTrainError(f"{path}: expected a header '{','.join(METRIC_COLUMNS)}' and one row per epoch, "
+                           "as fit writes it")
+    for line, row in enumerate(rows, start=2):
+        for column in METRIC_COLUMNS:
+            value = row.get(column)
+            try:
+                if not (value == "" and column.startswith("val_")):
+                    float(value)
+            except (TypeError, ValueError):
+                raise BPTrainError(f"{path}: line {line}, column '{column}': {short(value)} is not a number") from None
+    return rows
 
 
 def _save(figure, path: Path, plt) -> Path:

@@ -38,6 +38,10 @@ def atomic_path(destination: str | os.PathLike):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, destination)
+    except OSError as exc:  # a full disk or a vanished folder: name the file the user asked for
+        if exc.filename not in (None, str(tmp), tmp):
+            raise
+        raise BPTrainError(f"{destination}: {exc.strerror or exc}; the previous file, if any, is unchanged") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -68,8 +72,12 @@ def save_arrays(destination: str | os.PathLike, arrays: dict[str, np.ndarray], m
         np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def load_arrays(path: str | os.PathLike, kind: str = "model") -> tuple[dict[str, np.ndarray], dict]:
-    """Read an .npz written by `save_arrays`, refusing anything else (and never unpickling)."""
+def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Read an .npz written by `save_arrays`, refusing anything else (and never unpickling).
+
+    The arrays' names, dtypes and shapes are read from their headers first, and `check(headers, meta)`
+    may refuse the file from those alone, before any array's data is read: a small crafted file cannot
+    make bp-train allocate gigabytes. Arrays must hold finite numbers."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: {kind} file not found")
@@ -81,22 +89,62 @@ def load_arrays(path: str | os.PathLike, kind: str = "model") -> tuple[dict[str,
     if not magic.startswith(b"PK"):
         raise ModelFileError(f"{path}: not a bp-train {kind} file (not an .npz archive)")
     try:
+        headers = _headers(path, kind)
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except ValueError as exc:
+            meta = _meta(archive, headers, path, kind)
+            if check is not None:
+                check(headers, meta)
+            arrays = {name: archive[name] for name in headers if name != "meta"}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
                                  "them could run arbitrary code") from None
-        raise ModelFileError(f"{path}: not a bp-train {kind} file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{path}: not a bp-train {kind} file, or truncated ({exc})") from None
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ModelFileError(f"{path}: array '{name}' holds NaN or infinite values; refused (a diverged "
+                                 "or damaged model predicts nothing useful)")
+    return arrays, meta
+
+
+def _headers(path: Path, kind: str) -> dict[str, tuple[tuple, np.dtype]]:
+    """{array name: (shape, dtype)} from the .npy headers inside the archive, without reading any data."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ModelFileError(f"{path}: not a bp-train {kind} file (it holds '{name[:60]}', not an array)")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ModelFileError(f"{path}: array '{name[:-4][:60]}' is compressed; bp-train writes plain .npz "
+                                     f"files (made by another program?)")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            if dtype.hasobject:
+                raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
+                                     "them could run arbitrary code")
+            expected = "U" if name == "meta.npy" else "fiub"
+            if dtype.kind not in expected:
+                raise ModelFileError(f"{path}: array '{name[:-4][:60]}' has dtype {dtype}; expected "
+                                     f"{'text' if expected == 'U' else 'numbers'}")
+            headers[name[:-4]] = (shape, dtype)
+    return headers
+
+
+def _meta(archive, headers: dict, path: Path, kind: str) -> dict:
+    """The JSON metadata every bp-train file carries, checked for its format line."""
+    if "meta" not in headers or headers["meta"][0] != ():
+        raise ModelFileError(f"{path}: not a bp-train {kind} file (made by another program?): "
+                             f"no '{MODEL_FORMAT}' header")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = json.loads(str(archive["meta"]))
         assert isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT
-    except (KeyError, ValueError, AssertionError):
+    except (ValueError, AssertionError, RecursionError):
         raise ModelFileError(f"{path}: not a bp-train {kind} file (made by another program?): "
                              f"no '{MODEL_FORMAT}' header") from None
-    return arrays, meta
+    return meta
 
 
 def _holds_objects(path: Path) -> bool:
@@ -125,21 +173,47 @@ def save_model(destination, network, config_dict: dict, extra: dict | None = Non
 
 def load_model(path):
     """Rebuild the network saved in a model file: (network, config, meta); meta["train_fingerprint"] holds
-    the training rows' hashes (or None for a model saved without them)."""
+    the training rows' hashes (or None for a model saved without them).
+
+    Every array's name, dtype and shape is checked against the network the saved config describes before
+    any array's data is read; arrays the config does not name are refused."""
     from .config import config_from_dict
+    from .errors import BPTrainError
     from .network import build_network
 
-    arrays, meta = load_arrays(path)
+    built = {}
+
+    def check(headers, meta):
+        try:
+            config = config_from_dict(meta["config"], f"{path} (its saved config)")
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise ModelFileError(f"{path}: the model file has no valid saved config") from None
+        except BPTrainError as exc:
+            raise ModelFileError(str(exc)) from None
+        stored = sum(int(np.prod(shape)) for name, (shape, _) in headers.items() if name != "meta")
+        if config.weight_count() > stored:  # refuse before building a network the file cannot fill
+            raise ModelFileError(f"{path}: its saved config describes a network of {config.weight_count():,} "
+                                 f"weights, but the file holds {stored:,} values")
+        network = build_network(config, seed=0)
+        state = network.state()
+        for name, (shape, dtype) in headers.items():
+            if name == FINGERPRINT:
+                if len(shape) != 1 or dtype != np.uint32:
+                    raise ModelFileError(f"{path}: array '{name}' is not a fingerprint (1-D uint32)")
+            elif name != "meta" and name not in state:
+                raise ModelFileError(f"{path}: array '{name[:60]}' is not part of the network its config "
+                                     f"describes ({', '.join(state)})")
+            elif name in state and (tuple(shape) != state[name].shape or dtype.kind != "f"):
+                raise ModelFileError(f"{path}: the arrays do not match the saved config (wrong shape or dtype of "
+                                     f"{name}: {dtype} {tuple(shape)}, expected {state[name].dtype} "
+                                     f"{state[name].shape})")
+        missing = [key for key in state if key not in headers]
+        if missing:
+            raise ModelFileError(f"{path}: the arrays do not match the saved config (missing {missing[0]})")
+        built.update(network=network, config=config)
+
+    arrays, meta = load_arrays(path, check=check)
     meta[FINGERPRINT] = arrays.pop(FINGERPRINT, None)
-    try:
-        config = config_from_dict(meta["config"], f"{path} (its saved config)")
-    except (KeyError, TypeError):
-        raise ModelFileError(f"{path}: the model file has no saved config") from None
-    network = build_network(config, seed=0)
-    missing = [key for key in network.state() if key not in arrays]
-    wrong = [key for key, a in network.state().items() if key in arrays and arrays[key].shape != a.shape]
-    if missing or wrong:
-        raise ModelFileError(f"{path}: the arrays do not match the saved config "
-                             f"({'missing ' + missing[0] if missing else 'wrong shape of ' + wrong[0]})")
+    network = built["network"]
     network.load_state(arrays)
-    return network, config, meta
+    return network, built["config"], meta

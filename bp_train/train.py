@@ -103,6 +103,10 @@ class Trainer:
         digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
         train, val = split_rows(self.config, digits)
         dtype = self.network.dtype
+        classes = self.config.model.output_size
+        if int(digits.labels.max()) >= classes:
+            raise ConfigError(f"model.output_size is {classes} but {digits.source} has label {int(digits.labels.max())}; "
+                              f"the network needs an output per class (output_size >= {int(digits.labels.max()) + 1})")
         self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
         self.x_val = to_float(val.images, dtype) if val is not None else None
         self.t_val = val.labels.astype(np.intp) if val is not None else None
