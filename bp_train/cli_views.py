@@ -51,6 +51,11 @@ def plot(sources, augment, activations, out, no_cache):
     if (augment or activations) and len(sources) > 1:
         raise BadInput(f"--{'augment' if augment else 'activations'} draws one config or run; got {len(sources)}")
     source = Path(sources[0])
+    read = {}
+    for item in map(Path, sources):
+        for name in (("model.npz", "metrics.csv", "config.yaml", "checkpoint.npz") if item.is_dir() else ("",)):
+            read[f"file {item / name if name else item}"] = str(item / name) if name else str(item)
+    refuse_overwriting({"--out": out}, read)
 
     def target(default_name):
         return Path(out) if out else (source / default_name if source.is_dir() else Path(default_name))
@@ -163,6 +168,7 @@ def explain(example, config_path, overrides, model_path, png, as_json):
     """
     from . import explain as E
 
+    refuse_overwriting({"--png": png}, {"config file (--config)": config_path, "model file (--model)": model_path})
     if example != "network":
         if config_path or overrides or model_path:
             raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")

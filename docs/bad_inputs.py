@@ -43,6 +43,11 @@ def cases(tmp: Path):
         "network too large for memory": "model: {hidden: [{size: 2000000}, {size: 2000000}]}\n",
         "conv block that does not fit": "model: {conv: [{filters: 8, kernel: 5, pool: 4}, {filters: 8, kernel: 7}]}\n",
         "input_shape disagrees with input_size": "model: {input_shape: [3, 28, 28]}\n",
+        "duplicate key": "train:\n  epochs: 3\n  epochs: 5\n",
+        "non-finite number": "train: {optimizer: {lr: .inf}}\n",
+        "YAML alias bomb": "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+            f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi")) + "model: {hidden: *i}\n",
+        "YAML nested 600 deep": "model: " + "[" * 600 + "]" * 600 + "\n",
     }
     for name, text in yaml_cases.items():
         path = tmp / "exp.yaml"
@@ -58,6 +63,9 @@ def cases(tmp: Path):
         "pixel out of range": csv_text(ROW, ROW, with_cell(301, "256")),
         "label out of range": csv_text(with_cell(0, "10")),
         "row with too many fields": csv_text(ROW, ROW + ",7"),
+        "first row with extra fields": csv_text(ROW + ",7,7,7", ROW),
+        "cell 'nan'": csv_text(ROW, with_cell(5, "nan")),
+        "repeated column": csv_text(ROW, header=HEADER.replace("pixel5,", "pixel3,", 1)),
         "no label column (training)": csv_text(",".join(["0"] * 784), header=HEADER.split(",", 1)[1]),
         "not a CSV at all (binary)": bytes(range(256)) * 8,
     }
@@ -90,6 +98,22 @@ def cases(tmp: Path):
         lambda p: np.savez(p, meta=np.array([{"x": 1}], dtype=object)))
     small = tmp / "small.csv"
     small.write_text("pixel0,pixel1\n1,2\n")
+    def with_array(**changes):
+        def write(path):
+            with np.load(model, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            arrays.update(changes(arrays) if callable(changes) else changes)
+            np.savez(path, **arrays)
+        return write
+
+    yield "model: NaN weights", model_case(with_array(**{"W1": np.full((784, 100), np.nan, np.float32)}))
+    yield "model: an array the config does not name", model_case(with_array(extra=np.zeros(3)))
+    yield "model: compressed (a small file declaring a huge array)", model_case(
+        lambda p: np.savez_compressed(p, meta=np.array('{"format": "bp-train-model/1"}'), W1=np.zeros((2000, 2000))))
+    yield "--out names the model file", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
+                                                 "--out", str(model)]
+    yield "reversed --rows", lambda: ["show", str(good), "--rows", "5-2"]
+    yield "--tol nan", lambda: ["gradcheck", "--tol", "nan"]
     yield "data of another input size", lambda: ["predict", "--model", str(model), "--data", str(small)]
     yield "output folder does not exist", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
                                                    "--out", str(tmp / "no" / "such" / "sub.csv")]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +86,20 @@ def run_cli(*args, cwd=None):
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
     finally:
         os.chdir(old)
+
+
+# Runs the CLI in a fresh process and reports its own peak resident memory on the way out: VmHWM, since
+# getrusage's ru_maxrss survives exec and would report the parent's (pytest's) peak.
+RUNNER = ("import re, sys\nfrom bp_train.cli import main\ntry:\n    main(sys.argv[1:], prog_name='bp-train')\n"
+          "finally:\n    status = open('/proc/self/status').read()\n"
+          "    print('PEAK_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n")
+
+
+def run_measured(*args, cwd=None, timeout=60):
+    """(exit code, stderr without the peak line, seconds, peak MiB) of `bp-train ARGS` in a fresh process."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", RUNNER, *map(str, args)], cwd=cwd or ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    peak = int(re.findall(r"PEAK_KIB (\d+)", done.stderr)[-1]) / 1024
+    stderr = re.sub(r"PEAK_KIB \d+\n?", "", done.stderr)
+    return done.returncode, stderr, time.monotonic() - start, peak

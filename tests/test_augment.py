@@ -1,7 +1,6 @@
 """Augmentation: each transform against a known answer, bilinear sampling against its definition, seeded
 and resumable draws, training batches only, and bad settings refused when the config is read."""
 
-import json
 
 import numpy as np
 import pytest

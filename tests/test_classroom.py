@@ -195,7 +195,7 @@ def test_train_rows_trains_on_the_first_rows_only(tiny_config, tmp_path):
 
 
 def test_plot_overlays_several_runs_with_a_legend_entry_each(tiny_config, tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib")
     from bp_train.plots import compare_runs, read_metrics
 
     runs = []

@@ -80,7 +80,7 @@ def test_exponent_notation_without_a_dot_is_a_number(tmp_path):
     # YAML 1.1 reads 1e-3 as a string; a user writing it means 0.001.
     config = load_config(write(tmp_path, "train: {optimizer: {lr: 1e-3}, weight_decay: 5E-4}"))
     assert config.train.optimizer.lr == 0.001 and config.train.weight_decay == 0.0005
-    with pytest.raises(ConfigError, match="'train.optimizer.lr' is 'nan'; expected a number"):
+    with pytest.raises(ConfigError, match="'train.optimizer.lr' is 'nan'; expected a finite number"):
         load_config(write(tmp_path, "train: {optimizer: {lr: nan}}"))
 
 

@@ -7,33 +7,14 @@ import gzip
 import io
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
-
-# Runs the CLI in a fresh process and reports its own peak resident memory on the way out: VmHWM, since
-# getrusage's ru_maxrss survives exec and would report the parent's (pytest's) peak.
-RUNNER = ("import re, sys\nfrom bp_train.cli import main\ntry:\n    main(sys.argv[1:], prog_name='bp-train')\n"
-          "finally:\n    status = open('/proc/self/status').read()\n"
-          "    print('PEAK_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n")
-
-
-def run_measured(*args, cwd=None):
-    """(exit code, stderr without the peak line, seconds, peak MiB) of `bp-train ARGS` in a fresh process."""
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", RUNNER, *map(str, args)], cwd=cwd or ROOT, capture_output=True,
-                          text=True, timeout=60)
-    peak = int(re.findall(r"PEAK_KIB (\d+)", done.stderr)[-1]) / 1024
-    stderr = re.sub(r"PEAK_KIB \d+\n?", "", done.stderr)
-    return done.returncode, stderr, time.monotonic() - start, peak
-
+from conftest import ROOT, run_cli, run_measured, synthetic_digits, write_digit_csv
 
 def assert_bounded(code, stderr, seconds, peak, message):
     assert code == 2, stderr
