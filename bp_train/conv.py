@@ -6,10 +6,12 @@ the patch under it. Written as loops that is six nested loops; written as one ma
 and the trick that turns it into one is im2col.
 
 Layout. Images are kept as (N, H, W, C): batch, height, width, channels ("NHWC"). The textbook uses
-(N, C, H, W); we measured both here and chose NHWC because the product of im2col's rows with the filters
-gives (N * OH * OW, FN), which *is* the next layer's (N, OH, OW, FN) input with no transpose, and
-pooling and BatchNorm over channels become plain reshapes. The config still speaks of `input_shape:
-[C, H, W]`, as the textbooks do.
+(N, C, H, W). NHWC won here for two reasons: the product of im2col's rows with the filters gives
+(N * OH * OW, FN), which *is* the next layer's (N, OH, OW, FN) input, where NCHW needs a transposing copy
+back; and its patches copy in long runs of channels. Measured on batches of 100 (one thread), the two
+im2cols of configs/cnn.yaml took 5.0 ms in NHWC against 18.7 ms for the textbook's NCHW im2col, plus
+3.6 ms for NCHW's transposes. Pooling and BatchNorm over channels become plain reshapes. The config
+still speaks of `input_shape: [C, H, W]`, as the textbooks do.
 
 im2col. For every output position (n, i, j), copy the FH x FW x C patch it sees into one row:
 

@@ -89,44 +89,40 @@ class MeanSquaredError:
         return dout * (self.y - self.t) / len(self.y)
 
 
-class SoftmaxThenCrossEntropy:
+class OutputThenLoss:
+    """Two nodes in a row: an output node (x -> y), then a loss node (y, t -> L). Backward is the chain
+    rule through both: dL/dx = output.backward(loss.backward(1))."""
+
+    def __init__(self, output, loss):
+        self.output, self.loss = output, loss
+        self.y = None
+
+    def forward(self, x, t):
+        self.y = self.output.forward(x)
+        return self.loss.forward(self.y, t)
+
+    def backward(self, dout=1.0):
+        return self.output.backward(self.loss.backward(dout))
+
+
+class SoftmaxThenCrossEntropy(OutputThenLoss):
     """The fused SoftmaxWithLoss taken apart: a Softmax node, then a CrossEntropy node."""
 
     def __init__(self):
-        self.softmax, self.cross_entropy = Softmax(), CrossEntropy()
-
-    @property
-    def y(self):
-        return self.softmax.y
-
-    def forward(self, x, t):
-        return self.cross_entropy.forward(self.softmax.forward(x), t)
-
-    def backward(self, dout=1.0):
-        return self.softmax.backward(self.cross_entropy.backward(dout))
+        super().__init__(Softmax(), CrossEntropy())
 
     @staticmethod
     def probabilities(x):
         return softmax(x)
 
 
-class SigmoidWithMSE:
+class SigmoidWithMSE(OutputThenLoss):
     """Sigmoid outputs, then mean squared error: backward is delta = (y - t) * y * (1 - y) / N.
 
     The outputs do not sum to 1; `probabilities` divides each row by its sum, which keeps the argmax."""
 
     def __init__(self):
-        self.sigmoid, self.mse = Sigmoid(), MeanSquaredError()
-
-    @property
-    def y(self):
-        return self.sigmoid.out
-
-    def forward(self, x, t):
-        return self.mse.forward(self.sigmoid.forward(x), t)
-
-    def backward(self, dout=1.0):
-        return self.sigmoid.backward(self.mse.backward(dout))
+        super().__init__(Sigmoid(), MeanSquaredError())
 
     @staticmethod
     def probabilities(x):
