@@ -1,0 +1,281 @@
+"""Re-measure the README's figures from the code as it is, and copy them into the README.
+
+Each section (results, gradcheck, compare-speed, bench, bad-inputs) runs the real `bp-train` command in a
+fresh process and writes its output, with the date and the machine it ran on, to docs/figures.md between
+markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README holds the same marked blocks;
+`--readme` (on by default) copies them over, and tests/test_readme.py fails when the two differ, so a
+change that moves a figure has to come with the new figures.
+
+    python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (~15 min)
+    python docs/figures.py --data ... --only results,bench --rows default,deep  # some sections, rows
+
+`make figures` runs it on the data the project's machines have in ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "docs" / "figures.md"
+README = ROOT / "README.md"
+BLOCK = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figures:(?P=name) -->\n", re.S)
+# Accuracy figures are made with a fixed thread count: OpenBLAS sums in another order with another count,
+# and the same seed reproduces the same weights only with the same count.
+THREADS = "2"
+
+# config, data set ("kaggle": the Kaggle-format train.csv, validation split; "mnist": MNIST's 60,000 train
+# rows, scored on t10k), the network in words
+RESULTS = [
+    ("default", "kaggle", "784-100-10 ReLU"),
+    ("sigmoid", "kaggle", "784-100-10 sigmoid"),
+    ("deep", "kaggle", "784-512-256-10 ReLU, dropout 0.3"),
+    ("best", "mnist", "784-800-800-10 ReLU, dropout 0.2/0.5, Adam"),
+    ("cnn", "kaggle", "conv 32@3x3, pool, conv 64@3x3, pool, 128, dropout 0.5"),
+    ("best-cnn", "mnist", "conv 32@5x5, BN, pool, conv 64@5x5, BN, pool, 256, dropout 0.5"),
+    ("best-augmented", "mnist", "784-800-800-10 ReLU, dropout 0.3, Adam, augmented digits"),
+    ("best-cnn-augmented", "mnist", "best-cnn's network on augmented digits"),
+]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def stamp() -> str:
+    return f"_Measured {datetime.date.today().isoformat()} on {machine()}._\n"
+
+
+# Runs the CLI and, on the way out, reports the process's own peak resident memory in KiB: VmHWM, since
+# getrusage's ru_maxrss survives exec and would report this script's peak if that were larger.
+RUNNER = ("import re, sys\n"
+          "from bp_train.cli import main\n"
+          "try:\n    main(sys.argv[1:], prog_name='bp-train')\n"
+          "finally:\n    status = open('/proc/self/status').read()\n"
+          "    print('PEAK_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n")
+
+
+def bp_train(*args, cwd=None) -> tuple[str, float, float]:
+    """Run `bp-train ARGS` in a fresh process: (stdout, wall seconds, peak RSS in MiB)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", RUNNER, *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"bp-train {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stderr}")
+    peak = re.findall(r"PEAK_KIB (\d+)", done.stderr)
+    return done.stdout, seconds, int(peak[-1]) / 1024 if peak else float("nan")
+
+
+def human_time(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.0f} s"
+
+
+# --- sections ----------------------------------------------------------------------------------------------
+
+def results(args, only_rows: set[str] | None, previous: str | None) -> str:
+    rows = _previous_rows(previous)
+    work = Path(tempfile.mkdtemp(prefix="bp-train-figures-"))
+    mnist_csv = None
+    for name, dataset, network in RESULTS:
+        if only_rows and name not in only_rows:
+            continue
+        config = ROOT / "configs" / f"{name}.yaml"
+        run = work / name
+        if dataset == "kaggle":
+            out, seconds, peak = run_fit(config, args.data, run)
+            summary = json.loads(out)
+            trained_on = "Kaggle-format `train.csv` (42,000 rows: 37,800 train, 4,200 validation)"
+            accuracy = f"{summary['val_accuracy']:.2%} validation"
+        else:
+            if mnist_csv is None:
+                mnist_csv = _mnist_csvs(args.mnist, work)
+            out, seconds, peak = run_fit(config, mnist_csv["train"], run)
+            summary = json.loads(out)
+            report, _, _ = bp_train("evaluate", "--model", run / "model.npz", "--data", mnist_csv["test"],
+                                    "--json", "--threads", THREADS)
+            trained_on = "MNIST train (60,000 rows)"
+            accuracy = f"{json.loads(report)['accuracy']:.2%} on MNIST t10k"
+        if dataset == "kaggle" and args.mnist:
+            accuracy += f"; {kaggle_test_score(args, run / 'model.npz', work):.2%} on the Kaggle-format test.csv"
+        rows[name] = (f"| `{name}.yaml` | {trained_on} | {network} | {summary['epochs']} | "
+                      f"{human_time(seconds)} | {peak:,.0f} MiB | **{accuracy}** |")
+    header = ("| config | trained on | network | epochs | `fit` time | peak memory | accuracy |\n"
+              "|---|---|---|---|---|---|---|\n")
+    order = [name for name, _, _ in RESULTS] + sorted(set(rows) - {n for n, _, _ in RESULTS})
+    return stamp() + "\n" + header + "".join(rows[n] + "\n" for n in order if n in rows)
+
+
+def run_fit(config: Path, data, run: Path):
+    return bp_train("fit", "--config", config, "--data", data, "--out", run, "--quiet", "--json",
+                    "--threads", THREADS)
+
+
+def _mnist_csvs(folder, work: Path) -> dict:
+    """MNIST's IDX files as labelled Kaggle-style CSVs: {"train": 60,000 rows, "test": t10k's 10,000}."""
+    if not folder:
+        raise SystemExit("the results section needs --mnist FOLDER (the four MNIST IDX .gz files)")
+    paths = {"train": work / "mnist-train.csv", "test": work / "mnist-t10k.csv"}
+    for part, prefix in (("train", "train"), ("test", "t10k")):
+        bp_train("data", "convert", "--images", Path(folder) / f"{prefix}-images-idx3-ubyte.gz",
+                 "--labels", Path(folder) / f"{prefix}-labels-idx1-ubyte.gz", "--out", paths[part])
+    return paths
+
+
+def kaggle_test_score(args, model: Path, work: Path) -> float:
+    """Predict the Kaggle-format test.csv beside --data, as a Kaggle entrant would, and score the submission.
+
+    The replica's test labels are not published, but its images are MNIST's: each test image's label is
+    looked up by its pixels (data.row_hashes) among MNIST's 70,000 labelled images."""
+    import numpy as np
+
+    from bp_train.data import load_digits, row_hashes
+    from bp_train.mnist import read_pair
+
+    test_csv = Path(args.data).with_name(Path(args.data).name.replace("train", "test"))
+    submission = work / f"{model.parent.name}-submission.csv"
+    bp_train("predict", "--model", model, "--data", test_csv, "--out", submission, "--threads", THREADS)
+    known = {}
+    for prefix in ("train", "t10k"):
+        images, labels = read_pair(Path(args.mnist) / f"{prefix}-images-idx3-ubyte.gz",
+                                   Path(args.mnist) / f"{prefix}-labels-idx1-ubyte.gz")
+        known.update(zip(row_hashes(images.reshape(len(images), -1)).tolist(), labels.tolist()))
+    truth = np.array([known[h] for h in row_hashes(load_digits(test_csv).images).tolist()])
+    predicted = np.loadtxt(submission, delimiter=",", skiprows=1, dtype=int)[:, 1]
+    return float(np.mean(predicted == truth))
+
+
+def _previous_rows(previous: str | None) -> dict[str, str]:
+    rows = {}
+    for line in (previous or "").splitlines():
+        match = re.match(r"\| `([\w-]+)\.yaml` \|", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
+
+
+def command_section(*args) -> str:
+    out, _, _ = bp_train(*args, cwd=ROOT)
+    shown = " ".join(str(a) for a in args).replace(str(ROOT.parent) + "/", "../")
+    return stamp() + "\n```\n$ bp-train " + shown + "\n" + out.replace(str(ROOT.parent) + "/", "../").rstrip() + "\n```\n"
+
+
+def gradcheck(args, *_):
+    return command_section("gradcheck", "--config", "configs/default.yaml", "--set", f"data.train={args.data}")
+
+
+def compare_speed(args, *_):
+    return command_section("compare-speed", "--config", "configs/default.yaml", "--sizes", "10,50,100,200",
+                           "--set", f"data.train={args.data}")
+
+
+def bench(args, *_):
+    configs = [a for name in ("default", "deep", "mlp-800-800", "best", "best-augmented", "cnn") for a in ("--config", f"configs/{name}.yaml")]
+    return command_section("bench", "--data", args.data, "--busy", "--profile", *configs)
+
+
+def pytorch(args, *_):
+    """bp-train's epoch time against PyTorch's CPU on the same network, batch, optimizer and data, the two
+    interleaved (A B A B) so that the machine's drift hits both; PyTorch runs from its own environment."""
+    if not args.torch_python:
+        raise SystemExit("the pytorch section needs --torch-python PATH (a Python with torch, numpy, pandas)")
+    lines = ["| network | bp-train s/epoch | PyTorch s/epoch | ratio (bp-train / PyTorch) |", "|---|---|---|---|"]
+    for name in ("mlp-800-800", "cnn"):
+        ours, theirs = [], []
+        for _ in range(2):
+            out, _, _ = bp_train("bench", "--data", args.data, "--config", ROOT / "configs" / f"{name}.yaml",
+                                 "--epochs", "3", "--threads", THREADS, "--json")
+            ours.append(json.loads(out)["training"][0]["seconds_per_epoch"])
+            done = subprocess.run([args.torch_python, str(ROOT / "docs" / "torch_reference.py"), "--data", args.data,
+                                   "--network", name, "--epochs", "3", "--threads", THREADS],
+                                  capture_output=True, text=True, check=True)
+            theirs.append(json.loads(done.stdout)["seconds_per_epoch"])
+        ratios = [a / b for a, b in zip(ours, theirs)]
+        lines.append(f"| `{name}.yaml` | {', '.join(f'{v:.2f}' for v in ours)} | {', '.join(f'{v:.2f}' for v in theirs)} "
+                     f"| {', '.join(f'{v:.2f}' for v in ratios)} |")
+    version = subprocess.run([args.torch_python, "-c", "import torch; print(torch.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return (stamp() + f"\nPyTorch {version} on the CPU, {THREADS} threads each, batch 100, Adam, the 37,800 training rows "
+            "of the Kaggle-format file; each cell lists the two interleaved rounds.\n\n" + "\n".join(lines) + "\n")
+
+
+def bad_inputs(args, *_):
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "bad_inputs.py")], check=True, text=True,
+                         capture_output=True).stdout
+    return out
+
+
+SECTIONS = {"results": results, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
+            "pytorch": pytorch, "bad-inputs": bad_inputs}
+
+
+# --- the files ---------------------------------------------------------------------------------------------
+
+def blocks(text: str) -> dict[str, str]:
+    return {m.group("name"): m.group("body") for m in BLOCK.finditer(text)}
+
+
+def replace_blocks(text: str, new: dict[str, str]) -> str:
+    def swap(match):
+        name = match.group("name")
+        body = new.get(name, match.group("body"))
+        return f"<!-- figures:{name} -->\n{body}<!-- /figures:{name} -->\n"
+    return BLOCK.sub(swap, text)
+
+
+def write_figures(sections: dict[str, str]) -> None:
+    parts = ["# Figures\n\nGenerated by `python docs/figures.py` (`make figures`); the README's marked blocks are "
+             "copies of these. Do not edit by hand.\n"]
+    for name in SECTIONS:
+        if name in sections:
+            parts.append(f"\n## {name}\n\n<!-- figures:{name} -->\n{sections[name]}<!-- /figures:{name} -->\n")
+    FIGURES.write_text("".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the Kaggle-format train.csv(.gz)")
+    parser.add_argument("--mnist", help="folder with the four MNIST IDX .gz files (for the results of best*.yaml)")
+    parser.add_argument("--torch-python", help="a Python with PyTorch, for the pytorch section (docs/torch_reference.py)")
+    parser.add_argument("--only", help="comma-separated sections to measure (default: all): " + ", ".join(SECTIONS))
+    parser.add_argument("--rows", help="comma-separated configs of the results table to re-measure (default: all)")
+    parser.add_argument("--no-readme", dest="readme", action="store_false", help="leave README.md alone")
+    args = parser.parse_args()
+    args.data = str(Path(args.data).resolve())
+    current = blocks(FIGURES.read_text()) if FIGURES.is_file() else {}
+    chosen = set(args.only.split(",")) if args.only else set(SECTIONS)
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section {sorted(unknown)[0]!r}; choose from {', '.join(SECTIONS)}")
+    rows = set(args.rows.split(",")) if args.rows else None
+    if not args.torch_python and not args.only:
+        chosen.discard("pytorch")
+        print("keeping the pytorch section as it is (give --torch-python to re-measure it)", file=sys.stderr)
+    for name in SECTIONS:
+        if name in chosen:
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            current[name] = SECTIONS[name](args, rows if name == "results" else None, current.get(name))
+    write_figures(current)
+    if args.readme:
+        README.write_text(replace_blocks(README.read_text(), current))
+    print(f"wrote {FIGURES}" + (" and updated README.md" if args.readme else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
