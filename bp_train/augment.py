@@ -84,6 +84,11 @@ def distort(images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray,
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def augment_rng(seed: int) -> np.random.Generator:
+    """The augmentation draws' own generator for a run's seed (kept apart from init, shuffling, dropout)."""
+    return np.random.default_rng([seed, 7])
+
+
 class Augmenter:
     """Draws one random distortion per image of each training batch, as `train.augment` describes."""
 
@@ -126,7 +131,7 @@ def augmented_samples(config, count: int = 4, versions: int = 3, cache: bool = T
     digits = load_digits(config.data.train, require_labels=True, cache=cache)
     originals = digits.images[:count]
     augmenter = Augmenter(config.train.augment, config.model.input_shape,
-                          np.random.default_rng([config.train.seed, 7]))
+                          augment_rng(config.train.seed))
     batch = to_float(np.repeat(originals, versions, axis=0))
     distorted = np.rint(augmenter(batch) * 255).astype(np.uint8).reshape(len(originals), versions, -1)
     return list(zip(originals, distorted))

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import yaml
 
 from . import safeyaml
+from .conv import output_size
 from .errors import ConfigError
 from .safeyaml import short
 
@@ -450,11 +451,6 @@ def _validated(raw: dict, name: str | None = None) -> Config:
     return config
 
 
-def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    """Positions a kernel takes along one side of a map (the same formula as conv.output_size)."""
-    return (size + 2 * pad - kernel) // stride + 1
-
-
 def check_shapes(config: Config) -> None:
     """input_size must equal C*H*W, and every conv block must fit the maps the one before leaves."""
     model = config.model
@@ -462,7 +458,8 @@ def check_shapes(config: Config) -> None:
     if channels * height * width != model.input_size:
         raise ConfigError(f"'model.input_shape' is {model.input_shape} ({channels * height * width} values per row) "
                           f"but 'model.input_size' is {model.input_size}; they must agree (784 = 1 x 28 x 28)")
-    for i, block in enumerate(model.conv):
+    # conv_shapes()[i] is what block i receives; the blocks before it were checked on earlier rounds
+    for i, (block, (height, width, _)) in enumerate(zip(model.conv, config.conv_shapes())):
         before = "the input (model.input_shape)" if i == 0 else f"model.conv[{i - 1}]"
         padded_h, padded_w = height + 2 * block.pad, width + 2 * block.pad
         if block.kernel > padded_h or block.kernel > padded_w:
@@ -477,7 +474,6 @@ def check_shapes(config: Config) -> None:
             if block.pool > height or block.pool > width:
                 raise ConfigError(f"model.conv[{i}]: a {block.pool}x{block.pool} pool does not fit the "
                                   f"{height}x{width} maps left by its convolution")
-            height, width = height // block.pool, width // block.pool
 
 
 def config_from_dict(raw: dict, source: str = "<config>", name: str | None = None) -> Config:

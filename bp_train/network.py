@@ -45,7 +45,6 @@ class Network:
         self.dtype = np.dtype(dtype if dtype is not None else model.dtype)
         self.weight_decay = config.train.weight_decay
         self.sizes = config.layer_sizes
-        self.is_conv = bool(model.conv)
         self.init_rng = np.random.default_rng([seed, 0])
         self.dropout_rng = np.random.default_rng([seed, 1])
 

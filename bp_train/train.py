@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .augment import Augmenter
+from .augment import Augmenter, augment_rng
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError
@@ -84,7 +84,7 @@ class Trainer:
         self.network = build_network(config, seed=train_cfg.seed, dtype=dtype)
         self.optimizer = make_optimizer(train_cfg.optimizer)
         self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
-        self.augment_rng = np.random.default_rng([train_cfg.seed, 7])
+        self.augment_rng = augment_rng(train_cfg.seed)
         self.augmenter = None
         self.augment_seconds = 0.0  # time spent distorting batches, for `bench`
         if train_cfg.augment is not None:
