@@ -25,6 +25,7 @@ TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.cs
 
 help:
 	@echo "make train          install into $(VENV)/, fetch MNIST unless data/train.csv(.gz) exists, train CONFIG=$(CONFIG)"
+	@echo "                    into RUN=$(RUN), replacing the run there once the new one has an epoch to show"
 	@echo "make test           install and run the whole test suite"
 	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
@@ -45,7 +46,7 @@ $(VENV)/.installed: pyproject.toml
 		{ echo "bp-train needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ rm -rf $(VENV); echo "could not create $(VENV) with $(PYTHON); on Debian/Ubuntu: sudo apt install python3-venv" >&2; exit 2; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot,tune]'
 	@touch $@
 
 test: install
@@ -61,7 +62,7 @@ data: install
 	$(BIN)/bp-train data fetch --dest data $(MIRROR)
 
 train: install $(TRAIN_CSV)
-	$(BIN)/bp-train fit --config $(CONFIG) --data $(TRAIN_CSV) --out $(RUN)
+	$(BIN)/bp-train fit --config $(CONFIG) --data $(TRAIN_CSV) --out $(RUN) --overwrite
 
 predict: install
 	$(BIN)/bp-train predict --model $(RUN)/model.npz --data $(TEST_CSV) --out submission.csv
@@ -88,8 +89,8 @@ plot: install
 
 # The textbook's chapter-6 experiments on the Kaggle-format data, a few minutes each: every variant is an
 # ordinary fit of the same 5-layer network (4 x 100 hidden) and seed, and `plot` overlays the learning
-# curves of all of them in one PNG, runs/compare-*/compare.png.
-FIT := $(BIN)/bp-train fit --data $(REPLICA) --quiet --threads 2
+# curves of all of them in one PNG, runs/compare-*/compare.png. Running one again replaces its runs.
+FIT := $(BIN)/bp-train fit --data $(REPLICA) --quiet --threads 2 --overwrite
 net  = --set "model.hidden=[$(1), $(1), $(1), $(1)]"
 
 compare-optimizers: install

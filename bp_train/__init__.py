@@ -9,9 +9,17 @@ Python API (the CLI uses the same functions):
     check = net.numerical_gradient(x, t)  # central differences, the slow oracle
 """
 
-from .config import Config, load_config
-from .errors import BPTrainError
-from .network import Network, build_network
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["BPTrainError", "Config", "Network", "build_network", "load_config", "__version__"]
+# Imported on first use, so that `import bp_train` (and the `bp-train` launcher) costs nothing before the
+# launcher can catch a Ctrl-C (see launch.py).
+_HOME = {"Config": "config", "load_config": "config", "BPTrainError": "errors", "Network": "network",
+         "build_network": "network"}
+
+
+def __getattr__(name):
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module 'bp_train' has no attribute {name!r}")

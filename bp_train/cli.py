@@ -15,6 +15,7 @@ import numpy as np
 from . import __version__
 from .cli_common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, Group, cache_option, emit_json,
                          refuse_overwriting, threads_option)
+from .cli_tune import tune
 from .cli_views import explain, plot, show
 from .config import learning_rate_warning, load_config
 from .data import load_digits, to_float
@@ -29,7 +30,7 @@ def main():
 
     \b
     Examples:
-      bp-train fit --config configs/default.yaml          train, write runs/default/
+      bp-train fit --config configs/default.yaml          train, write runs/default/ (then -2, -3...)
       bp-train fit --config configs/deep.yaml --epochs 3  override a setting
       bp-train evaluate --run runs/default                score the run's own validation split
       bp-train evaluate --model runs/default/model.npz --data data/test.csv --labels data/test_labels.csv
@@ -54,7 +55,12 @@ def main():
               help="How gradients are computed; 'numerical' is the (very) slow baseline.")
 @click.option("--train-rows", type=click.IntRange(1), help="Train on the first N rows only (shortcut for "
               "--set data.train_rows=N; a small subset makes overfitting visible).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<config name>).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder (default: runs/<config name>, or runs/<name>-2, -3, ... when that holds a run). "
+                   "A folder that already holds a run is refused unless --overwrite is given.")
+@click.option("--overwrite", is_flag=True,
+              help="Let --out replace the run already there; the old files go only once the new run has "
+                   "finished its first epoch, so a run that fails sooner leaves them as they were.")
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue the interrupted run in this folder; only train.epochs and "
                    "train.early_stopping may change.")
@@ -62,13 +68,15 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @cache_option
 @threads_option
-def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, resume, as_json, quiet, no_cache):
+def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, overwrite, resume, as_json, quiet,
+        no_cache):
     """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
 
     \b
     Example:
       bp-train fit --config configs/default.yaml --set train.optimizer.lr=0.05 --epochs 5
     """
+    from .runfolder import open_run_folder
     from .train import fit as run_fit, resume_config, saved_config
 
     overrides = list(overrides)
@@ -79,12 +87,12 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, r
     if resume:
         if out and Path(out) != Path(resume):
             raise BadInput(f"--out {out} and --resume {resume} name different run folders; give one")
+        if overwrite:
+            raise BadInput("--overwrite and --resume contradict each other: a resumed run keeps its folder")
         base = None if config_path else saved_config(Path(resume)).to_dict()
         config = resume_config(Path(resume), load_config(config_path, overrides, base=base))
-        run_dir = Path(resume)
     else:
         config = load_config(config_path, overrides)
-        run_dir = Path(out) if out else Path("runs") / config.name
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     warning = learning_rate_warning(config, overrides)
     if warning:
@@ -93,15 +101,16 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, r
     log(f"training {config.name} with {threads.describe()}")
     if config.train.gradient == "numerical":
         log("numerical gradients: 2 forward passes per parameter entry, in float64 -- expect a long wait")
-    summary = run_fit(config, run_dir, resume=bool(resume), cache=not no_cache,
-                      show_progress=not quiet, log=log)
+    with open_run_folder(out, config.name, overwrite=overwrite, resume=resume) as folder:
+        log(f"writing {folder.target}" + (" (replacing its run after the first epoch)" if folder.pending else ""))
+        summary = run_fit(config, folder, resume=bool(resume), cache=not no_cache, show_progress=not quiet, log=log)
     summary["threads"] = threads.threads
     if as_json:
         emit_json(summary)
     else:
         val = f", validation accuracy {summary['val_accuracy']:.4f}" if summary["val_accuracy"] else ""
         click.echo(f"saved {summary['model']} (epoch {summary['best_epoch']}{val}); "
-                   f"metrics in {run_dir / 'metrics.csv'}")
+                   f"metrics in {Path(summary['run_dir']) / 'metrics.csv'}")
 
 
 def _labelled(data, labels, cache):
@@ -331,10 +340,12 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
       bp-train compare-speed --config configs/default.yaml --sizes 10,50,100,200
     """
     from .data import sample_rows
-    from .speed import EPOCH_ROWS, compare_speed as run, human_seconds
+    from .speed import EPOCH_ROWS, compare_speed as run, human_seconds, with_hidden_size
 
     config = load_config(config_path, overrides)
     sizes = parse_sizes(sizes)
+    for size in sizes:  # every width checked (memory included) before the first is timed
+        with_hidden_size(config, size)
     x, t, described = sample_rows(config.data.train, batch, config.train.seed, cache=not no_cache)
     if not as_json:
         click.echo(f"one gradient step on a batch of {len(x)} ({described}), float64, same weights and seed")
@@ -478,6 +489,9 @@ def write_csv(tmp, destination, header: str, table: np.ndarray, fmt) -> None:
 main.add_command(plot)
 main.add_command(show)
 main.add_command(explain)
+
+# `tune`, the hyper-parameter search, lives in cli_tune.py (Optuna is an optional extra).
+main.add_command(tune)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class Group(click.Group):
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise BadInput(f"{where}{exc.strerror or exc}") from None
+        except ValueError as exc:
+            if "null byte" not in str(exc):  # what the OS refuses in a path; any other ValueError is a bug
+                raise
+            raise BadInput("a path or value contains a NUL byte (\\x00), which no file name can hold") from None
 
 
 class FiniteFloat(click.ParamType):

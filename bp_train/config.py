@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from . import safeyaml
 from .conv import output_size
+from .checks import (_fail, integer, number, choice, text, run_name, optional_text, boolean, _nearest, spec)
 from .errors import ConfigError
 from .safeyaml import short
 
@@ -39,6 +39,9 @@ DTYPES = ("float32", "float64")
 GRADIENTS = ("backprop", "numerical")
 MONITORS = ("val_loss", "val_accuracy")
 LOSSES = ("softmax_cross_entropy", "softmax_then_cross_entropy", "mse")
+DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
+PRUNERS = ("median", "none")
+SAMPLERS = ("tpe", "random")
 # The keys each optimizer and schedule reads: a saved config.yaml shows only these.
 OPTIMIZER_KEYS = {"sgd": ("lr",), "momentum": ("lr", "momentum"), "nesterov": ("lr", "momentum"),
                   "adagrad": ("lr", "eps"), "rmsprop": ("lr", "decay", "eps"), "adam": ("lr", "beta1", "beta2", "eps")}
@@ -49,73 +52,7 @@ TYPICAL_LR = {"sgd": (0.01, 1.0), "momentum": (0.005, 0.5), "nesterov": (0.005, 
               "rmsprop": (1e-4, 0.01), "adam": (1e-4, 0.01)}
 
 
-# --- value checkers: each takes (value, key) and returns the checked value or raises ConfigError ----------
-
-def _fail(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"'{key}' is {short(value)}; expected {expected}")
-
-
-def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, str], int]:
-    def check(value, key):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(key, value, "a whole number")
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f">= {low}" if high is None else f"between {low} and {high}"
-            raise _fail(key, value, f"a whole number {bounds}")
-        return value
-    return check
-
-
-def number(low: float | None = None, high: float | None = None, low_open: bool = False,
-           high_open: bool = False) -> Callable[[Any, str], float]:
-    def check(value, key):
-        if isinstance(value, str):
-            value = _yaml_float(value)  # YAML reads 1e-3 (no dot) as text; users mean the number
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _fail(key, value, "a finite number")
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high:
-            left = f"{'>' if low_open else '>='} {low}" if low is not None else ""
-            right = f"{'<' if high_open else '<='} {high}" if high is not None else ""
-            raise _fail(key, value, "a number " + " and ".join(s for s in (left, right) if s))
-        return float(value)
-    return check
-
-
-def _yaml_float(text: str):
-    """'1e-3' -> 0.001; anything that is not plainly a finite number stays text (and is refused)."""
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
-
-
-def choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def check(value, key):
-        if value not in options:
-            hint = _nearest(str(value)[:100], options)
-            raise _fail(key, value, "one of " + ", ".join(options) + hint)
-        return value
-    return check
-
-
-def text(value, key):
-    if not isinstance(value, str) or not value:
-        raise _fail(key, value, "a non-empty string")
-    return value
-
-
-def optional_text(value, key):
-    return None if value is None else text(value, key)
-
-
-def boolean(value, key):
-    if not isinstance(value, bool):
-        raise _fail(key, value, "true or false")
-    return value
-
+# --- the sections ------------------------------------------------------------------------------------------
 
 def init_scheme(value, key):
     """`init` is a named scheme or a number, the standard deviation of the initial weights."""
@@ -123,23 +60,6 @@ def init_scheme(value, key):
         return choice(INITS)(value, key)
     return number(0.0, low_open=True)(value, key)
 
-
-def _nearest(word: str, options) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-# --- the sections ------------------------------------------------------------------------------------------
-
-def spec(check, default, **kw):
-    """A dataclass field carrying its checker, so the loader knows how to validate it."""
-    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda: _copy(default), metadata={"check": check}, **kw)
-    return field(default=default, metadata={"check": check}, **kw)
-
-
-def _copy(value):
-    return dataclasses.replace(value) if dataclasses.is_dataclass(value) else type(value)(value)
 
 
 @dataclass
@@ -265,12 +185,57 @@ class TrainConfig:
     augment: AugmentConfig | None = spec(lambda v, k: None if v is None else section(AugmentConfig, v, k), None)
 
 
+def distribution(value, key):
+    """One dimension of a search space: {uniform: [low, high]}, {log_uniform: [low, high]} (low > 0),
+    {int: [low, high]}, {log_int: [low, high]} (low >= 1) or {choice: [a, b, ...]}."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise _fail(key, value, "one distribution, e.g. {log_uniform: [0.0001, 0.1]}; one of " + ", ".join(DISTRIBUTIONS))
+    (kind, args), = value.items()
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"unknown distribution {short(f'{key}.{kind}')}{_nearest(str(kind)[:100], DISTRIBUTIONS)}; "
+                          f"expected one of {', '.join(DISTRIBUTIONS)}")
+    where = f"{key}.{kind}"
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise _fail(where, args, "a non-empty list of values to choose from")
+        return {kind: args}
+    if not isinstance(args, list) or len(args) != 2:
+        raise _fail(where, args, "[low, high]")
+    whole = kind in ("int", "log_int")
+    check = integer(1 if kind == "log_int" else None) if whole else number(0.0 if kind == "log_uniform" else None,
+                                                                         low_open=kind == "log_uniform")
+    low, high = check(args[0], where + "[0]"), check(args[1], where + "[1]")
+    if not low < high:
+        raise _fail(where, args, "[low, high] with low < high")
+    return {kind: [low, high]}
+
+
+def search_space(value, key):
+    if not isinstance(value, dict) or not value:
+        raise _fail(key, value, "a mapping of config keys to distributions, e.g. {train.optimizer.lr: "
+                                "{log_uniform: [0.0001, 0.1]}}")
+    return {str(k): distribution(v, f"{key}.{k}") for k, v in value.items()}
+
+
+@dataclass
+class TuneConfig:
+    """`bp-train tune`: which metric to optimize, how many trials, and the space of config values to try."""
+    space: dict = spec(search_space, {})
+    metric: str = spec(choice(MONITORS), "val_accuracy")
+    trials: int = spec(integer(1, 100_000), 20)
+    pruner: str = spec(choice(PRUNERS), "median")
+    startup_trials: int = spec(integer(0, 100_000), 5)  # trials the median pruner lets finish before judging
+    min_epochs: int = spec(integer(1, 100_000), 3)  # epochs every trial runs before the pruner may stop it
+    sampler: str = spec(choice(SAMPLERS), "tpe")  # tpe: Optuna's default; random: the textbook's random search
+
+
 @dataclass
 class Config:
     model: ModelConfig = spec(lambda v, k: section(ModelConfig, v, k), ModelConfig())
     data: DataConfig = spec(lambda v, k: section(DataConfig, v, k), DataConfig())
     train: TrainConfig = spec(lambda v, k: section(TrainConfig, v, k), TrainConfig())
-    name: str = spec(text, "default")
+    name: str = spec(run_name, "default")
+    tune: TuneConfig | None = spec(lambda v, k: None if v is None else section(TuneConfig, v, k), None)
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -372,13 +337,13 @@ def parse_yaml(path: str | os.PathLike) -> dict:
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
 
 
-def parse_key(dotted: str, assignment: str) -> list[str | int]:
-    """'model.hidden[0].size' -> ['model', 'hidden', 0, 'size']."""
+def parse_key(dotted: str, label: str) -> list[str | int]:
+    """'model.hidden[0].size' -> ['model', 'hidden', 0, 'size']. `label` starts any error ('--set ...')."""
     path: list[str | int] = []
     for part in dotted.strip().split("."):
         match = _KEY_PART.match(part)
         if match is None:
-            raise ConfigError(f"--set {short(assignment)}: the key {dotted!r} is not a dotted path like train.epochs "
+            raise ConfigError(f"{label}: the key {short(dotted)} is not a dotted path like train.epochs "
                               "or model.hidden[0].size")
         path.append(match.group(1))
         path.extend(int(i) for i in re.findall(r"\d+", match.group(2)))
@@ -402,37 +367,44 @@ def apply_override(raw: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {short(assignment)}: expected KEY=VALUE, e.g. train.epochs=3")
     dotted, _, value_text = assignment.partition("=")
-    path = parse_key(dotted, assignment)
+    label = f"--set {short(assignment)}"
+    path = parse_key(dotted, label)
     try:
         value = safeyaml.load(value_text) if value_text.strip() else None
     except ConfigError as exc:
-        raise ConfigError(f"--set {short(assignment)}: {exc}") from None
+        raise ConfigError(f"{label}: {exc}") from None
     except yaml.YAMLError:
-        raise ConfigError(f"--set {short(assignment)}: the value is not valid YAML") from None
+        raise ConfigError(f"{label}: the value is not valid YAML") from None
+    assign(raw, path, value, label)
+
+
+def assign(raw: dict, path: list[str | int], value, label: str) -> None:
+    """Set `value` at `path` (from parse_key) in the raw mapping, creating sections on the way; an error
+    starts with `label` (the --set or tune.space key it came from)."""
     node = raw
     for depth, step in enumerate(path[:-1]):
         where = _path_text(path[:depth + 1])
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
                 size = len(node) if isinstance(node, list) else 0
-                raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:depth])}' has {size} item(s); "
+                raise ConfigError(f"{label}: '{_path_text(path[:depth])}' has {size} item(s); "
                                   f"index {step} is out of range")
             child = node[step]
         else:
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:depth])}' is not a section")
+                raise ConfigError(f"{label}: '{_path_text(path[:depth])}' is not a section")
             child = node.get(step)
             if child is None:
                 child = node[step] = _default_at(path[:depth + 1]) if isinstance(path[depth + 1], int) else {}
                 if child is None:
-                    raise ConfigError(f"--set {short(assignment)}: '{where}' is not a list")
+                    raise ConfigError(f"{label}: '{where}' is not a list")
         node = child
     last = path[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:-1])}' has no item {last}")
+            raise ConfigError(f"{label}: '{_path_text(path[:-1])}' has no item {last}")
     elif not isinstance(node, dict):
-        raise ConfigError(f"--set {short(assignment)}: '{_path_text(path[:-1])}' is not a section")
+        raise ConfigError(f"{label}: '{_path_text(path[:-1])}' is not a section")
     node[last] = value
 
 
@@ -448,7 +420,31 @@ def _validated(raw: dict, name: str | None = None) -> Config:
     config = section(Config, raw, "")
     check_shapes(config)
     check_memory(config)
+    if config.tune is not None:
+        _check_tune(raw, config)
     return config
+
+
+def _check_tune(raw: dict, config: Config) -> None:
+    """Every key of tune.space must be a config key, and every value it can take must make a valid config:
+    both ends of a range and each choice are tried now, so that no trial fails on a bad value later."""
+    if config.tune.metric.startswith("val_") and config.data.val_fraction == 0:
+        raise ConfigError(f"'tune.metric' is {config.tune.metric} but data.val_fraction is 0: a search needs a "
+                          "validation split to judge the trials by")
+    base = {k: v for k, v in raw.items() if k != "tune"}
+    for key, dist in config.tune.space.items():
+        label = f"tune.space {short(key)}"
+        path = parse_key(key, label)
+        if path[0] in ("tune", "name"):
+            raise ConfigError(f"{label}: '{path[0]}' cannot be searched; expected a key of model, data or train")
+        (kind, args), = dist.items()
+        for value in args:
+            trial = copy.deepcopy(base)
+            assign(trial, path, value, label)
+            try:
+                _validated(trial)
+            except ConfigError as exc:
+                raise ConfigError(f"{label} = {short(value)}: {exc}") from None
 
 
 def check_shapes(config: Config) -> None:
@@ -489,7 +485,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
     """Read a YAML config (or, when `path` is None, start from `base` or the built-in defaults) and apply
     `--set` overrides. An error names the `--set` that caused it, or else the file."""
     raw = parse_yaml(path) if path is not None else copy.deepcopy(base or {})
-    name = Path(path).stem if path is not None else "default"
+    # The run's default name is the file's, made plain (a config 'my exp.yaml' trains runs/my-exp/).
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("._-")[:100] if path is not None else ""
+    name = name or "default"
     source = str(path) if path is not None else "the built-in defaults"
     steps = [copy.deepcopy(raw)]
     for assignment in overrides:
@@ -510,8 +508,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
 
 
 def dump_config(config: Config) -> str:
-    """The config as YAML, without the optimizer and schedule keys its choices do not read."""
+    """The config as YAML, without the optimizer and schedule keys its choices do not read, nor the tune
+    section (a run is an ordinary fit, whatever search it came from)."""
     raw = config.to_dict()
+    raw.pop("tune")
     for section_name, used in (("optimizer", OPTIMIZER_KEYS), ("schedule", SCHEDULE_KEYS)):
         part = raw["train"][section_name]
         raw["train"][section_name] = {k: v for k, v in part.items() if k == "name" or k in used[part["name"]]}

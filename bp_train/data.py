@@ -10,6 +10,7 @@ Reading a 42,000-row CSV takes about a second; the parsed arrays are therefore c
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -104,33 +105,82 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
                     f"expected a whole number {low}..{high} ({what})")
 
 
+class _BoundedReader:
+    """A binary file (gunzipped on the fly for .gz) that stops with an error once more than `limit` bytes
+    of text have come out of it: a small .gz can inflate to more CSV text than memory can parse. A UTF-8
+    byte-order mark is dropped here, so that pandas can take the bytes as UTF-8 without a decoding pass."""
+
+    def __init__(self, path: Path, limit: int):
+        self.path, self.limit, self.count = path, limit, 0
+        self.raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        self.failure: BaseException | None = None  # what a read raised (Ctrl-C, the bound), for _parse
+        start = self.raw.read(3)
+        self.pending = b"" if start == b"\xef\xbb\xbf" else start
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._read(size)
+        except BaseException as exc:  # pandas' C parser reports it as "read(nbytes) failed": keep the real one
+            self.failure = exc
+            raise
+
+    def _read(self, size: int) -> bytes:
+        size = self.limit + 1 - self.count if size is None or size < 0 else size
+        data, self.pending = self.pending[:size], self.pending[size:]
+        data += self.raw.read(size - len(data))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DataError(f"{self.path}: more than {self.limit / 1e6:,.0f} MB of CSV text, more than this "
+                            "machine's free memory can parse (a digit CSV of 42,000 rows is 73 MB)")
+        return data
+
+    def __iter__(self):  # pandas asks for iteration support of file-like inputs
+        return iter(self.read, b"")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.raw.close()
+
+
+def _text_limit() -> int:
+    """The most CSV text we agree to parse: pandas needs up to about three times the text in memory."""
+    from .config import available_memory
+    return available_memory() // 3
+
+
 def _parse(path: Path, dtype) -> pd.DataFrame:
     """pandas.read_csv, strictly: no row may have more fields than the header (pandas would otherwise turn
     the first row's extra fields into an index), and only empty cells are missing ('nan' and 'NA' are
     text, reported as what they are)."""
+    text = None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _BoundedReader(path, _text_limit()) as text:
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed types: diagnosed cell by cell later
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a first row longer than the header
-            return pd.read_csv(path, dtype=dtype, encoding="utf-8-sig", skip_blank_lines=False, index_col=False,
+            return pd.read_csv(text, dtype=dtype, encoding="utf-8", skip_blank_lines=False, index_col=False,
                                keep_default_na=False, na_values=[""])
-    except pd.errors.ParserWarning:
-        raise DataError(f"{path}: not a valid digit CSV: line 2: more fields than the header's") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783'") from None
     except pd.errors.ParserError as exc:
+        if text is not None and text.failure is not None:
+            raise text.failure from None  # Ctrl-C or the size bound, not a malformed file
         detail = str(exc).strip().splitlines()[-1]
         match = re.search(r"line (\d+), saw (\d+)", detail)
         if match:
             detail = f"line {match.group(1)}: {match.group(2)} fields, more than the header's"
         raise DataError(f"{path}: not a valid digit CSV: {detail}") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: not a valid digit CSV: line 2: more fields than the header's") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783'") from None
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable CSV text file ({type(exc).__name__}: {exc})") from None
 
 
 def _header(path: Path) -> list[str]:
     """The header's names exactly as the file writes them (pandas renames a repeated one 'pixel3.1')."""
-    first = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    with _BoundedReader(path, _text_limit()) as text:
+        first = pd.read_csv(text, header=None, nrows=1, dtype=str, encoding="utf-8", keep_default_na=False)
     return list(first.iloc[0])
 
 

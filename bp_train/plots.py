@@ -199,3 +199,49 @@ def hidden_activations(network, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         if isinstance(layer, tuple(ACTIVATION_LAYERS.values())):
             layers.append((name, out))
     return layers
+
+
+def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Path) -> list[Path]:
+    """history.png (every trial's metric in order; pruned ones at the value they were stopped at; the best so
+    far as a line) and params.png (each sampled value against the metric) for `bp-train tune`. `trials`
+    holds {number, outcome, value, params} per finished trial."""
+    plt = _pyplot()
+    higher_is_better = metric == "val_accuracy"
+    styles = {"complete": ("o", "tab:blue"), "pruned": ("x", "tab:gray")}
+    shown = [t for t in trials if t["value"] is not None and t["outcome"] in styles]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for outcome, (marker, colour) in styles.items():
+        points = [(t["number"], t["value"]) for t in shown if t["outcome"] == outcome]
+        if points:
+            axes.scatter(*zip(*points), marker=marker, color=colour, label=outcome)
+    complete = sorted((t["number"], t["value"]) for t in shown if t["outcome"] == "complete")
+    if complete:
+        best = np.maximum.accumulate if higher_is_better else np.minimum.accumulate
+        axes.step([n for n, _ in complete], best([v for _, v in complete]), where="post", color="tab:red",
+                  label="best so far")
+    axes.set(title="Optimization history", xlabel="trial", ylabel=metric)
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    written = [_save(figure, folder / "history.png", plt)]
+
+    names = sorted({k for t in shown for k in t["params"]})
+    if names:
+        figure, axes_row = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+        for axes, name in zip(axes_row[0], names):
+            for outcome, (marker, colour) in styles.items():
+                points = [(t["params"][name], t["value"]) for t in shown if t["outcome"] == outcome and name in t["params"]]
+                if points:
+                    xs, ys = zip(*points)
+                    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+                    axes.scatter(xs if numeric else [str(x) for x in xs], ys, marker=marker, color=colour, label=outcome)
+            if name in log_params:
+                axes.set_xscale("log")
+            axes.set(xlabel=name, ylabel=metric)
+            axes.grid(alpha=0.3)
+        axes_row[0][0].legend()
+        figure.suptitle("Each sampled value against the metric")
+        figure.tight_layout()
+        written.append(_save(figure, folder / "params.png", plt))
+    return written

@@ -1,6 +1,7 @@
 """The training loop: epochs of shuffled mini-batches, one gradient and one optimizer step per batch.
 
-A run folder (default `runs/<config-name>/`) receives, each written atomically:
+A run folder (default `runs/<config-name>/`, numbered `-2`, `-3`, ... when taken; see runfolder.py)
+receives, each written atomically:
     config.yaml     the resolved config (file + overrides), as the run used it
     metrics.csv     one row per epoch: losses, accuracies, learning rate, seconds
     model.npz       the weights to use (the last epoch's, or the best epoch's under early stopping)
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, t
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
+from .runfolder import RunFolder
 from .store import MODEL_FORMAT, load_arrays, remove_orphaned_temporaries, save_arrays, save_model, write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
@@ -73,9 +74,11 @@ def split_rows(config: Config, digits: Digits) -> tuple[Digits, Digits | None]:
 
 
 class Trainer:
-    def __init__(self, config: Config, run_dir: str | Path, cache: bool = True, show_progress: bool = True):
+    def __init__(self, config: Config, run_dir: str | Path, cache: bool = True, show_progress: bool = True,
+                 folder: RunFolder | None = None):
         self.config = config
-        self.run_dir = Path(run_dir)
+        self.folder = folder  # the locked run folder, when the CLI claimed one; run_dir is where it writes now
+        self.run_dir = folder.path if folder is not None else Path(run_dir)
         self.show_progress = show_progress
         train_cfg = config.train
         self.numerical = train_cfg.gradient == "numerical"
@@ -92,6 +95,7 @@ class Trainer:
         self.state = RunState()
         self.saved_epoch = 0
         self.cache = cache
+        self.on_epoch = None  # called with each epoch's metrics row once the epoch is saved
 
     # --- data ------------------------------------------------------------------------------------------
 
@@ -165,9 +169,15 @@ class Trainer:
         if math.isfinite(loss) and loss <= DIVERGED_LOSS:
             return
         raise DivergenceError(
-            f"training diverged in epoch {epoch} ({where}): the loss became {loss:.4g}. The last good checkpoint "
-            f"(after epoch {self.saved_epoch}) is kept in {self.run_dir}; try a lower learning rate "
-            f"(train.optimizer.lr is {self.config.train.optimizer.lr})")
+            f"training diverged in epoch {epoch} ({where}): the loss became {loss:.4g}. {self.what_is_kept()}; "
+            f"try a lower learning rate (train.optimizer.lr is {self.config.train.optimizer.lr})")
+
+    def what_is_kept(self) -> str:
+        """What a failure now leaves on disk, for its message."""
+        if self.folder is not None and self.folder.pending:
+            return (f"Nothing was replaced: --overwrite swaps the new run in only after its first epoch, and "
+                    f"{self.folder.target} still holds the previous run")
+        return f"The last good checkpoint (after epoch {self.saved_epoch}) is kept in {self.run_dir}"
 
     # --- the run ---------------------------------------------------------------------------------------
 
@@ -199,9 +209,9 @@ class Trainer:
             while self.state.epoch < cfg.epochs and not self.state.stopped_early:
                 self.run_and_save_epoch(log)
         except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted during epoch {self.saved_epoch + 1}; the checkpoint after epoch {self.saved_epoch} "
-                f"is saved. Resume with: bp-train fit --resume {self.run_dir}") from None
+            resume = "" if self.folder is not None and self.folder.pending else \
+                f". Resume with: bp-train fit --resume {self.run_dir}"
+            raise Interrupted(f"interrupted during epoch {self.saved_epoch + 1}. {self.what_is_kept()}{resume}") from None
         if self.state.stopped_early:
             log(f"early stopping after epoch {self.state.epoch}: no improvement of "
                 f"{cfg.early_stopping.metric} for {cfg.early_stopping.patience} epochs")
@@ -225,9 +235,13 @@ class Trainer:
                        {"epoch": epoch, "val_accuracy": row["val_accuracy"]}, fingerprint=self.fingerprint)
         self.write_metrics()
         self.save_checkpoint()
+        if self.folder is not None:
+            self.run_dir = self.folder.epoch_saved()  # an --overwrite takes the old run's place now
         val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] != "" else ""
         log(f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
             f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
+        if self.on_epoch is not None:
+            self.on_epoch(row)  # e.g. `tune` reporting to its pruner, which may stop the run by raising
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -300,10 +314,15 @@ def resume_config(run_dir: Path, requested: Config) -> Config:
     return config_from_dict(merged, str(run_dir))
 
 
-def fit(config: Config, run_dir: str | Path, resume: bool = False, cache: bool = True,
-        show_progress: bool = True, log=print, digits: Digits | None = None) -> dict:
-    """Train `config` into `run_dir` (resuming the run there if `resume`) and return the summary figures."""
-    trainer = Trainer(config, run_dir, cache=cache, show_progress=show_progress)
+def fit(config: Config, run_dir: str | Path | RunFolder, resume: bool = False, cache: bool = True,
+        show_progress: bool = True, log=print, digits: Digits | None = None, on_epoch=None) -> dict:
+    """Train `config` into `run_dir` (resuming the run there if `resume`) and return the summary figures.
+    `run_dir` may be a claimed RunFolder (as the CLI passes), which the trainer tells of each saved epoch."""
+    folder = run_dir if isinstance(run_dir, RunFolder) else None
+    trainer = Trainer(config, run_dir if folder is None else folder.path, cache=cache,
+                      show_progress=show_progress, folder=folder)
+    trainer.on_epoch = on_epoch
+    run_dir = trainer.run_dir
     if resume:
         trainer.restore(Path(run_dir) / "checkpoint.npz")
         if trainer.state.epoch >= config.train.epochs:

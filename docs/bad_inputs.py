@@ -1,7 +1,6 @@
 """Print the README's table of bad inputs: each case is made in a temporary folder and run through the
 real CLI, and the table shows the exit code and the exact message. Run: python docs/bad_inputs.py"""
 
-import gzip
 import os
 import sys
 import tempfile
@@ -11,6 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from bp_train.cli import main
+from bp_train.runfolder import FolderLock
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
 ROW = "3," + ",".join(["0"] * 784)
@@ -128,8 +128,15 @@ def cases(tmp: Path):
         CliRunner().invoke(main, fit[:-1] + [str(tmp / "noval"), "--data", str(good), "--set", "data.val_fraction=0"]),
         ["evaluate", "--run", str(tmp / "noval")])[1]
     yield "bad --entries", lambda: ["gradcheck", "--entries", "some"]
-    yield "diverging training (lr 1e30)", lambda: fit + ["--data", str(good), "--epochs", "3",
-                                                         "--set", "train.optimizer.lr=1e30"]
+    yield "--out holds a run (no --overwrite)", lambda: fit + ["--data", str(good)]
+    yield "run name that climbs out of runs/", lambda: ["fit", "--data", str(good), "--set", "name=../../x"]
+
+    def busy():
+        lock = FolderLock(tmp / "run").acquire()  # as a running fit holds it
+        return ["fit", "--resume", str(tmp / "run")], lock.release
+    yield "run folder in use by another fit", busy
+    yield "--overwrite of a run, diverging (lr 1e30)", lambda: fit + ["--overwrite", "--data", str(good), "--epochs", "3",
+                                                                      "--set", "train.optimizer.lr=1e30"]
 
 
 def main_table():
@@ -139,8 +146,12 @@ def main_table():
         tmp = Path(folder)
         os.environ["BP_TRAIN_CACHE"] = str(tmp / "cache")
         for name, make in cases(tmp):
-            args = make()
+            args, after = make(), None
+            if isinstance(args, tuple):  # (arguments, what to undo once they ran)
+                args, after = args
             result = CliRunner().invoke(main, args)
+            if after:
+                after()
             message = (result.stderr or result.stdout).strip().replace(str(tmp) + "/", "")
             message = message.replace("|", "\\|").replace("\n", " ")
             print(f"| {name} | {result.exit_code} | `{message}` |")

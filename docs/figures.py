@@ -15,6 +15,7 @@ change that moves a figure has to come with the new figures.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -215,6 +216,27 @@ def pytorch(args, *_):
             "of the Kaggle-format file; each cell lists the two interleaved rounds.\n\n" + "\n".join(lines) + "\n")
 
 
+def tune_search(args, *_):
+    """`tune` of configs/tune-default.yaml in a fresh folder, and the default config it searches around, fitted
+    in the same run for the comparison."""
+    work = Path(tempfile.mkdtemp(prefix="bp-train-tune-"))
+    reference, _, _ = bp_train("fit", "--config", ROOT / "configs" / "default.yaml", "--data", args.data, "--out",
+                               work / "default", "--quiet", "--json", "--threads", THREADS)
+    out, seconds, peak = bp_train("tune", "--config", ROOT / "configs" / "tune-default.yaml", "--data", args.data,
+                                  "--quiet", "--threads", THREADS, cwd=work)
+    with open(work / "runs" / "tune-default" / "tune" / "trials.csv", newline="") as handle:
+        trials = list(csv.DictReader(handle))
+    states = {state: sum(r["state"] == state for r in trials) for state in ("complete", "pruned", "failed")}
+    lines = out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("trial  ")):-1]
+    best = max(float(r["val_accuracy"]) for r in trials if r["state"] == "complete")
+    return (stamp() + f"\n`bp-train tune --config configs/tune-default.yaml` on the Kaggle-format train.csv, "
+            f"{THREADS} threads: {len(trials)} trials ({states['complete']} complete, {states['pruned']} pruned, "
+            f"{states['failed']} failed) in {human_time(seconds)}, peak {peak:,.0f} MiB. Best validation accuracy "
+            f"{best:.2%}, against {json.loads(reference)['val_accuracy']:.2%} for `default.yaml` fitted in the same "
+            "run. The five best trials:\n\n```\n" + "\n".join(table) + "\n```\n")
+
+
 def bad_inputs(args, *_):
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "bad_inputs.py")], check=True, text=True,
                          capture_output=True).stdout
@@ -222,7 +244,7 @@ def bad_inputs(args, *_):
 
 
 SECTIONS = {"results": results, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
-            "pytorch": pytorch, "bad-inputs": bad_inputs}
+            "pytorch": pytorch, "tune": tune_search, "bad-inputs": bad_inputs}
 
 
 # --- the files ---------------------------------------------------------------------------------------------

@@ -110,6 +110,27 @@ def test_a_gzip_bomb_posing_as_idx_is_stopped_at_the_limit(tmp_path):
                    "inflates to more than 100,000,000 bytes")
 
 
+def test_a_csv_gzip_bomb_is_stopped_at_the_memory_limit_without_inflating_the_rest(tmp_path, monkeypatch):
+    import bp_train.data
+    row = ("1," + ",".join(["0"] * 784) + "\n").encode()
+    bomb = tmp_path / "train.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as out:
+        out.write(("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n").encode())
+        for _ in range(40):
+            out.write(row * 1000)  # 63 MB of text in all
+    assert bomb.stat().st_size < 1_000_000
+    read = []
+    original = bp_train.data._BoundedReader.read
+    monkeypatch.setattr(bp_train.data, "_text_limit", lambda: 20_000_000)
+    monkeypatch.setattr(bp_train.data._BoundedReader, "read",
+                        lambda self, size=-1: (read.append(size), original(self, size))[1])
+    result = run_cli("fit", "--data", bomb, "--out", tmp_path / "run", "--no-cache")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"{bomb}: more than 20 MB of CSV text" in result.stderr and "free memory can parse" in result.stderr
+    assert sum(read) < 21_000_000  # stopped at the limit, the other 43 MB never inflated
+    assert not (tmp_path / "run").exists()
+
+
 def test_show_rows_with_a_huge_range_allocates_nothing(digits_csv):
     assert_bounded(*run_measured("show", digits_csv, "--rows", "0-999999999999"), "row 999999999999 is outside 0..599")
 

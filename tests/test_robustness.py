@@ -10,7 +10,6 @@ import textwrap
 import time
 
 import numpy as np
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -153,12 +152,12 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_files(tmp_path, tiny_c
 
     import bp_train.store
     monkeypatch.setattr(bp_train.store.np, "savez", disk_full)
-    result = run_cli("fit", "--config", tiny_config, "--out", run_dir, "--quiet")
+    result = run_cli("fit", "--config", tiny_config, "--out", run_dir, "--overwrite", "--quiet")
     assert result.exit_code == 2 and "No space left on device" in result.stderr
     assert result.stderr.count("\n") == 1
     after = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    assert after.keys() == before.keys()  # no temporary file left behind
-    assert after["model.npz"] == before["model.npz"] and after["checkpoint.npz"] == before["checkpoint.npz"]
+    assert after == before  # the previous run whole, no temporary file left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nor the overwrite's staging folder
 
 
 def test_sigint_stops_fit_with_a_resumable_checkpoint_and_says_how_to_resume(tmp_path):

@@ -3,6 +3,7 @@ it stops cleanly on divergence or Ctrl-C."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -96,7 +97,8 @@ def test_ctrl_c_keeps_a_resumable_checkpoint_and_says_how_to_resume(tmp_path, mo
         return original(self, epoch)
 
     monkeypatch.setattr(Trainer, "run_epoch", interrupted_in_epoch_3)
-    with pytest.raises(Interrupted, match=f"after epoch 2 is saved. Resume with: bp-train fit --resume {run_dir}"):
+    with pytest.raises(Interrupted, match=r"checkpoint \(after epoch 2\) is kept in .*\. Resume with: bp-train fit "
+                                          f"--resume {re.escape(str(run_dir))}"):
         quiet_fit(config("train.epochs=4"), run_dir)
     monkeypatch.setattr(Trainer, "run_epoch", original)
     assert len(metrics(run_dir)) == 2
