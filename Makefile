@@ -20,7 +20,7 @@ REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kagg
 TRAIN_CSV := $(firstword $(wildcard data/train.csv data/train.csv.gz) data/train.csv)
 TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.csv)
 
-.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench figures plot clean \
+.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench tune figures plot clean \
 	compare-optimizers compare-init compare-batchnorm compare-dropout
 
 help:
@@ -34,6 +34,7 @@ help:
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
 	@echo "make compare-speed  how much faster backprop is, for growing networks"
 	@echo "make bench          training speed against this machine's matmul peak, idle and busy"
+	@echo "make tune           search hyper-parameters around default.yaml (configs/tune-default.yaml, a few minutes)"
 	@echo "make figures        re-measure the README's figures (docs/figures.md) and copy them into README.md"
 	@echo "make plot           learning curves, confusion matrix, misclassified digits of $(RUN)"
 	@echo "make compare-optimizers / compare-init / compare-batchnorm / compare-dropout"
@@ -80,6 +81,9 @@ bench: install
 	$(BIN)/bp-train bench --data $(REPLICA) --busy --profile --config configs/default.yaml --config configs/deep.yaml \
 		--config configs/mlp-800-800.yaml --config configs/best.yaml \
 		--config configs/best-augmented.yaml --config configs/cnn.yaml
+
+tune: install $(TRAIN_CSV)
+	$(BIN)/bp-train tune --config configs/tune-default.yaml --data $(TRAIN_CSV)
 
 figures: install
 	$(BIN)/python docs/figures.py --data $(REPLICA) --mnist $(SHARED)/mnist $(if $(TORCH_PYTHON),--torch-python $(TORCH_PYTHON))

@@ -23,6 +23,10 @@ from pathlib import Path
 from .errors import BPTrainError
 
 LOCK_NAME = ".lock"
+# What fit and plot write into a run folder. --overwrite replaces a folder holding only these: never a
+# folder with anything else in it (a project, a home folder, the current directory).
+RUN_FILES = {"config.yaml", "metrics.csv", "model.npz", "checkpoint.npz", LOCK_NAME}
+RUN_SUFFIXES = (".png", ".tmp")
 
 
 class FolderBusy(BPTrainError):
@@ -86,12 +90,13 @@ class RunFolder:
     anything is removed, leaving the previous run untouched."""
 
     def __init__(self, target: Path, lock: FolderLock, staging: Path | None = None,
-                 staging_lock: FolderLock | None = None, created: bool = False):
+                 staging_lock: FolderLock | None = None, created: bool = False, parent_created: bool = False):
         self.target = target
         self.lock = lock
         self.staging = staging
         self.staging_lock = staging_lock
         self.created = created  # we made the folder: remove it again if the run leaves nothing in it
+        self.parent_created = parent_created  # and its parent (runs/), likewise
 
     @property
     def pending(self) -> bool:
@@ -133,13 +138,30 @@ class RunFolder:
         if self.created and self.target.is_dir() and not holds_run(self.target):
             try:
                 self.target.rmdir()
+                if self.parent_created:
+                    self.target.parent.rmdir()
             except OSError:
                 pass  # someone put something there meanwhile: leave it
 
 
+def check_replaceable(target: Path) -> None:
+    """Refuse, as --out, a folder that is not a bp-train run: one holding anything but what fit and plot
+    write (a subfolder, other files), or the folder we stand in or one holding it."""
+    here, resolved = Path.cwd().resolve(), target.resolve()
+    if resolved == here or resolved in here.parents:
+        raise BPTrainError(f"--out {target} is the current folder or holds it; give a folder of its own for the "
+                           "run, e.g. --out runs/NAME")
+    foreign = sorted(entry.name for entry in target.iterdir()
+                     if entry.is_dir() or not (entry.name in RUN_FILES or entry.name.endswith(RUN_SUFFIXES)))
+    if foreign or not ((target / "checkpoint.npz").exists() or (target / "config.yaml").exists()):
+        what = f"holds {foreign[0]!r}, which" if foreign else "has no config.yaml or checkpoint.npz: it"
+        raise BPTrainError(f"--out {target} {what} is not part of a bp-train run; --out takes a new or empty "
+                           "folder, or a run folder (which --overwrite may replace)")
+
+
 def _claim_empty(folder: Path) -> RunFolder | None:
     """Lock `folder` if it is free (missing or empty and unlocked); None if it holds a run or is in use."""
-    created = False
+    created, parent_created = False, not folder.parent.exists()
     if not folder.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -156,7 +178,7 @@ def _claim_empty(folder: Path) -> RunFolder | None:
     if holds_run(folder):  # filled between our look and our lock
         lock.release()
         return None
-    return RunFolder(folder, lock, created=created)
+    return RunFolder(folder, lock, created=created, parent_created=parent_created)
 
 
 def numbered_folder(base: Path) -> RunFolder:
@@ -182,6 +204,7 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     claimed = None if holds_run(target) else _claim_empty(target)
     if claimed is not None:
         return claimed
+    check_replaceable(target)  # before anything is written into it, a lock file included
     lock = FolderLock(target).acquire()  # a busy folder is refused here, naming its writer
     if not overwrite:
         lock.release()

@@ -131,6 +131,11 @@ def cases(tmp: Path):
     yield "--out holds a run (no --overwrite)", lambda: fit + ["--data", str(good)]
     yield "run name that climbs out of runs/", lambda: ["fit", "--data", str(good), "--set", "name=../../x"]
 
+    def project():
+        (tmp / "project" / "src").mkdir(parents=True, exist_ok=True)
+        return ["fit", "--data", str(good), "--out", str(tmp / "project"), "--overwrite"]
+    yield "--overwrite of a folder that is not a run", project
+
     def busy():
         lock = FolderLock(tmp / "run").acquire()  # as a running fit holds it
         return ["fit", "--resume", str(tmp / "run")], lock.release

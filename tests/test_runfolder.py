@@ -67,14 +67,42 @@ def test_out_that_is_a_file_is_refused(tmp_path, tiny_config):
 def test_overwrite_replaces_the_run_once_the_new_one_has_an_epoch(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
     assert fit("--config", tiny_config, "--out", run_dir, "--epochs", "3").exit_code == 0
-    (run_dir / "notes.txt").write_text("the old run's")
+    (run_dir / "learning_curves.png").write_bytes(b"the old run's plot")
     result = fit("--config", tiny_config, "--out", run_dir, "--overwrite", "--epochs", "2", "--set", "train.seed=9")
     assert result.exit_code == 0, result.output
     assert "seed: 9" in (run_dir / "config.yaml").read_text()
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 1 + 2
-    assert not (run_dir / "notes.txt").exists() and not (run_dir / ".lock").exists()
+    assert not (run_dir / "learning_curves.png").exists() and not (run_dir / ".lock").exists()
     assert leftovers(tmp_path) == []
     assert run_cli("fit", "--resume", run_dir, "--epochs", "3", "--quiet").exit_code == 0  # a whole, resumable run
+
+
+@pytest.mark.parametrize("out", ["", ".", "..", "project", "project/sub"])
+def test_overwrite_never_replaces_a_folder_that_is_not_a_run(tmp_path, tiny_config, monkeypatch, out):
+    # A project folder (code, a .git, notes), the folder we stand in, or one above it: --overwrite is for
+    # runs only. (Found the hard way: `fit --out '' --overwrite` once replaced the current folder.)
+    project = tmp_path / "project"
+    (project / "sub" / ".git").mkdir(parents=True)
+    (project / "notes.txt").write_text("mine")
+    (project / "sub" / "checkpoint.npz").write_bytes(b"not ours")
+    (project / "sub" / "code.py").write_text("print(1)")
+    monkeypatch.chdir(project / "sub" if out in ("", ".", "..") else tmp_path)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    result = fit("--config", tiny_config, "--out", out, "--overwrite", "--epochs", "1")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "current folder or holds it" in result.stderr or "is not part of a bp-train run" in result.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (project / "notes.txt").read_text() == "mine"
+
+
+def test_out_that_holds_other_files_is_refused_before_anything_is_written_into_it(tmp_path, tiny_config):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("chapter 1")
+    for extra in ([], ["--overwrite"]):
+        result = fit("--config", tiny_config, "--out", folder, *extra)
+        assert result.exit_code == 2 and "holds 'thesis.tex', which is not part of a bp-train run" in result.stderr
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
 
 
 def test_overwrite_that_diverges_in_its_first_epoch_leaves_the_old_run_untouched(tmp_path, tiny_config):
@@ -138,7 +166,7 @@ def test_a_failed_first_fit_leaves_no_empty_folder(tmp_path, tiny_config):
     (tmp_path / "bad.csv").write_text("label,pixel0\n1,2,3\n")
     result = fit("--config", tiny_config, "--data", tmp_path / "bad.csv", cwd=tmp_path)
     assert result.exit_code == 2
-    assert not (tmp_path / "runs" / "tiny").exists()
+    assert not (tmp_path / "runs").exists()  # nor the runs/ folder it made for it
 
 
 def test_a_held_folder_is_refused_naming_the_folder_and_its_holder(tmp_path, tiny_config):
