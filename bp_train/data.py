@@ -51,6 +51,8 @@ def resolve(path: str | os.PathLike) -> Path:
     """`path`, or `path.gz` when only the compressed file is there: the Kaggle files come as train.csv.gz
     and test.csv.gz, and a config naming data/train.csv should find them as downloaded."""
     path = Path(path)
+    if not path.name:  # '', '.', '/': no file name to add .gz to (reading it then says it is no file)
+        return path
     zipped = path.with_name(path.name + ".gz")
     if not path.exists() and path.suffix != ".gz" and zipped.is_file():
         return zipped
