@@ -182,7 +182,10 @@ def _parse(path: Path, dtype) -> pd.DataFrame:
 def _header(path: Path) -> list[str]:
     """The header's names exactly as the file writes them (pandas renames a repeated one 'pixel3.1')."""
     with _BoundedReader(path, _text_limit()) as text:
-        first = pd.read_csv(text, header=None, nrows=1, dtype=str, encoding="utf-8", keep_default_na=False)
+        try:
+            first = pd.read_csv(text, header=None, nrows=1, dtype=str, encoding="utf-8", keep_default_na=False)
+        except pd.errors.EmptyDataError:  # a header of blanks only, e.g. a single tab
+            raise DataError(f"{path}: line 1: no column names; expected a header 'label,pixel0,...,pixel783'") from None
     return list(first.iloc[0])
 
 
