@@ -13,8 +13,9 @@ import click
 import numpy as np
 
 from . import __version__
-from .cli_common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, Group, cache_option, emit_json,
-                         refuse_overwriting, threads_option)
+from .backend import array_module, to_host
+from .cli_common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, Group, cache_option, device_option,
+                         emit_json, refuse_overwriting, threads_option)
 from .cli_tune import tune
 from .cli_views import explain, plot, show
 from .config import learning_rate_warning, load_config
@@ -66,10 +67,11 @@ def main():
                    "train.early_stopping may change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final figures as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@device_option
 @cache_option
 @threads_option
 def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, overwrite, resume, as_json, quiet,
-        no_cache):
+        device, no_cache):
     """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
 
     \b
@@ -81,7 +83,7 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
 
     overrides = list(overrides)
     for key, value in (("data.train", data), ("train.epochs", epochs), ("train.seed", seed),
-                       ("train.gradient", gradient), ("data.train_rows", train_rows)):
+                       ("train.gradient", gradient), ("data.train_rows", train_rows), ("train.device", device)):
         if value is not None:
             overrides.append(f"{key}={value}")
     if resume:
@@ -93,6 +95,7 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
         config = resume_config(Path(resume), load_config(config_path, overrides, base=base))
     else:
         config = load_config(config_path, overrides)
+    array_module(config.train.device)  # no CuPy or no GPU: say so now, before any folder is touched
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     warning = learning_rate_warning(config, overrides)
     if warning:
@@ -130,9 +133,10 @@ def _labelled(data, labels, cache):
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
               help="A run folder: score its model on the run's own validation split (instead of --model/--data).")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
+@device_option
 @cache_option
 @threads_option
-def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
+def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
     """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV, or of a
     run on its own validation split (the only labelled hold-out a Kaggle entrant has).
 
@@ -149,7 +153,7 @@ def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
     if run_dir:
         if model_path or data or labels:
             raise BadInput("--run scores a run on its own validation split; give either --run or --model/--data")
-        network, config, meta = load_model(Path(run_dir) / "model.npz")
+        network, config, meta = load_model(Path(run_dir) / "model.npz", device=device or "cpu")
         val = validation_rows(config, cache=not no_cache)
         if val is None:
             raise BadInput(f"{run_dir}: the run has no validation split (data.val_fraction is 0); evaluate "
@@ -158,7 +162,7 @@ def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
     else:
         if not (model_path and data):
             raise BadInput("give --model and --data (and --labels for an unlabelled CSV), or --run RUN_DIR")
-        network, _, meta = load_model(model_path)
+        network, _, meta = load_model(model_path, device=device or "cpu")
         images, truth = _labelled(data, labels, not no_cache)
         source = data
     result = run_evaluate(network, images, truth, source)
@@ -183,19 +187,20 @@ def evaluate(model_path, data, labels, run_dir, as_json, no_cache):
               help="Where to write 'ImageId,Label' (ImageId from 1), the Kaggle submission format.")
 @click.option("--proba", type=click.Path(dir_okay=False),
               help="Also write the class probabilities, one column per digit, to this CSV.")
+@device_option
 @cache_option
 @threads_option
-def predict(model_path, data, out, proba, no_cache):
+def predict(model_path, data, out, proba, device, no_cache):
     """Label every row of a digit CSV and write a Kaggle submission."""
     from .data import resolve
 
     refuse_overwriting({"--out": out, "--proba": proba},
                        {"input file (--data)": str(resolve(data)), "model file (--model)": model_path})
-    network, _, _ = load_model(model_path)
+    network, _, _ = load_model(model_path, device=device or "cpu")
     digits = load_digits(data, cache=not no_cache)
     if digits.images.shape[1] != network.sizes[0]:
         raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects {network.sizes[0]}")
-    scores = network.predict(to_float(digits.images, network.dtype), batch_size=10_000)
+    scores = to_host(network.predict(to_float(digits.images, network.dtype), batch_size=10_000))
     predicted = scores.argmax(axis=1)
     ids = np.arange(1, len(predicted) + 1)
     # Both files are written to temporaries and renamed only when both are whole: a full disk or Ctrl-C
@@ -226,9 +231,10 @@ def predict(model_path, data, out, proba, no_cache):
 @click.option("--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"]),
               help="Precision of the check; float32 is refused, as its central differences are noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@device_option
 @cache_option
 @threads_option
-def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as_json, no_cache):
+def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as_json, device, no_cache):
     """Check backprop's gradient against central differences, parameter by parameter.
 
     Exit code 0 when every parameter's relative error |a-n| / max(1e-8, |a|+|n|) (norms over the
@@ -244,8 +250,9 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
     from .gradient import gradcheck as run_gradcheck, require_float64
     from .network import build_network
 
+    overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     config = load_config(config_path, overrides)
-    network = build_network(config, seed=seed, dtype=dtype)
+    network = build_network(config, seed=seed, dtype=dtype, device=config.train.device)
     require_float64(network.params["W1"], "gradcheck")
     x, t, described = sample_rows(config.data.train, batch * 10, seed, cache=not no_cache)
     sampled_note = None
@@ -330,9 +337,10 @@ def parse_sizes(value: str) -> list[int]:
 @click.option("--budget", default=10.0, show_default=True, type=FiniteFloat(0.0),
               help="Seconds of numerical differencing per size before sampling entries and extrapolating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@device_option
 @cache_option
 @threads_option
-def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, no_cache):
+def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, device, no_cache):
     """Time one gradient by backprop and by numerical differentiation, for growing networks.
 
     \b
@@ -342,6 +350,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
     from .data import sample_rows
     from .speed import EPOCH_ROWS, compare_speed as run, human_seconds, with_hidden_size
 
+    overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     config = load_config(config_path, overrides)
     sizes = parse_sizes(sizes)
     for size in sizes:  # every width checked (memory included) before the first is timed
@@ -389,7 +398,8 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
               help="BLAS threads for every measurement (default: chosen from the free cores, as fit does).")
 @click.option("--profile", is_flag=True, help="Also say where each config's epoch goes, layer kind by layer kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bench(data_path, config_paths, epochs, busy, threads, profile, as_json):
+@device_option
+def bench(data_path, config_paths, epochs, busy, threads, profile, as_json, device):
     """Training speed against this machine's own float32 matmul peak, measured in the same run; with
     --busy, also on a machine where another process keeps one core busy."""
     from .data import load_digits
@@ -397,9 +407,10 @@ def bench(data_path, config_paths, epochs, busy, threads, profile, as_json):
 
     figures = load_benchmarks(data_path, log=None if as_json else click.echo)
     digits = load_digits(data_path, require_labels=True)
-    configs = [load_config(p, ["data.train=" + data_path]) for p in config_paths] or [
-        load_config(None, ["data.train=" + data_path]),
-        load_config(None, ["data.train=" + data_path, "name=mlp-800-800",
+    on = ["data.train=" + data_path] + ([f"train.device={device}"] if device else [])
+    configs = [load_config(p, on) for p in config_paths] or [
+        load_config(None, on),
+        load_config(None, on + ["name=mlp-800-800",
                            "model.hidden=[{size: 800}, {size: 800}]"])]
     figures["training"] = []
     for config in configs:

@@ -123,3 +123,11 @@ def cache_option(f):
                         help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
 
 
+
+
+def device_option(f):
+    """--device cpu|cuda: where the arrays live (backend.py)."""
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]),
+                        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, pip install "
+                             "'bp-train[gpu]'). Default: the config's train.device for commands that read a "
+                             "config, else cpu.")(f)

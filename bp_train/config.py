@@ -27,6 +27,7 @@ import yaml
 
 from . import safeyaml
 from .conv import output_size
+from .backend import DEVICES
 from .checks import (_fail, integer, number, choice, text, run_name, optional_text, boolean, _nearest, spec)
 from .errors import ConfigError
 from .safeyaml import short
@@ -183,6 +184,7 @@ class TrainConfig:
     gradient: str = spec(choice(GRADIENTS), "backprop")
     seed: int = spec(integer(0, 2**32 - 1), 0)
     augment: AugmentConfig | None = spec(lambda v, k: None if v is None else section(AugmentConfig, v, k), None)
+    device: str = spec(choice(DEVICES), "cpu")  # cuda: CuPy on an NVIDIA GPU (see backend.py)
 
 
 def distribution(value, key):

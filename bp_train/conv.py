@@ -58,7 +58,7 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, out: np.ndarr
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     patches = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]  # (N, OH, OW, C, KH, KW)
     if out is None:
-        out = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+        out = np.empty_like(x, shape=(n, oh, ow, kh, kw, c))  # *_like(x, shape=): made where x lives (backend.py)
     np.copyto(out, patches.transpose(0, 1, 2, 4, 5, 3))
     return out
 
@@ -73,8 +73,8 @@ def col2im_product(dout: np.ndarray, W: np.ndarray, x_shape: tuple, stride: int,
     kh, kw = W.shape[:2]
     oh, ow = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
     dout = dout.reshape(-1, W.shape[3])
-    dx = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=dout.dtype)
-    patch_grad = np.empty((dout.shape[0], c), dtype=dout.dtype)
+    dx = np.zeros_like(dout, shape=(n, h + 2 * pad, w + 2 * pad, c))
+    patch_grad = np.empty_like(dout, shape=(dout.shape[0], c))
     for p in range(kh):
         for q in range(kw):
             np.matmul(dout, W[p, q].T, out=patch_grad)
@@ -155,8 +155,8 @@ class Pooling:
         for view in views[1:]:
             np.maximum(out, view, out=out)
         self.x_shape = x.shape
-        self.winner = np.empty((len(views), n, oh, ow, c), dtype=bool)
-        taken = np.zeros((n, oh, ow, c), dtype=bool)
+        self.winner = np.empty_like(x, shape=(len(views), n, oh, ow, c), dtype=bool)
+        taken = np.zeros_like(x, shape=(n, oh, ow, c), dtype=bool)
         for won, view in zip(self.winner, views):
             np.equal(view, out, out=won)
             won &= ~taken   # a tie goes to the first position only
@@ -164,7 +164,7 @@ class Pooling:
         return out
 
     def backward(self, dout):
-        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        dx = np.zeros_like(dout, shape=self.x_shape)
         oh, ow = dout.shape[1:3]
         for won, view in zip(self.winner, self._views(dx, oh, ow)):
             view += dout * won  # += : overlapping windows (stride < size) add up

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .backend import like, to_device, to_host
 from .errors import BPTrainError
 
 DEFAULT_H = 1e-5
@@ -44,7 +45,7 @@ def numerical_gradient(loss: Callable[[], float | tuple[float, ...]], param: np.
     require_float64(param)
     grad = np.zeros_like(param)
     for index in (np.ndindex(param.shape) if indices is None else indices):
-        original = param[index]
+        original = float(param[index])  # a number: CuPy's param[index] is a view that the next line would move
         param[index] = original + h
         loss_plus = np.atleast_1d(loss())
         param[index] = original - h
@@ -89,10 +90,10 @@ def kink_margins(network, x: np.ndarray) -> np.ndarray:
 
     network.set_flag("train", True)
     margins = np.full(len(x), np.inf)
-    out = x
+    out = to_device(x, network.xp)
     for layer in network.layers.values():
         if isinstance(layer, ReLU):
-            margins = np.minimum(margins, np.abs(out).reshape(len(x), -1).min(axis=1))
+            margins = np.minimum(margins, to_host(np.abs(out).reshape(len(x), -1).min(axis=1)))
         if isinstance(layer, Pooling):
             # max pooling has a kink where a window's two largest values meet; exact ties (blank areas,
             # dead ReLUs) move together under any perturbation and do no harm, so only near ties count
@@ -100,7 +101,7 @@ def kink_margins(network, x: np.ndarray) -> np.ndarray:
             windows = windows.reshape(len(x), -1, layer.size * layer.size, windows.shape[-1])
             top2 = np.partition(windows, -2, axis=2)[:, :, -2:, :]
             gaps = (top2[:, :, 1] - top2[:, :, 0]).reshape(len(x), -1)
-            margins = np.minimum(margins, np.where(gaps > 0, gaps, np.inf).min(axis=1))
+            margins = np.minimum(margins, to_host(np.where(gaps > 0, gaps, np.inf).min(axis=1)))
         out = layer.forward(out)
     return margins
 
@@ -132,7 +133,7 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
     from .conv import Convolution
     for layer in network.layers.values():
         if isinstance(layer, Convolution) and layer.b is not None:
-            layer.b += 0.05 * rng.standard_normal(layer.b.shape)
+            layer.b += like(layer.b, 0.05 * rng.standard_normal(layer.b.shape))
     chosen, spare = list(range(min(batch, len(x)))), list(range(batch, len(x)))
     dropped = 0
     with network.frozen():

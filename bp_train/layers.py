@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import like  # a host array (mask, row index) moved to where the input lives: see backend.py
+
 
 # --- 1. Two gates: multiply and add ------------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class Dropout:
             self.scaled_mask = None
             return x
         if not (self.frozen and self.scaled_mask is not None and self.scaled_mask.shape == x.shape):
-            keep = self.rng.random(x.shape, dtype=np.float32) >= self.ratio
+            keep = like(x, self.rng.random(x.shape, dtype=np.float32) >= self.ratio)  # drawn on the host
             self.scaled_mask = keep.astype(x.dtype)
             self.scaled_mask *= 1.0 / (1.0 - self.ratio)
         return x * self.scaled_mask
@@ -238,7 +240,7 @@ class BatchNorm:
 
     def backward(self, dout):
         n = len(dout)
-        np.einsum("ij,ij->j", dout, self.xhat, out=self.dgamma)
+        self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)  # (CuPy's einsum has no out=)
         np.sum(dout, axis=0, out=self.dbeta)
         # The formula above with mean(dxhat) = gamma * dbeta / N and mean(dxhat * xhat) = gamma * dgamma / N:
         # dx = gamma / std * (dout - dbeta / N - xhat * dgamma / N), in three passes and one new array.
@@ -270,14 +272,14 @@ class SoftmaxWithLoss:
         total = exp.sum(axis=1, keepdims=True)
         self.y = exp / total
         self.t = t.argmax(axis=1) if t.ndim == 2 else t
-        rows = np.arange(x.shape[0])
+        rows = like(x, np.arange(x.shape[0]))
         log_likelihood = shifted[rows, self.t] - np.log(total[:, 0])
         return float(-log_likelihood.mean(dtype=np.float64))
 
     def backward(self, dout=1.0):
         n = self.y.shape[0]
         dx = self.y.copy()
-        dx[np.arange(n), self.t] -= 1
+        dx[like(dx, np.arange(n)), self.t] -= 1
         dx *= dout / n
         return dx
 

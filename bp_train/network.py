@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import conv as C
+from .backend import array_module, like, to_device, to_host
 from . import layers as L
 from .config import Config
 from .gradient import DEFAULT_H, numerical_gradient
@@ -40,8 +41,9 @@ class Network:
     The bracketed conv part is there only when the config has `model.conv` blocks. Parameters are numbered
     in network order: a CNN's convolutions are W1, W2, ..., and its dense layers continue the count."""
 
-    def __init__(self, config: Config, seed: int = 0, dtype=None):
+    def __init__(self, config: Config, seed: int = 0, dtype=None, xp=np):
         model = config.model
+        self.xp = xp  # numpy, or cupy for a network on the GPU (see backend.py)
         self.dtype = np.dtype(dtype if dtype is not None else model.dtype)
         self.weight_decay = config.train.weight_decay
         self.sizes = config.layer_sizes
@@ -84,7 +86,8 @@ class Network:
         self.eval_batch = int(np.clip(2**28 // max(patch_bytes, 1), 100, 10_000))
 
     def _param(self, key: str, values: np.ndarray) -> np.ndarray:
-        array = self.params[key] = values.astype(self.dtype)
+        """A parameter, drawn on the host (the same weights on every device) and moved to the network's."""
+        array = self.params[key] = to_device(values.astype(self.dtype), self.xp)
         return array
 
     def _add(self, name: str, layer, **grads) -> None:
@@ -109,8 +112,8 @@ class Network:
         if spec.batchnorm:
             gamma = self._param(f"gamma{i}", np.ones(width))
             beta = self._param(f"beta{i}", np.zeros(width))
-            mean = self.buffers[f"running_mean{i}"] = np.zeros(width, dtype=self.dtype)
-            var = self.buffers[f"running_var{i}"] = np.ones(width, dtype=self.dtype)
+            mean = self.buffers[f"running_mean{i}"] = self.xp.zeros(width, dtype=self.dtype)
+            var = self.buffers[f"running_var{i}"] = self.xp.ones(width, dtype=self.dtype)
             self._add(f"BatchNorm{i}", norm_class(gamma, beta, mean, var), gamma=f"gamma{i}", beta=f"beta{i}")
         self.layers[f"{spec.activation.capitalize()}{i}"] = ACTIVATION_LAYERS[spec.activation]()
         if pool:
@@ -146,7 +149,7 @@ class Network:
         if batch_size is not None and len(x) > batch_size:
             return np.concatenate([self.predict(x[i:i + batch_size], train)
                                    for i in range(0, len(x), batch_size)])
-        x = np.asarray(x, dtype=self.dtype)
+        x = to_device(x, self.xp).astype(self.dtype, copy=False)
         for layer in self.layers.values():
             x = layer.forward(x)
         return x
@@ -157,7 +160,7 @@ class Network:
 
     def loss_terms(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> tuple[float, float]:
         """(mean cross-entropy of the batch, L2 penalty (weight_decay / 2) * sum of W^2 over all W)."""
-        data_loss = self.last_layer.forward(self.predict(x, train), t)
+        data_loss = self.last_layer.forward(self.predict(x, train), to_device(t, self.xp))
         penalty = 0.0
         if self.weight_decay:
             # vdot(W, W) is the sum of squares in one BLAS call, with no temporary array.
@@ -171,7 +174,7 @@ class Network:
         return sum(self.loss_terms(x, t, train))
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 10_000) -> float:
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
+        labels = to_device(t.argmax(axis=1) if t.ndim == 2 else t, self.xp)
         predicted = self.predict(x, batch_size=batch_size).argmax(axis=1)
         return float(np.mean(predicted == labels))
 
@@ -225,15 +228,16 @@ class Network:
         return sum(p.size for p in self.params.values())
 
     def state(self) -> dict[str, np.ndarray]:
-        return {**self.params, **self.buffers}
+        """Parameters and buffers as NumPy arrays (the arrays themselves on the CPU, copies from a GPU)."""
+        return {key: to_host(value) for key, value in {**self.params, **self.buffers}.items()}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy arrays into the existing ones (in place, so the layers keep seeing them)."""
         for key, target in {**self.params, **self.buffers}.items():
-            target[...] = arrays[key]
+            target[...] = like(target, arrays[key])
 
 
-def build_network(config: Config, seed: int = 0, dtype=None) -> Network:
+def build_network(config: Config, seed: int = 0, dtype=None, device: str = "cpu") -> Network:
     """The network a config describes; `dtype` (a name like "float64" or a NumPy dtype) overrides the
-    config's training dtype."""
-    return Network(config, seed=seed, dtype=dtype)
+    config's training dtype; `device` "cuda" puts it on the GPU (backend.py)."""
+    return Network(config, seed=seed, dtype=dtype, xp=array_module(device))

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .backend import like, to_host
 from .config import OptimizerConfig, ScheduleConfig
 
 
@@ -25,14 +26,20 @@ class Optimizer:
         self.lr = lr
         self.steps = 0
         self.slot: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.slots}
+        self.placed = False
 
-    def _zeros(self, params):
+    def _place(self, params):
+        """Slots beside their parameters: zeros at the start, or a resumed run's (host) arrays moved to the
+        parameters' device. Done once, on the first update."""
         for name in self.slots:
-            if not self.slot[name]:
-                self.slot[name] = {key: np.zeros_like(p) for key, p in params.items()}
+            saved = self.slot[name]
+            self.slot[name] = {key: like(p, saved[key]) if key in saved else np.zeros_like(p)
+                               for key, p in params.items()}
+        self.placed = True
 
     def update(self, params, grads):
-        self._zeros(params)
+        if not self.placed:
+            self._place(params)
         self.steps += 1
         for key, param in params.items():
             self.step(key, param, grads[key])
@@ -41,7 +48,7 @@ class Optimizer:
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {f"{name}/{key}": value for name, values in self.slot.items() for key, value in values.items()}
+        arrays = {f"{name}/{key}": to_host(value) for name, values in self.slot.items() for key, value in values.items()}
         arrays["steps"] = np.array(self.steps)
         return arrays
 
@@ -50,6 +57,7 @@ class Optimizer:
         for name in self.slots:
             self.slot[name] = {path.split("/", 1)[1]: np.array(value) for path, value in arrays.items()
                                if path.startswith(name + "/")}
+        self.placed = False
 
 
 class SGD(Optimizer):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .data import load_digits, to_float
 from .errors import DataError
+from .backend import to_device, to_host
 from .train import evaluate_split, split_rows
 
 
@@ -44,7 +45,8 @@ def evaluate(network, images: np.ndarray, labels: np.ndarray, source: str) -> di
         raise DataError(f"{source}: rows have {images.shape[1]} pixels but the model expects {network.sizes[0]}")
     x = to_float(images, network.dtype)
     labels = labels.astype(np.intp)
-    loss, accuracy, predicted = evaluate_split(network, x, labels)
+    loss, accuracy, predicted = evaluate_split(network, to_device(x, network.xp), to_device(labels, network.xp))
+    predicted = to_host(predicted)
     confusion = confusion_matrix(labels, predicted, network.sizes[-1])
     return {"data": source, "rows": int(len(labels)), "loss": loss, "accuracy": accuracy,
             "per_class": per_class(confusion), "confusion_matrix": confusion.tolist(),
@@ -90,7 +92,7 @@ def run_validation(run_dir: Path, cache: bool = True):
     val = validation_rows(config, cache)
     if val is None:
         return network, config, None, None
-    predicted = network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1)
+    predicted = to_host(network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1))
     return network, config, val, predicted
 
 

@@ -171,9 +171,9 @@ def save_model(destination, network, config_dict: dict, extra: dict | None = Non
     save_arrays(destination, arrays, meta)
 
 
-def load_model(path):
-    """Rebuild the network saved in a model file: (network, config, meta); meta["train_fingerprint"] holds
-    the training rows' hashes (or None for a model saved without them).
+def load_model(path, device: str = "cpu"):
+    """Rebuild the network saved in a model file, on `device`: (network, config, meta);
+    meta["train_fingerprint"] holds the training rows' hashes (or None for a model saved without them).
 
     Every array's name, dtype and shape is checked against the network the saved config describes before
     any array's data is read; arrays the config does not name are refused."""
@@ -194,7 +194,7 @@ def load_model(path):
         if config.weight_count() > stored:  # refuse before building a network the file cannot fill
             raise ModelFileError(f"{path}: its saved config describes a network of {config.weight_count():,} "
                                  f"weights, but the file holds {stored:,} values")
-        network = build_network(config, seed=0)
+        network = build_network(config, seed=0, device=device)
         state = network.state()
         for name, (shape, dtype) in headers.items():
             if name == FINGERPRINT:

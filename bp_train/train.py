@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .augment import Augmenter, augment_rng
+from .backend import like, to_device, to_host
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError
@@ -36,7 +37,7 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 # do that, and they reach NaN soon after. Stopping here saves the wait.
 DIVERGED_LOSS = 1e4
 # What `fit --resume` lets a user change: everything else must match the interrupted run.
-RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping")
+RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping", "train.device")  # a checkpoint is device-free
 
 
 class Interrupted(Exception):
@@ -57,7 +58,7 @@ class RunState:
 def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
     """(mean loss, accuracy, predicted labels) in evaluation mode, in bounded-memory chunks."""
     batch_size = min(batch_size, network.eval_batch)
-    total_loss, predicted = 0.0, np.empty(len(x), dtype=np.intp)
+    total_loss, predicted = 0.0, np.empty_like(labels, shape=len(x), dtype=np.intp)  # where labels live
     for i in range(0, len(x), batch_size):
         xb, tb = x[i:i + batch_size], labels[i:i + batch_size]
         total_loss += network.loss(xb, tb) * len(xb)
@@ -84,7 +85,7 @@ class Trainer:
         self.numerical = train_cfg.gradient == "numerical"
         # Central differences are noise in float32: numerical training always runs in float64.
         dtype = np.float64 if self.numerical else np.dtype(config.model.dtype)
-        self.network = build_network(config, seed=train_cfg.seed, dtype=dtype)
+        self.network = build_network(config, seed=train_cfg.seed, dtype=dtype, device=train_cfg.device)
         self.optimizer = make_optimizer(train_cfg.optimizer)
         self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
         self.augment_rng = augment_rng(train_cfg.seed)
@@ -111,9 +112,12 @@ class Trainer:
         if int(digits.labels.max()) >= classes:
             raise ConfigError(f"model.output_size is {classes} but {digits.source} has label {int(digits.labels.max())}; "
                               f"the network needs an output per class (output_size >= {int(digits.labels.max()) + 1})")
-        self.x_train, self.t_train = to_float(train.images, dtype), train.labels.astype(np.intp)
-        self.x_val = to_float(val.images, dtype) if val is not None else None
-        self.t_val = val.labels.astype(np.intp) if val is not None else None
+        # To the network's device once, not batch by batch (a no-op on the CPU).
+        xp = self.network.xp
+        self.x_train = to_device(to_float(train.images, dtype), xp)
+        self.t_train = to_device(train.labels.astype(np.intp), xp)
+        self.x_val = to_device(to_float(val.images, dtype), xp) if val is not None else None
+        self.t_val = to_device(val.labels.astype(np.intp), xp) if val is not None else None
         self.fingerprint = fingerprints(train.images)  # lets `evaluate` warn about rows seen in training
         self.shuffler = Shuffler(self.x_train, self.t_train, self.config.train.batch_size, self.shuffle_rng)
         if self.x_train.shape[1] != self.config.model.input_size:
@@ -139,7 +143,9 @@ class Trainer:
             for i, (xb, tb) in enumerate(self.shuffler.epoch()):
                 if self.augmenter is not None:
                     drawn = time.perf_counter()
-                    xb = self.augmenter(xb)  # training batches only: validation never sees distortions
+                    # training batches only: validation never sees distortions. Drawn and computed on
+                    # the host (NumPy), so a GPU run distorts a host copy of its batch and sends it back.
+                    xb = like(xb, self.augmenter(to_host(xb)))
                     self.augment_seconds += time.perf_counter() - drawn
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:
@@ -311,6 +317,7 @@ def resume_config(run_dir: Path, requested: Config) -> Config:
     merged = saved.to_dict()
     merged["train"]["epochs"] = requested.train.epochs
     merged["train"]["early_stopping"] = requested.to_dict()["train"]["early_stopping"]
+    merged["train"]["device"] = requested.train.device
     return config_from_dict(merged, str(run_dir))
 
 

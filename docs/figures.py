@@ -1,13 +1,14 @@
 """Re-measure the README's figures from the code as it is, and copy them into the README.
 
-Each section (results, gradcheck, compare-speed, bench, bad-inputs) runs the real `bp-train` command in a
-fresh process and writes its output, with the date and the machine it ran on, to docs/figures.md between
-markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README holds the same marked blocks;
+Each section (results, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
+`bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
+docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README holds the same marked blocks;
 `--readme` (on by default) copies them over, and tests/test_readme.py fails when the two differ, so a
 change that moves a figure has to come with the new figures.
 
     python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (~15 min)
     python docs/figures.py --data ... --only results,bench --rows default,deep  # some sections, rows
+    python docs/figures.py --data ... --only gpu --torch-python python3          # on a machine with a GPU
 
 `make figures` runs it on the data the project's machines have in ../shared/data.
 """
@@ -216,6 +217,37 @@ def pytorch(args, *_):
             "of the Kaggle-format file; each cell lists the two interleaved rounds.\n\n" + "\n".join(lines) + "\n")
 
 
+def gpu(args, *_):
+    """Run on a machine with an NVIDIA GPU (CuPy and, for the comparison, PyTorch installed): `bench --device
+    cuda` for the shipped configs, cnn.yaml trained on the GPU, and PyTorch on the same GPU, network, batch
+    and data, interleaved with bp-train (A B A B)."""
+    import cupy
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    configs = [a for c in ("default", "deep", "mlp-800-800", "best", "cnn") for a in ("--config", f"configs/{c}.yaml")]
+    bench_text = command_section("bench", "--device", "cuda", "--data", args.data, *configs).split("\n", 1)[1]
+    work = Path(tempfile.mkdtemp(prefix="bp-train-gpu-"))
+    out, seconds, _ = bp_train("fit", "--config", ROOT / "configs" / "cnn.yaml", "--data", args.data, "--device", "cuda",
+                               "--out", work / "cnn", "--quiet", "--json")
+    fitted = json.loads(out)
+    ours, theirs = [], []
+    for _ in range(2):
+        out, _, _ = bp_train("bench", "--device", "cuda", "--data", args.data, "--config", ROOT / "configs" / "cnn.yaml",
+                             "--epochs", "3", "--json")
+        ours.append(json.loads(out)["training"][0]["seconds_per_epoch"])
+        done = subprocess.run([args.torch_python or sys.executable, str(ROOT / "docs" / "torch_reference.py"), "--data",
+                               args.data, "--network", "cnn", "--epochs", "3", "--device", "cuda"],
+                              capture_output=True, text=True, check=True)
+        theirs.append(json.loads(done.stdout)["seconds_per_epoch"])
+    ratios = ", ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs))
+    return (stamp() + f"\nGPU: {name}, CuPy {cupy.__version__}.\n\n"
+            f"`bp-train fit --config configs/cnn.yaml --device cuda` on the Kaggle-format train.csv: "
+            f"{fitted['val_accuracy']:.2%} validation accuracy in {human_time(seconds)} (the whole command; "
+            f"{fitted['train_seconds']:.0f} s in the epochs).\n\n"
+            f"An epoch of `cnn.yaml` (37,800 rows, batch 100, Adam): bp-train {', '.join(f'{v:.2f}' for v in ours)} s, "
+            f"PyTorch {', '.join(f'{v:.2f}' for v in theirs)} s on the same GPU (two interleaved rounds); "
+            f"bp-train / PyTorch = {ratios}.\n\n" + bench_text)
+
+
 def tune_search(args, *_):
     """`tune` of configs/tune-default.yaml in a fresh folder, and the default config it searches around, fitted
     in the same run for the comparison."""
@@ -244,7 +276,7 @@ def bad_inputs(args, *_):
 
 
 SECTIONS = {"results": results, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
-            "pytorch": pytorch, "tune": tune_search, "bad-inputs": bad_inputs}
+            "pytorch": pytorch, "gpu": gpu, "tune": tune_search, "bad-inputs": bad_inputs}
 
 
 # --- the files ---------------------------------------------------------------------------------------------
@@ -289,6 +321,9 @@ def main() -> None:
     if not args.torch_python and not args.only:
         chosen.discard("pytorch")
         print("keeping the pytorch section as it is (give --torch-python to re-measure it)", file=sys.stderr)
+    if not args.only:
+        chosen.discard("gpu")
+        print("keeping the gpu section as it is (measure it on a GPU machine with --only gpu)", file=sys.stderr)
     for name in SECTIONS:
         if name in chosen:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
