@@ -7,7 +7,7 @@ import json
 
 import click
 
-from .errors import BPTrainError
+from .errors import BPTrainError, Interrupted  # both cheap: a Ctrl-C while heavy modules load is caught below
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -22,7 +22,6 @@ class Group(click.Group):
     """Turns the project's own errors into one line on stderr and exit code 2 -- never a traceback."""
 
     def invoke(self, ctx):
-        from .train import Interrupted
         try:
             return super().invoke(ctx)
         except BPTrainError as exc:

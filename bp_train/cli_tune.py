@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import click
 
 from .cli_common import BadInput, threads_option
 from .config import load_config, run_name
-from .errors import BPTrainError
+from .errors import BPTrainError, Interrupted
 
 POLL_SECONDS = 1.0
 
@@ -70,7 +71,7 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
     threads = click.get_current_context().meta["threads"].threads
 
     if worker_index is not None:  # one of the processes a `tune --jobs K` started: trials only, no report
-        _run_quietly(engine, study, config, budget, folder, deadline, worker_index, storage is not None)
+        _run_here(engine, study, config, budget, folder, deadline, worker_index, storage is not None)
         return
     if storage and storage.startswith("sqlite") and jobs > 1:
         click.echo("warning: SQLite is not meant for parallel writers (Optuna says so); use PostgreSQL or MySQL "
@@ -88,13 +89,10 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
             bar.update(1)
             tqdm.write(engine.describe(trial, config.tune.metric))
 
-    from .train import Interrupted
     try:
         if used < budget:
             if jobs == 1:
-                digits = _training_digits(config)
-                study.sampler = engine.sampler_for(config, study, 0, storage is not None)
-                engine.run_worker(study, config, digits, budget, folder, deadline, on_done=report)
+                _run_here(engine, study, config, budget, folder, deadline, 0, storage is not None, on_done=report)
             else:
                 _run_workers(engine, study, config_path, overrides, budget, jobs, storage, name, timeout,
                              max(1, threads // jobs), report)
@@ -107,18 +105,11 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
     _write_results(engine, study, config, folder)
 
 
-def _training_digits(config):
-    """The training CSV, read once per worker and shared by all its trials."""
-    from .data import load_digits, resolve
-    if not resolve(config.data.train).exists():
-        raise BPTrainError(f"{config.data.train}: training data not found (data.train, nor a .gz of it); pass --data CSV")
-    return load_digits(config.data.train, require_labels=True)
-
-
-def _run_quietly(engine, study, config, budget, folder, deadline, worker_index, shared):
-    digits = _training_digits(config)
+def _run_here(engine, study, config, budget, folder, deadline, worker_index, shared, on_done=None):
+    """Run trials in this process: the training CSV is read once and shared by all its trials."""
+    from .train import training_digits
     study.sampler = engine.sampler_for(config, study, worker_index, shared)
-    engine.run_worker(study, config, digits, budget, folder, deadline)
+    engine.run_worker(study, config, training_digits(config), budget, folder, deadline, on_done=on_done)
 
 
 def _run_workers(engine, study, config_path, overrides, budget, jobs, storage, name, timeout, threads, report):
@@ -133,8 +124,10 @@ def _run_workers(engine, study, config_path, overrides, budget, jobs, storage, n
         command += ["--storage", storage]
     if timeout:
         command += ["--timeout", str(timeout)]
+    # Their stderr goes to files: a pipe nobody reads until the end could fill and stall a worker.
+    errors = [tempfile.TemporaryFile("w+") for _ in range(jobs)]
     workers = [subprocess.Popen(command + ["--worker", str(i)], start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for i in range(jobs)]
+                                stderr=errors[i], text=True) for i in range(jobs)]
     try:
         while any(w.poll() is None for w in workers):
             time.sleep(POLL_SECONDS)
@@ -149,10 +142,12 @@ def _run_workers(engine, study, config_path, overrides, budget, jobs, storage, n
         raise
     for trial in engine.finished(study):
         report(trial)
-    failed = [w for w in workers if w.returncode != 0]
+    failed = [(w, e) for w, e in zip(workers, errors) if w.returncode != 0]
     if failed:
-        message = (failed[0].stderr.read() or "").strip().splitlines()
-        raise BPTrainError(f"a tune worker stopped with exit code {failed[0].returncode}: "
+        worker, error = failed[0]
+        error.seek(0)
+        message = error.read().strip().splitlines()
+        raise BPTrainError(f"a tune worker stopped with exit code {worker.returncode}: "
                            f"{message[-1] if message else 'no message'}")
 
 

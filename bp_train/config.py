@@ -430,7 +430,7 @@ def _validated(raw: dict, name: str | None = None) -> Config:
 def _check_tune(raw: dict, config: Config) -> None:
     """Every key of tune.space must be a config key, and every value it can take must make a valid config:
     both ends of a range and each choice are tried now, so that no trial fails on a bad value later."""
-    if config.tune.metric.startswith("val_") and config.data.val_fraction == 0:
+    if config.data.val_fraction == 0:  # both metrics (MONITORS) are validation figures
         raise ConfigError(f"'tune.metric' is {config.tune.metric} but data.val_fraction is 0: a search needs a "
                           "validation split to judge the trials by")
     base = {k: v for k, v in raw.items() if k != "tune"}

@@ -166,6 +166,10 @@ def _parse(path: Path, dtype) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         if text is not None and text.failure is not None:
             raise text.failure from None  # Ctrl-C or the size bound, not a malformed file
+        if "Calling read(nbytes) on source failed" in str(exc):
+            # read() records whatever it raises; only an exception raised at its very entry, before its
+            # try can record it, escapes that, and the only such exception is asynchronous: Ctrl-C.
+            raise KeyboardInterrupt from None
         detail = str(exc).strip().splitlines()[-1]
         match = re.search(r"line (\d+), saw (\d+)", detail)
         if match:

@@ -24,3 +24,8 @@ class ModelFileError(BPTrainError):
 
 class DivergenceError(BPTrainError):
     """Training produced a NaN or infinite loss."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a long command (fit, tune): carries the message that says what was kept and how to go on.
+    Not bad input: the CLI ends it with exit code 130."""

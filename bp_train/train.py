@@ -26,7 +26,7 @@ from .augment import Augmenter, augment_rng
 from .backend import like, to_device, to_host
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
-from .errors import BPTrainError, ConfigError, DataError, DivergenceError
+from .errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted
 from .network import Network, build_network
 from .optimizers import learning_rate, make_optimizer
 from .runfolder import RunFolder
@@ -38,10 +38,6 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 DIVERGED_LOSS = 1e4
 # What `fit --resume` lets a user change: everything else must match the interrupted run.
 RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping", "train.device")  # a checkpoint is device-free
-
-
-class Interrupted(Exception):
-    """Ctrl-C during fit: carries the message that says how to resume."""
 
 
 @dataclass
@@ -64,6 +60,15 @@ def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_si
         total_loss += network.loss(xb, tb) * len(xb)
         predicted[i:i + batch_size] = network.last_layer.y.argmax(axis=1)
     return total_loss / len(x), float(np.mean(predicted == labels)), predicted
+
+
+def training_digits(config: Config, cache: bool = True) -> Digits:
+    """The labelled rows of data.train (or its .gz), or an error that says where to get them."""
+    if not resolve(config.data.train).exists():
+        raise DataError(f"{config.data.train}: training data not found (data.train, nor a .gz of it); put "
+                        "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
+                        "`bp-train data fetch`, or pass --data CSV")
+    return load_digits(config.data.train, require_labels=True, cache=cache)
 
 
 def split_rows(config: Config, digits: Digits) -> tuple[Digits, Digits | None]:
@@ -101,11 +106,7 @@ class Trainer:
     # --- data ------------------------------------------------------------------------------------------
 
     def load_data(self, digits: Digits | None = None):
-        if digits is None and not resolve(self.config.data.train).exists():
-            raise DataError(f"{self.config.data.train}: training data not found (data.train, nor a .gz of it); put "
-                            "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
-                            "`bp-train data fetch`, or pass --data CSV")
-        digits = digits or load_digits(self.config.data.train, require_labels=True, cache=self.cache)
+        digits = digits or training_digits(self.config, self.cache)
         train, val = split_rows(self.config, digits)
         dtype = self.network.dtype
         classes = self.config.model.output_size

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, assign, config_from_dict, dump_config, parse_key
-from .errors import BPTrainError
+from .errors import BPTrainError, Interrupted
 from .runfolder import open_run_folder
 from .store import write_text
-from .train import Interrupted, fit
+from .train import fit
 
 DB_SCHEMES = ("postgresql", "mysql", "sqlite")
 # Trials that end this way do not use up the budget: an interrupted one is run again by the next command,
@@ -221,9 +221,9 @@ def run_trial(study, trial, config: Config, digits, folder: Path) -> None:
 def run_worker(study, config: Config, digits, budget: int, folder: Path, deadline: float | None = None,
                on_done=None) -> None:
     """Run trials until the study has `budget` of them (counting other workers') or the deadline passes."""
+    optuna = require_optuna()
     from optuna.trial import TrialState
 
-    import optuna
     while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -302,12 +302,15 @@ def write_trials_csv(study, folder: Path, metric: str) -> Path:
     return folder / "trials.csv"
 
 
-def best_trial(study):
+def ranked(study) -> list:
+    """The complete trials, best first (the earlier of equal ones first)."""
+    sign = -1 if study.direction.name == "MAXIMIZE" else 1
     complete = [t for t in finished(study) if t.user_attrs.get("outcome") == "complete"]
-    if not complete:
-        return None
-    sign = 1 if study.direction.name == "MAXIMIZE" else -1
-    return max(complete, key=lambda t: (sign * t.value, -t.number))
+    return sorted(complete, key=lambda t: (sign * t.value, t.number))
+
+
+def best_trial(study):
+    return next(iter(ranked(study)), None)
 
 
 def write_best(study, folder: Path, metric: str) -> Path | None:
@@ -326,9 +329,7 @@ def write_best(study, folder: Path, metric: str) -> Path | None:
 
 def results_table(study, metric: str, top: int = 5) -> str:
     """The best trials, best first, with their values: the table `tune` prints at the end."""
-    complete = [t for t in finished(study) if t.user_attrs.get("outcome") == "complete"]
-    sign = -1 if study.direction.name == "MAXIMIZE" else 1
-    complete.sort(key=lambda t: (sign * t.value, t.number))
+    complete = ranked(study)
     params = sorted({k for t in complete for k in t.params})
     rows = [["trial", metric, "epochs", *params]]
     rows += [[str(t.number), f"{t.value:.4f}", str(t.user_attrs.get("epochs")), *[_short(t.params.get(k, ""))
