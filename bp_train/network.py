@@ -3,7 +3,9 @@
 Forward runs the layers in order; backward runs them in reverse, each turning dL/d(its output) into
 dL/d(its input) while storing its parameters' gradients. The parameters live in one ordered dict,
 `params` (W1, b1, W2, b2, ..., plus gamma/beta for BatchNorm), and the layers hold the very same arrays,
-so an optimizer updating `params` in place updates the network.
+so an optimizer updating `params` in place updates the network. Those arrays are views of one vector,
+`param_vector`, and the layers' gradients (dW, db, ...) views of another, `grad_vector`, so that an
+optimizer may step over all of them at once (see vectors.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from . import layers as L
 from .config import Config
 from .gradient import DEFAULT_H, numerical_gradient
 from .losses import LOSSES
+from .vectors import pack, views
 
 ACTIVATION_LAYERS = {"relu": L.ReLU, "sigmoid": L.Sigmoid, "tanh": L.Tanh}
 
@@ -77,6 +80,7 @@ class Network:
             if hidden is None:
                 break
             self._add_normalize_activate_drop(i, hidden, fan_out, L.BatchNorm)
+        self._pack()
         self.last_layer = LOSSES[model.loss]()  # the output and the loss, see losses.py
         self.last_loss = float("nan")  # the loss of the latest forward pass, read by the training loop
         # Rows per chunk when evaluating: a convolution's patch matrix holds KH*KW*C numbers per output
@@ -96,6 +100,17 @@ class Network:
         for attribute, key in grads.items():
             if key is not None:
                 self._grad_source[key] = (layer, "d" + attribute)
+
+    def _pack(self) -> None:
+        """Lay the parameters end to end in one vector and their gradients in another (vectors.py), and give
+        each layer views of them in place of the arrays it was built with (layer.W, layer.dW, ...)."""
+        self.param_vector, params = pack(self.params)
+        self.params = OrderedDict(params)
+        self.grad_vector = np.zeros_like(self.param_vector)
+        self._grads = views(self.grad_vector, {key: p.shape for key, p in self.params.items()})
+        for key, (layer, gradient_attribute) in self._grad_source.items():
+            setattr(layer, gradient_attribute[1:], self.params[key])   # layer.W = the view of W1
+            setattr(layer, gradient_attribute, self._grads[key])       # layer.dW = the view of dW1
 
     def _add_conv_block(self, i: int, block, channels: int, init) -> None:
         k = block.kernel
@@ -183,8 +198,8 @@ class Network:
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Backpropagation: one forward pass in training mode, then every layer's backward in reverse.
 
-        Returns {key: gradient} with the keys of `params`. The arrays are the layers' own dW, db, ...,
-        overwritten by the next call.
+        Returns {key: gradient} with the keys of `params`. The arrays are the layers' own dW, db, ..., views
+        of `grad_vector`, overwritten by the next call.
         """
         self.loss(x, t, train=True)
         dout = self.last_layer.backward(1.0)
@@ -192,7 +207,12 @@ class Network:
             dout = layer.backward(dout)
             if dout is None:  # the first Affine: what lies before it (data, input dropout) has no params
                 break
-        grads = {key: getattr(layer, attribute) for key, (layer, attribute) in self._grad_source.items()}
+        grads = dict(self._grads)
+        for key, (layer, attribute) in self._grad_source.items():
+            computed = getattr(layer, attribute)
+            if computed is not grads[key]:  # a layer that made a new array rather than writing into its view
+                grads[key][...] = computed
+                setattr(layer, attribute, grads[key])
         if self.weight_decay:
             for key in self.weight_keys:
                 grads[key] += self.weight_decay * self.params[key]  # d/dW of (decay / 2) * W^2
@@ -222,6 +242,12 @@ class Network:
     def weight_keys(self) -> list[str]:
         """The weight matrices W1, W2, ...: the parameters weight decay applies to (not biases)."""
         return [key for key in self.params if key.startswith("W")]
+
+    @property
+    def vectors(self) -> tuple:
+        """(param_vector, grad_vector): every parameter, and every gradient `gradient` returns, end to end in
+        the order of `params`; for an optimizer's `update(..., vectors=)`."""
+        return self.param_vector, self.grad_vector
 
     @property
     def parameter_count(self) -> int:

@@ -2,7 +2,8 @@
 
 Each optimizer has `update(params, grads)`, which changes the parameter arrays in place (the layers hold
 the same arrays), and keeps its per-parameter state (velocities, squared-gradient averages) in dicts
-created lazily on the first update. `state()` / `load_state()` let a run be resumed exactly.
+created lazily on the first update. `state()` / `load_state()` let a run be resumed exactly. Given the
+network's vectors (vectors.py), `update` steps over all parameters at once instead of array by array.
 
 The updates are memory-bound (a few passes over every parameter), so they are written with in-place
 operations: `grads` are treated as scratch space and may be overwritten, which saves allocating and
@@ -17,34 +18,56 @@ import numpy as np
 
 from .backend import like, to_host
 from .config import OptimizerConfig, ScheduleConfig
+from .vectors import views
 
 
 class Optimizer:
-    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
+    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays, passed to `step` in this order
 
     def __init__(self, lr: float):
         self.lr = lr
         self.steps = 0
         self.slot: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.slots}
+        self.slot_vector: dict[str, np.ndarray] = {}  # with vectors: each slot's one vector, slot[name] views of it
         self.placed = False
 
-    def _place(self, params):
+    def _place(self, params, vectors):
         """Slots beside their parameters: zeros at the start, or a resumed run's (host) arrays moved to the
-        parameters' device. Done once, on the first update."""
+        parameters' device. With `vectors`, each slot is one vector laid out as the parameters' and
+        slot[name][key] are views of it. Done once, on the first update."""
+        shapes = {key: p.shape for key, p in params.items()}
         for name in self.slots:
             saved = self.slot[name]
-            self.slot[name] = {key: like(p, saved[key]) if key in saved else np.zeros_like(p)
-                               for key, p in params.items()}
+            if vectors is None:
+                arrays = {key: np.zeros_like(p) for key, p in params.items()}
+            else:
+                self.slot_vector[name] = np.zeros_like(vectors[0])
+                arrays = views(self.slot_vector[name], shapes)
+            for key, array in arrays.items():
+                if key in saved:
+                    array[...] = like(array, saved[key])
+            self.slot[name] = arrays
         self.placed = True
 
-    def update(self, params, grads):
-        if not self.placed:
-            self._place(params)
-        self.steps += 1
-        for key, param in params.items():
-            self.step(key, param, grads[key])
+    def update(self, params, grads, vectors=None):
+        """One step for every parameter, in place; `grads` are spent (see the module's docstring).
 
-    def step(self, key, param, grad):
+        `vectors`, if given, is (parameter vector, gradient vector), of which `params` and `grads` are views
+        laid end to end in order, as a Network keeps them (`Network.vectors`). The step is elementwise, so
+        running it once over the vectors gives exactly the per-array results, in a few array operations
+        instead of a few per parameter array (on a GPU, a kernel launch each). Pass them on every update
+        of a run or on none."""
+        if not self.placed:
+            self._place(params, vectors)
+        self.steps += 1
+        if vectors is not None:
+            self.step(*vectors, *(self.slot_vector[name] for name in self.slots))
+            return
+        for key, param in params.items():
+            self.step(param, grads[key], *(self.slot[name][key] for name in self.slots))
+
+    def step(self, param, grad, *slots):
+        """Update `param` in place from `grad` and this optimizer's slot arrays (named in `slots`)."""
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
@@ -57,13 +80,14 @@ class Optimizer:
         for name in self.slots:
             self.slot[name] = {path.split("/", 1)[1]: np.array(value) for path, value in arrays.items()
                                if path.startswith(name + "/")}
+        self.slot_vector = {}
         self.placed = False
 
 
 class SGD(Optimizer):
     """w <- w - lr * dL/dw."""
 
-    def step(self, key, param, grad):
+    def step(self, param, grad):
         grad *= self.lr
         param -= grad
 
@@ -76,8 +100,7 @@ class Momentum(Optimizer):
         super().__init__(lr)
         self.momentum = momentum
 
-    def step(self, key, param, grad):
-        v = self.slot["v"][key]
+    def step(self, param, grad, v):
         grad *= self.lr
         v *= self.momentum
         v -= grad
@@ -87,8 +110,7 @@ class Momentum(Optimizer):
 class Nesterov(Momentum):
     """v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g  (look ahead along the velocity)."""
 
-    def step(self, key, param, grad):
-        v = self.slot["v"][key]
+    def step(self, param, grad, v):
         grad *= self.lr
         v *= self.momentum
         v -= grad
@@ -104,8 +126,7 @@ class AdaGrad(Optimizer):
         super().__init__(lr)
         self.eps = eps
 
-    def step(self, key, param, grad):
-        h = self.slot["h"][key]
+    def step(self, param, grad, h):
         h += grad * grad
         self.apply(param, grad, h)
 
@@ -125,8 +146,7 @@ class RMSprop(AdaGrad):
         super().__init__(lr, eps)
         self.decay = decay
 
-    def step(self, key, param, grad):
-        h = self.slot["h"][key]
+    def step(self, param, grad, h):
         h *= self.decay
         h += (1 - self.decay) * grad * grad
         self.apply(param, grad, h)
@@ -141,8 +161,7 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def step(self, key, param, grad):
-        m, v = self.slot["m"][key], self.slot["v"][key]
+    def step(self, param, grad, m, v):
         v *= self.beta2
         v += (1 - self.beta2) * np.square(grad)
         grad *= 1 - self.beta1

@@ -150,21 +150,23 @@ class Trainer:
                     self.augment_seconds += time.perf_counter() - drawn
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:
-                    grads = net.numerical_gradient(xb, tb, progress=bar.update)
+                    grads, vectors = net.numerical_gradient(xb, tb, progress=bar.update), None
                 else:
-                    grads = net.gradient(xb, tb)
+                    grads, vectors = net.gradient(xb, tb), net.vectors  # views of net.vectors: one step over all
                     bar.update(1)
                 loss = net.last_loss  # the training-mode loss at the point differentiated
                 self.check_divergence(epoch, f"batch {i + 1}", loss)
-                opt.update(net.params, grads)
+                opt.update(net.params, grads, vectors)
                 loss_sum += loss * len(tb)
-                correct += int(np.sum(net.last_layer.y.argmax(axis=1) == tb))
+                # A count on the network's device: reading it (int) would make the CPU wait for the GPU's
+                # queued work, so it is read only for the progress bar and at the end of the epoch.
+                correct = correct + (net.last_layer.y.argmax(axis=1) == tb).sum()
                 seen += len(tb)
                 if i % 50 == 0:
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{int(correct) / seen:.4f}", refresh=False)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": loss_sum / len(self.x_train),
-               "train_accuracy": correct / len(self.x_train), "val_loss": "", "val_accuracy": "",
+               "train_accuracy": int(correct) / len(self.x_train), "val_loss": "", "val_accuracy": "",
                "lr": opt.lr, "seconds": seconds}
         if self.x_val is not None:
             row["val_loss"], row["val_accuracy"], _ = evaluate_split(net, self.x_val, self.t_val)

@@ -42,7 +42,8 @@ def steps_on(device, tmp_path, overrides, steps=6):
     for i, (xb, tb) in enumerate(trainer.shuffler.epoch()):
         if i == steps:
             break
-        trainer.optimizer.update(trainer.network.params, trainer.network.gradient(xb, tb))
+        network = trainer.network
+        trainer.optimizer.update(network.params, network.gradient(xb, tb), network.vectors)  # as fit steps
     return trainer.network.state()
 
 

@@ -10,6 +10,7 @@ from bp_train.config import OptimizerConfig, ScheduleConfig, load_config
 from bp_train.data import load_digits, to_float
 from bp_train.network import build_network
 from bp_train.optimizers import learning_rate, make_optimizer
+from bp_train.vectors import views
 
 from conftest import REPLICA_TRAIN, needs_shared, synthetic_digits
 
@@ -95,6 +96,80 @@ def test_state_restored_into_a_new_optimizer_continues_identically(name):
     for g in grads[2:]:
         second.update(b, {"W": g["W"].copy()})
     assert np.array_equal(a["W"], b["W"])
+
+
+class Counted(np.ndarray):
+    """An ndarray that counts the NumPy operations (ufunc calls) made on it: on a GPU each is a kernel
+    launch, the cost that stepping over one vector saves."""
+    operations = 0
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        Counted.operations += 1
+        plain = [a.view(np.ndarray) if isinstance(a, Counted) else a for a in inputs]
+        if out is not None:
+            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, Counted) else a for a in out)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        return out[0] if out is not None else (result.view(Counted) if isinstance(result, np.ndarray) else result)
+
+
+def counted_steps(name, hidden, vectors, steps=3):
+    """(parameters after `steps` updates, array operations per update) for a network with `hidden`
+    layers, its parameters and gradients as views of counting vectors, stepped with or without them."""
+    x, t = small_batch()
+    network = build_network(load_config(None, [f"model.hidden={hidden}", "model.dtype=float64"]), seed=2)
+    shapes = {key: p.shape for key, p in network.params.items()}
+    param_vector = network.param_vector.copy().view(Counted)
+    params = views(param_vector, shapes)
+    optimizer = make_optimizer(OptimizerConfig(name=name, lr=0.01))
+    counts = []
+    for _ in range(steps):
+        grad_vector = np.concatenate([g.ravel() for g in network.gradient(x, t).values()]).view(Counted)
+        before = Counted.operations
+        optimizer.update(params, views(grad_vector, shapes), (param_vector, grad_vector) if vectors else None)
+        counts.append(Counted.operations - before)
+    return param_vector.view(np.ndarray), counts[-1]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_step_over_the_vectors_gives_the_per_array_result_in_a_fixed_number_of_operations(name):
+    shallow = "[{size: 20}]"
+    deep = "[{size: 20}, {size: 16, batchnorm: true}, {size: 12}]"  # 9 parameter arrays, not 4
+    per_array, per_array_operations = counted_steps(name, deep, vectors=False)
+    together, operations = counted_steps(name, deep, vectors=True)
+    assert np.array_equal(together, per_array)  # elementwise arithmetic: the same numbers, bit for bit
+    assert per_array_operations == 9 * operations
+    assert counted_steps(name, shallow, vectors=True)[1] == operations  # as many for 4 arrays as for 9
+
+
+def test_the_network_keeps_parameters_and_gradients_as_views_of_its_vectors():
+    x, t = small_batch()
+    network = build_network(load_config(None, ["model.hidden=[{size: 20}, {size: 16, batchnorm: true}]"]), seed=2)
+    layers = network.layers
+    assert layers["Affine1"].W is network.params["W1"] and layers["BatchNorm2"].gamma is network.params["gamma2"]
+    network.param_vector[:3] = 7.0  # the vector's first numbers are W1's first row
+    assert np.array_equal(network.params["W1"].ravel()[:3], [7, 7, 7])
+    grads = network.gradient(x, t)
+    assert np.array_equal(network.grad_vector, np.concatenate([g.ravel() for g in grads.values()]))
+    assert list(grads) == list(network.params) and all(np.shares_memory(g, network.grad_vector) for g in grads.values())
+
+
+def test_a_layer_that_makes_a_new_gradient_array_still_reaches_the_vector():
+    """A student's layer may write `self.dW = x.T @ dout` instead of into its array: the network copies it."""
+    x, t = small_batch()
+    config = load_config(None, ["model.hidden=[{size: 20}]"])
+    expected = build_network(config, seed=2).gradient(x, t)
+    network = build_network(config, seed=2)
+    layer = network.layers["Affine2"]
+
+    def rebinding_backward(dout):
+        layer.dW = layer.x.T @ dout
+        layer.db = dout.sum(axis=0)
+        return (dout @ layer.W.T).reshape(layer.x_shape)
+
+    layer.backward = rebinding_backward
+    grads = network.gradient(x, t)
+    assert all(np.allclose(grads[key], expected[key], rtol=1e-6, atol=1e-7) for key in expected)
+    assert np.array_equal(network.grad_vector, np.concatenate([g.ravel() for g in expected.values()]))
 
 
 def test_schedules_at_hand_computed_points():
