@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .backend import like
 from .errors import DataError
 from .store import atomic_path
 
@@ -368,7 +369,7 @@ class Shuffler:
         return -(-len(self.x) // self.batch_size)
 
     def epoch(self):
-        order = self.rng.permutation(len(self.x))
+        order = like(self.x, self.rng.permutation(len(self.x)))  # drawn on the host, moved to the rows' device
         np.take(self.x, order, axis=0, out=self.x_buffer)
         np.take(self.t, order, axis=0, out=self.t_buffer)
         for start in range(0, len(self.x), self.batch_size):

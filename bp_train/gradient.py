@@ -149,7 +149,7 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
         numeric = network.numerical_gradient(xb, tb, h=h, keep_masks=True, indices=indices, progress=progress)
     rows = []
     for key, a in analytic.items():
-        n = numeric[key]
+        a, n = to_host(a), to_host(numeric[key])  # compared on the host (no copy on the CPU)
         if indices is not None:  # compare the sampled entries only
             picked = tuple(np.array(indices[key]).T)
             a, n = a[picked], n[picked]

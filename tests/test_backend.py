@@ -1,14 +1,22 @@
 """The array backend on the CPU: NumPy stays the default and untouched, and `--device cuda` without CuPy or
-without a GPU is one line and exit code 2 (the GPU itself is tested in test_gpu.py)."""
+without a GPU is one line and exit code 2 (the GPU itself is tested in test_gpu.py). Then the GPU code path
+run on the CPU, on tests/fake_cupy.py: as strict as CuPy about host arrays, with NumPy's arithmetic, so CI
+catches what would break `--device cuda` and checks the results against the CPU's, bit for bit."""
 
+import json
 import sys
 import types
 
 import numpy as np
+import pytest
 
 from bp_train.backend import array_module, like, module_of, to_device, to_host
+from bp_train.config import load_config
+from bp_train.data import Digits
+from bp_train.train import Trainer
 
-from conftest import run_cli
+import fake_cupy  # a test helper beside this file
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 
 def test_numpy_is_the_cpu_module_and_moving_costs_nothing_there():
@@ -62,3 +70,102 @@ def test_a_run_resumes_on_another_device_setting(tmp_path, tiny_config):
                    "--quiet").exit_code == 0
     result = run_cli("fit", "--resume", tmp_path / "run", "--epochs", "2", "--device", "cpu", "--quiet")
     assert result.exit_code == 0, result.output
+
+
+# --- the GPU code path on the CPU: tests/fake_cupy.py, as strict as CuPy about host arrays ----------------
+
+# Between them: BatchNorm (dense and spatial), dropout (input, hidden, conv), pooling, every loss head,
+# weight decay, augmentation, and every optimizer stepping over the network's vectors.
+FAKE_GPU_RUNS = {
+    "dense-bn-dropout-adam-decay": ["model.hidden=[{size: 40, dropout: 0.3, batchnorm: true}, {size: 20}]",
+                                    "train.optimizer={name: adam, lr: 0.002}", "train.weight_decay=0.001"],
+    "cnn-bn-pool-dropout-momentum": ["model.input_shape=[1, 28, 28]", "model.conv=[{filters: 4, kernel: 3, pad: 1, "
+                                     "pool: 2, batchnorm: true, dropout: 0.1}, {filters: 6, kernel: 3, pool: 2}]",
+                                     "model.hidden=[{size: 16, dropout: 0.2}]", "train.optimizer={name: momentum, lr: 0.05}"],
+    "mse-rmsprop-augmented": ["model.loss=mse", "model.hidden=[{size: 30, activation: sigmoid}]",
+                              "train.optimizer={name: rmsprop, lr: 0.01}", "train.augment={shift: 2, rotate: 10}"],
+    "two-node-softmax-nesterov": ["model.loss=softmax_then_cross_entropy", "model.input_dropout=0.2",
+                                  "model.hidden=[{size: 30, activation: tanh}]", "train.optimizer={name: nesterov, lr: 0.05}"],
+    "adagrad-sgd-schedule": ["model.hidden=[{size: 30}]", "train.optimizer={name: adagrad, lr: 0.05}",
+                             "train.schedule={name: cosine, warmup_epochs: 0.5}"],
+}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """`--device cuda` runs on tests/fake_cupy.py for the duration of the test."""
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
+
+
+def test_the_fake_device_refuses_host_arrays_as_cupy_does(fake_gpu):
+    device = fake_cupy.asarray(np.ones((2, 3)))
+    host = np.ones((2, 3))
+    for operation in (lambda: device * host, lambda: np.maximum(device, host), lambda: np.matmul(device, host.T),
+                      lambda: device.__setitem__(Ellipsis, host), lambda: device[np.array([0, 1])],
+                      lambda: np.concatenate([device, host])):
+        with pytest.raises(TypeError, match="a host array of shape"):
+            operation()
+    assert isinstance(device * 2.0 + np.float64(1), fake_cupy.DeviceArray)  # numbers are fine, as on a GPU
+    assert isinstance(np.einsum("ij,ij->j", device, device), fake_cupy.DeviceArray)
+    assert module_of(device) is sys.modules["cupy"] and type(to_host(device)) is np.ndarray
+
+
+def test_a_layer_that_forgets_to_move_its_host_array_fails_on_the_fake_device(fake_gpu, monkeypatch):
+    from bp_train import layers
+
+    def careless_forward(self, x):  # Dropout as it would be written without backend.like
+        self.scaled_mask = (self.rng.random(x.shape) >= self.ratio) / (1.0 - self.ratio)
+        return x * self.scaled_mask
+
+    monkeypatch.setattr(layers.Dropout, "forward", careless_forward)
+    with pytest.raises(TypeError, match="host array"):
+        trained_on("cuda", "/nonexistent", FAKE_GPU_RUNS["dense-bn-dropout-adam-decay"])
+
+
+def trained_on(device, tmp_path, overrides, dtype="float32"):
+    """(network state, last epoch's metrics row) after two epochs of 200 synthetic digits on `device`."""
+    images, labels = synthetic_digits(200, seed=3)
+    config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0.2", "train.epochs=2", "train.batch_size=25",
+                                f"model.dtype={dtype}", f"train.device={device}", *overrides])
+    trainer = Trainer(config, tmp_path, show_progress=False)
+    trainer.load_data(Digits(images, labels, "synthetic"))
+    rows = [trainer.run_epoch(epoch) for epoch in (1, 2)]
+    return trainer.network.state(), rows[-1]
+
+
+@pytest.mark.parametrize("overrides", FAKE_GPU_RUNS.values(), ids=FAKE_GPU_RUNS.keys())
+def test_training_on_the_fake_device_ends_at_the_cpus_weights_bit_for_bit(fake_gpu, tmp_path, overrides):
+    cpu_state, cpu_row = trained_on("cpu", tmp_path, overrides)
+    gpu_state, gpu_row = trained_on("cuda", tmp_path, overrides)
+    assert cpu_state.keys() == gpu_state.keys()
+    for key, array in gpu_state.items():
+        assert type(array) is np.ndarray, key  # model files and checkpoints get host arrays
+        assert np.array_equal(array, cpu_state[key]), key
+    for column, value in gpu_row.items():
+        assert type(value) in (int, float), column  # plain numbers for metrics.csv and --json
+        assert column == "seconds" or value == cpu_row[column], column
+
+
+def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_config, digits_csv):
+    fitted = run_cli("fit", "--config", tiny_config, "--out", tmp_path / "run", "--device", "cuda", "--quiet",
+                     "--set", "model.hidden=[{size: 20, dropout: 0.2, batchnorm: true}]")
+    assert fitted.exit_code == 0, fitted.output
+    model = tmp_path / "run" / "model.npz"
+    images, _ = synthetic_digits(120, seed=5)
+    test_csv = write_digit_csv(tmp_path / "test.csv", images, None)
+    for device in ("cuda", "cpu"):
+        predicted = run_cli("predict", "--model", model, "--data", test_csv, "--out", tmp_path / f"{device}.csv",
+                            "--proba", tmp_path / f"{device}-p.csv", "--device", device,
+                            "--threads", "1")  # BLAS sums in another order with another thread count
+        assert predicted.exit_code == 0, predicted.output
+    assert (tmp_path / "cuda.csv").read_text() == (tmp_path / "cpu.csv").read_text()
+    assert (tmp_path / "cuda-p.csv").read_text() == (tmp_path / "cpu-p.csv").read_text()
+    evaluated = {device: run_cli("evaluate", "--model", model, "--data", digits_csv, "--device", device, "--json",
+                                 "--threads", "1")
+                 for device in ("cuda", "cpu")}
+    assert all(r.exit_code == 0 for r in evaluated.values()), evaluated["cuda"].output
+    assert json.loads(evaluated["cuda"].stdout)["accuracy"] == json.loads(evaluated["cpu"].stdout)["accuracy"]
+    for args in (["gradcheck", "--config", tiny_config, "--batch", "3", "--entries", "20"],
+                 ["compare-speed", "--config", tiny_config, "--sizes", "3", "--batch", "2"]):
+        result = run_cli(*args, "--device", "cuda")
+        assert result.exit_code == 0, result.output
