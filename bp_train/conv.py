@@ -78,7 +78,10 @@ def col2im_product(dout: np.ndarray, W: np.ndarray, x_shape: tuple, stride: int,
     for p in range(kh):
         for q in range(kw):
             np.matmul(dout, W[p, q].T, out=patch_grad)
-            dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride, :] += patch_grad.reshape(n, oh, ow, c)
+            # += on a named view adds in place; `dx[...] += g` would also assign the sum back into dx,
+            # a second pass over the slice (a second kernel on a GPU)
+            inputs_seen = dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride, :]
+            inputs_seen += patch_grad.reshape(n, oh, ow, c)
     return dx[:, pad:pad + h, pad:pad + w, :] if pad else dx
 
 
@@ -156,18 +159,29 @@ class Pooling:
             np.maximum(out, view, out=out)
         self.x_shape = x.shape
         self.winner = np.empty_like(x, shape=(len(views), n, oh, ow, c), dtype=bool)
-        taken = np.zeros_like(x, shape=(n, oh, ow, c), dtype=bool)
+        taken = None  # outputs already won by an earlier position: a tie goes to the first one only
         for won, view in zip(self.winner, views):
             np.equal(view, out, out=won)
-            won &= ~taken   # a tie goes to the first position only
+            if taken is None:
+                taken = won.copy()
+                continue
+            np.greater(won, taken, out=won)  # for booleans, a > b is "a and not b"
             taken |= won
         return out
 
     def backward(self, dout):
-        dx = np.zeros_like(dout, shape=self.x_shape)
         oh, ow = dout.shape[1:3]
+        n, h, w, c = self.x_shape
+        overlapping = self.stride < self.size
+        # Windows that neither overlap nor leave a row or column out write every input exactly once below,
+        # so dx needs no zeros first; otherwise the inputs no window won keep their 0.
+        covered = self.stride == self.size and h == oh * self.size and w == ow * self.size
+        dx = np.empty_like(dout, shape=self.x_shape) if covered else np.zeros_like(dout, shape=self.x_shape)
         for won, view in zip(self.winner, self._views(dx, oh, ow)):
-            view += dout * won  # += : overlapping windows (stride < size) add up
+            if overlapping:
+                view += dout * won  # an input in two windows sums what both send it
+            else:
+                np.multiply(dout, won, out=view)  # each input sits in one window: write, no sum needed
         return dx
 
 

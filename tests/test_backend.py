@@ -169,3 +169,21 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
                  ["compare-speed", "--config", tiny_config, "--sizes", "3", "--batch", "2"]):
         result = run_cli(*args, "--device", "cuda")
         assert result.exit_code == 0, result.output
+
+
+def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu):
+    """What makes a GPU wait: every read back (float(), int(), asnumpy) stalls the host until the queued
+    kernels finish, and every host-to-device copy is a transfer. The rows go to the device once, before
+    training; per step only the loss is read back, and only the host-drawn dropout masks and the loss's
+    row index (forward and backward) are sent."""
+    images, labels = synthetic_digits(200, seed=3)
+    config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0", "train.batch_size=10",
+                                "train.device=cuda", *FAKE_GPU_RUNS["cnn-bn-pool-dropout-momentum"]])
+    trainer = Trainer(config, "/nonexistent", show_progress=False)
+    trainer.load_data(Digits(images, labels, "synthetic"))
+    dropout_layers = sum(type(layer).__name__ == "Dropout" for layer in trainer.network.layers.values())
+    fake_cupy.counts.clear()
+    trainer.run_epoch(1)
+    steps = len(trainer.shuffler)
+    assert fake_cupy.counts["to host"] == steps + 2  # + the accuracy count, for the progress bar and the row
+    assert fake_cupy.counts["to device"] == steps * (dropout_layers + 2) + 1  # + the epoch's shuffled order

@@ -102,7 +102,7 @@ def test_the_first_convolution_computes_no_input_gradient():
 
 
 @pytest.mark.parametrize("size, stride, shape", [(2, 2, (2, 6, 6, 3)), (2, 2, (2, 7, 5, 2)), (3, 2, (2, 7, 7, 2)),
-                                                 (3, 1, (1, 5, 6, 2))])
+                                                 (3, 1, (1, 5, 6, 2)), (2, 3, (2, 8, 8, 2))])
 def test_pooling_forward_equals_the_loop_definition_and_backward_central_differences(size, stride, shape):
     rng = np.random.default_rng(2)
     x = rng.permutation(np.prod(shape)).reshape(shape) / 10.0  # distinct values: no ties
