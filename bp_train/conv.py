@@ -137,8 +137,9 @@ class Pooling:
     largest (its arg-max; the first of equal ones) and gives the others 0: d max(a, b)/da = 1 if a won.
 
     As in im2col, the loop runs over the size*size positions inside a window, each a strided view of
-    the whole batch: forward keeps a running maximum, then marks, position by position, the first one
-    that holds it; backward sends dout through those marks.
+    the whole batch. Forward keeps a running maximum and marks where each position beat every position
+    before it (strictly: an equal value does not beat); the winner of a window is the last position to
+    have done so, which is the first of those holding the maximum. Backward sends dout through the marks.
     """
 
     def __init__(self, size=2, stride=2):
@@ -154,19 +155,18 @@ class Pooling:
         n, h, w, c = x.shape
         oh, ow = output_size(h, self.size, self.stride, 0), output_size(w, self.size, self.stride, 0)
         views = self._views(x, oh, ow)
-        out = views[0].copy()
-        for view in views[1:]:
-            np.maximum(out, view, out=out)
         self.x_shape = x.shape
-        self.winner = np.empty_like(x, shape=(len(views), n, oh, ow, c), dtype=bool)
-        taken = None  # outputs already won by an earlier position: a tie goes to the first one only
-        for won, view in zip(self.winner, views):
-            np.equal(view, out, out=won)
-            if taken is None:
-                taken = won.copy()
-                continue
-            np.greater(won, taken, out=won)  # for booleans, a > b is "a and not b"
-            taken |= won
+        self.winner = won = np.empty_like(x, shape=(len(views), n, oh, ow, c), dtype=bool)
+        out = views[0].copy()
+        for j in range(1, len(views)):
+            np.greater(views[j], out, out=won[j])  # position j beats every earlier one here
+            np.maximum(out, views[j], out=out)
+        # Keep only the last position that beat all before it, walking back; position 0 wins where none did.
+        beaten_later = won[-1].copy() if len(views) > 1 else np.zeros_like(won[0])
+        for j in range(len(views) - 2, 0, -1):
+            np.greater(won[j], beaten_later, out=won[j])  # for booleans, a > b is "a and not b"
+            beaten_later |= won[j]
+        np.logical_not(beaten_later, out=won[0])
         return out
 
     def backward(self, dout):
