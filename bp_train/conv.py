@@ -162,11 +162,11 @@ class Pooling:
             np.greater(views[j], out, out=won[j])  # position j beats every earlier one here
             np.maximum(out, views[j], out=out)
         # Keep only the last position that beat all before it, walking back; position 0 wins where none did.
-        beaten_later = won[-1].copy() if len(views) > 1 else np.zeros_like(won[0])
+        won_later = won[-1].copy() if len(views) > 1 else np.zeros_like(won[0])
         for j in range(len(views) - 2, 0, -1):
-            np.greater(won[j], beaten_later, out=won[j])  # for booleans, a > b is "a and not b"
-            beaten_later |= won[j]
-        np.logical_not(beaten_later, out=won[0])
+            np.greater(won[j], won_later, out=won[j])  # for booleans, a > b is "a and not b"
+            won_later |= won[j]
+        np.logical_not(won_later, out=won[0])
         return out
 
     def backward(self, dout):
