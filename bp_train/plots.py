@@ -222,7 +222,8 @@ def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Pa
     axes.set(title="Optimization history", xlabel="trial", ylabel=metric)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
-    axes.legend()
+    if shown:  # an interrupted study may have no trial with a value yet: an empty plot, no legend
+        axes.legend()
     figure.tight_layout()
     written = [_save(figure, folder / "history.png", plt)]
 

@@ -21,8 +21,11 @@ import copy
 import csv
 import io
 import json
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -169,18 +172,52 @@ def trial_config(config: Config, values: dict, name: str) -> Config:
     return config_from_dict(raw, f"trial {name}")
 
 
+@contextmanager
+def ctrl_c_deferred():
+    """Hold a Ctrl-C back while the block runs and raise it as the block ends: around a step that changes a
+    trial's state in the storage (ask, tell), so that no Ctrl-C lands halfway and leaves a trial RUNNING
+    with nobody to end it. (A Python-level handler, not a blocked signal: the signal may be delivered to
+    any thread, its Python handler always runs in the main one.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def end_trial(study, trial, outcome: str, state, value: float | None = None, **attrs) -> None:
+    """Record how a trial ended (our `outcome`, any other attributes) and tell the study, as one step: a
+    Ctrl-C meanwhile is raised once it is written."""
+    with ctrl_c_deferred():
+        trial.set_user_attr("outcome", outcome)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        study.tell(trial, value, state=state)
+
+
 def run_trial(study, trial, config: Config, digits, folder: Path) -> None:
     """Fit one trial into folder/trial-NNN, reporting the metric after every epoch to the pruner, and tell
-    the study how it ended: complete, pruned, or failed (with the error; divergence included)."""
+    the study how it ended: complete, pruned, or failed (with the error; divergence included). However it
+    ends, a Ctrl-C included, the trial is not left running."""
     optuna = require_optuna()
     from optuna.trial import TrialState
 
     metric, epochs, started = config.tune.metric, [0], time.monotonic()
-    values = sample(trial, config.tune.space)
-    name = f"trial-{trial.number:03d}"
-    trial_cfg = trial_config(config, values, f"{folder.parent.name}-{name}")
-    trial.set_user_attr("config", json.loads(json.dumps(trial_cfg.to_dict())))
-    trial.set_user_attr("run", str(folder / name))
+    try:
+        values = sample(trial, config.tune.space)
+        name = f"trial-{trial.number:03d}"
+        trial_cfg = trial_config(config, values, f"{folder.parent.name}-{name}")
+        trial.set_user_attr("config", json.loads(json.dumps(trial_cfg.to_dict())))
+        trial.set_user_attr("run", str(folder / name))
+    except BaseException as exc:  # a Ctrl-C while sampling, or values the config refuses
+        end_trial(study, trial, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", TrialState.FAIL)
+        raise
 
     def report(row):
         epochs[0] = row["epoch"]
@@ -188,34 +225,30 @@ def run_trial(study, trial, config: Config, digits, folder: Path) -> None:
         if trial.should_prune():
             raise optuna.TrialPruned()
 
-    def finish(outcome, **extra):
-        trial.set_user_attr("outcome", outcome)
-        trial.set_user_attr("epochs", epochs[0])
-        trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
-        for key, value in extra.items():
-            trial.set_user_attr(key, value)
+    ended = False
+
+    def end(outcome, state, value=None, **extra):
+        nonlocal ended
+        if not ended:  # a Ctrl-C raised just after the end was written must not end the trial twice
+            ended = True
+            end_trial(study, trial, outcome, state, value, epochs=epochs[0],
+                      seconds=round(time.monotonic() - started, 1), **extra)
 
     try:
         with open_run_folder(folder / name, trial_cfg.name) as run:
             summary = fit(trial_cfg, run, digits=digits, show_progress=False, log=lambda line: None,
                           on_epoch=report)
+        end("complete", TrialState.COMPLETE, float(summary[metric]))
     except optuna.TrialPruned:
-        finish("pruned")
-        study.tell(trial, state=TrialState.PRUNED)
+        end("pruned", TrialState.PRUNED)
     except (Interrupted, KeyboardInterrupt):
-        finish("interrupted")
-        study.tell(trial, state=TrialState.FAIL)
+        end("interrupted", TrialState.FAIL)
         raise
     except BPTrainError as exc:
-        finish("failed", error=str(exc))
-        study.tell(trial, state=TrialState.FAIL)
+        end("failed", TrialState.FAIL, error=str(exc))
     except BaseException as exc:
-        finish("failed", error=f"{type(exc).__name__}: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
+        end("failed", TrialState.FAIL, error=f"{type(exc).__name__}: {exc}")
         raise
-    else:
-        finish("complete")
-        study.tell(trial, float(summary[metric]))
 
 
 def run_worker(study, config: Config, digits, budget: int, folder: Path, deadline: float | None = None,
@@ -230,18 +263,20 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
             optuna.storages.fail_stale_trials(study)  # a database study's trials whose worker was killed
         if budget_used(study.get_trials(deepcopy=False)) >= budget:
             return
-        trial = study.ask()
+        trial, ended = None, False
         try:
+            with ctrl_c_deferred():  # the trial exists in the storage once ask returns it: ours to end
+                trial = study.ask()
             # Another worker may have taken the last place between our count and our ask: then this trial
             # is surplus and never runs, so the study ends with exactly `budget` trials.
             earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             if budget_used(earlier) >= budget:
-                trial.set_user_attr("outcome", "surplus")
-                study.tell(trial, state=TrialState.FAIL)
+                ended = True  # (a Ctrl-C that end_trial holds back is raised after the end is written)
+                end_trial(study, trial, "surplus", TrialState.FAIL)
                 return
         except KeyboardInterrupt:
-            trial.set_user_attr("outcome", "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
+            if trial is not None and not ended:
+                end_trial(study, trial, "interrupted", TrialState.FAIL)
             raise
         run_trial(study, trial, config, digits, folder)
         if on_done is not None:

@@ -271,6 +271,33 @@ def test_two_workers_on_one_postgresql_study(tmp_path, postgres):
     assert max(reported) == 6
 
 
+@pytest.mark.parametrize("moment", ["ask", "sample", "tell"])
+def test_a_ctrl_c_at_any_moment_of_a_trial_leaves_it_ended_not_running(tmp_path, monkeypatch, moment):
+    """A Ctrl-C while Optuna creates a trial (ask), samples its values, or writes its end (tell) used to
+    leave it RUNNING in the storage, with no worker left to end it."""
+    from bp_train import tune as engine
+    make_config(tmp_path, "  trials: 3\n" + SPACE)
+    target, name = {"ask": (optuna.Study, "ask"), "sample": (engine, "sample"), "tell": (optuna.Study, "tell")}[moment]
+    original, sent = getattr(target, name), []
+
+    def interrupted_midway(*args, **kwargs):
+        result = original(*args, **kwargs)  # the storage has changed: a trial made, sampled or ended
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the signal lands here, inside the step, as a real Ctrl-C may
+        return result
+
+    monkeypatch.setattr(target, name, interrupted_midway)
+    result = tune(tmp_path)
+    assert result.exit_code == 130 and sent, result.output
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "runs" / "search" / "tune" / "journal.log")))
+    trials = optuna.load_study(study_name="search", storage=storage).trials
+    assert trials and all(t.state.name in ("COMPLETE", "FAIL") for t in trials), [t.state.name for t in trials]
+    assert trials[-1].user_attrs["outcome"] == ("complete" if moment == "tell" else "interrupted")
+
+
 def test_ctrl_c_stops_all_worker_processes_and_leaves_no_trial_running(tmp_path):
     make_config(tmp_path, "  trials: 40\n" + SPACE, epochs=30)
     parent = subprocess.Popen(command(tmp_path, "--jobs", "2"), cwd=tmp_path, stdout=subprocess.PIPE,
