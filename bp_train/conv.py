@@ -171,7 +171,7 @@ class Pooling:
 
     def backward(self, dout):
         oh, ow = dout.shape[1:3]
-        n, h, w, c = self.x_shape
+        h, w = self.x_shape[1:3]
         overlapping = self.stride < self.size
         # Windows that neither overlap nor leave a row or column out write every input exactly once below,
         # so dx needs no zeros first; otherwise the inputs no window won keep their 0.

@@ -3,7 +3,13 @@
 Every mistake a user can make (a bad config, a bad CSV, a missing or foreign model file) is raised as a
 `BPTrainError` whose message is one sentence naming the file and the key, line, row or column at fault.
 The CLI turns it into a one-line message and exit code 2; a library user can catch it as one type.
+A Ctrl-C is not an error: `Interrupted` carries what was kept, and `ctrl_c_held` keeps one from landing
+halfway through a step that must not be cut.
 """
+
+import signal
+import threading
+from contextlib import contextmanager
 
 
 class BPTrainError(Exception):
@@ -29,3 +35,24 @@ class DivergenceError(BPTrainError):
 class Interrupted(Exception):
     """Ctrl-C during a long command (fit, tune): carries the message that says what was kept and how to go on.
     Not bad input: the CLI ends it with exit code 130."""
+
+
+@contextmanager
+def ctrl_c_held():
+    """Hold a Ctrl-C back while the block runs and raise it (KeyboardInterrupt) as the block ends: around a
+    step that must not be cut halfway (an import that might swallow it, a trial's state being written).
+    A Python-level handler, not a blocked signal: the signal may reach any thread, but its Python handler
+    runs in the main one. Off the main thread, or where SIGINT is ignored (a background job), it does
+    nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+        yield
+        return
+    pressed = []
+    signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt

@@ -3,20 +3,16 @@ with Ctrl-C only recorded, then honoured: a KeyboardInterrupt raised inside a co
 be swallowed there (seen: pandas' Cython init, in an ABC subclass check), and the command would then run as
 if nothing had been pressed. Once the commands run, cli_common.Group handles Ctrl-C."""
 
-import signal
 import sys
+
+from .errors import ctrl_c_held  # a small module: the imports worth guarding come below
 
 
 def main() -> None:
-    pressed = []
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.SIG_IGN:  # a background job started with Ctrl-C ignored keeps it so
-        signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
     try:
-        from .cli import main as command_line
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
+        with ctrl_c_held():
+            from .cli import main as command_line
+    except KeyboardInterrupt:
         sys.stderr.write("bp-train: interrupted\n")
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     command_line(prog_name="bp-train")

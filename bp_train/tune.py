@@ -21,17 +21,14 @@ import copy
 import csv
 import io
 import json
-import signal
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config, assign, config_from_dict, dump_config, parse_key
-from .errors import BPTrainError, Interrupted
+from .errors import BPTrainError, Interrupted, ctrl_c_held
 from .runfolder import open_run_folder
 from .store import write_text
 from .train import fit
@@ -172,29 +169,10 @@ def trial_config(config: Config, values: dict, name: str) -> Config:
     return config_from_dict(raw, f"trial {name}")
 
 
-@contextmanager
-def ctrl_c_deferred():
-    """Hold a Ctrl-C back while the block runs and raise it as the block ends: around a step that changes a
-    trial's state in the storage (ask, tell), so that no Ctrl-C lands halfway and leaves a trial RUNNING
-    with nobody to end it. (A Python-level handler, not a blocked signal: the signal may be delivered to
-    any thread, its Python handler always runs in the main one.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
 def end_trial(study, trial, outcome: str, state, value: float | None = None, **attrs) -> None:
     """Record how a trial ended (our `outcome`, any other attributes) and tell the study, as one step: a
     Ctrl-C meanwhile is raised once it is written."""
-    with ctrl_c_deferred():
+    with ctrl_c_held():
         trial.set_user_attr("outcome", outcome)
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
@@ -265,7 +243,7 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
             return
         trial, ended = None, False
         try:
-            with ctrl_c_deferred():  # the trial exists in the storage once ask returns it: ours to end
+            with ctrl_c_held():  # the trial exists in the storage once ask returns it: ours to end
                 trial = study.ask()
             # Another worker may have taken the last place between our count and our ask: then this trial
             # is surplus and never runs, so the study ends with exactly `budget` trials.
