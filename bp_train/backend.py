@@ -6,7 +6,8 @@ protocols (__array_ufunc__ and __array_function__, NEP 13 and 18), so `np.maximu
 CuPy array. What does not dispatch, and how the layers avoid it:
   * an array made from a shape: `np.empty_like(x, shape=...)` / `np.zeros_like(x, shape=...)` instead of
     `np.empty(shape)`, so that it is made where `x` lives;
-  * a host array (a dropout mask, a row index) meeting a device array: `like(x, array)` moves it first;
+  * a host array (a dropout mask, augmentation's draws) meeting a device array: `like(x, array)` moves
+    it first; arrays that never change (an index 0..n-1, a pixel grid) are `constant_like`, moved once;
   * `np.einsum(..., out=...)` (CuPy's einsum takes no `out`): the result is assigned instead;
   * `np.add.at` (unbuffered scatter-add): no layer needs it (col2im and pooling add whole slices);
   * `param[index]` is a 0-d view in CuPy, not a number: the numerical gradient copies it with float().
@@ -20,6 +21,7 @@ CuPy is an optional extra (`pip install 'bp-train[gpu]'`); this module imports i
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import numpy as np
 
@@ -73,6 +75,26 @@ def like(reference, array):
     """`array` (made on the host) moved to wherever `reference` lives: how the layers bring a dropout mask
     or a row index to the device of their input without asking which device that is."""
     return to_device(array, module_of(reference))
+
+
+def constant_like(reference, make, *args):
+    """The host array `make(*args)` where `reference` lives, for arrays that depend on `args` alone (an
+    index 0..n-1, a pixel grid, a smoothing matrix). On a GPU each move is a host-to-device copy, so it is
+    made and moved once per device and `args`, then shared: read it, never write into it."""
+    return _constant(module_of(reference), make, args)
+
+
+@lru_cache(maxsize=64)
+def _constant(xp, make, args):
+    array = to_device(make(*args), xp)
+    if xp is np:
+        array.flags.writeable = False  # shared, so a write would be a bug (CuPy has no such flag)
+    return array
+
+
+def arange_like(reference, n: int):
+    """np.arange(n) where `reference` lives, made once per device (a loss head's row index)."""
+    return constant_like(reference, np.arange, n)
 
 
 def synchronize(xp) -> None:

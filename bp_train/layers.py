@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import like  # a host array (mask, row index) moved to where the input lives: see backend.py
+from .backend import arange_like, like  # host arrays and indices where the input lives: see backend.py
 
 
 # --- 1. Two gates: multiply and add ------------------------------------------------------------------------
@@ -272,14 +272,14 @@ class SoftmaxWithLoss:
         total = exp.sum(axis=1, keepdims=True)
         self.y = exp / total
         self.t = t.argmax(axis=1) if t.ndim == 2 else t
-        rows = like(x, np.arange(x.shape[0]))
+        rows = arange_like(x, len(x))  # 0..N-1 where x lives: shifted[rows, t] is each row's true class
         log_likelihood = shifted[rows, self.t] - np.log(total[:, 0])
         return float(-log_likelihood.mean(dtype=np.float64))
 
     def backward(self, dout=1.0):
         n = self.y.shape[0]
         dx = self.y.copy()
-        dx[like(dx, np.arange(n)), self.t] -= 1
+        dx[arange_like(dx, n), self.t] -= 1  # y - t: subtract the one-hot label
         dx *= dout / n
         return dx
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import like
+from .backend import arange_like, like
 from .layers import Sigmoid, SoftmaxWithLoss, softmax
 
 
@@ -27,7 +27,7 @@ def one_hot(t: np.ndarray, classes: int, dtype) -> np.ndarray:
     if t.ndim == 2:
         return t.astype(dtype)
     hot = np.zeros_like(t, shape=(len(t), classes), dtype=dtype)  # made where t lives (backend.py)
-    hot[like(t, np.arange(len(t))), t] = 1
+    hot[arange_like(t, len(t)), t] = 1
     return hot
 
 

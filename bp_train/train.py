@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .augment import Augmenter, augment_rng
-from .backend import like, to_device, to_host
+from .backend import to_device
 from .config import Config, config_from_dict, dump_config
 from .data import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from .errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted
@@ -144,9 +144,9 @@ class Trainer:
             for i, (xb, tb) in enumerate(self.shuffler.epoch()):
                 if self.augmenter is not None:
                     drawn = time.perf_counter()
-                    # training batches only: validation never sees distortions. Drawn and computed on
-                    # the host (NumPy), so a GPU run distorts a host copy of its batch and sends it back.
-                    xb = like(xb, self.augmenter(to_host(xb)))
+                    # training batches only: validation never sees distortions. Drawn on the host,
+                    # computed where the batch lives. (On a GPU this times the launching, not the work.)
+                    xb = self.augmenter(xb)
                     self.augment_seconds += time.perf_counter() - drawn
                 opt.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, cfg.epochs, epoch - 1 + (i + 1) / steps)
                 if self.numerical:

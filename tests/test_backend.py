@@ -83,7 +83,8 @@ FAKE_GPU_RUNS = {
                                      "pool: 2, batchnorm: true, dropout: 0.1}, {filters: 6, kernel: 3, pool: 2}]",
                                      "model.hidden=[{size: 16, dropout: 0.2}]", "train.optimizer={name: momentum, lr: 0.05}"],
     "mse-rmsprop-augmented": ["model.loss=mse", "model.hidden=[{size: 30, activation: sigmoid}]",
-                              "train.optimizer={name: rmsprop, lr: 0.01}", "train.augment={shift: 2, rotate: 10}"],
+                              "train.optimizer={name: rmsprop, lr: 0.01}",
+                              "train.augment={shift: 2, rotate: 10, elastic: {alpha: 30, sigma: 4}}"],
     "two-node-softmax-nesterov": ["model.loss=softmax_then_cross_entropy", "model.input_dropout=0.2",
                                   "model.hidden=[{size: 30, activation: tanh}]", "train.optimizer={name: nesterov, lr: 0.05}"],
     "adagrad-sgd-schedule": ["model.hidden=[{size: 30}]", "train.optimizer={name: adagrad, lr: 0.05}",
@@ -171,19 +172,25 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
         assert result.exit_code == 0, result.output
 
 
-def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu):
+@pytest.mark.parametrize("run", ["cnn-bn-pool-dropout-momentum", "mse-rmsprop-augmented"])
+def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu, run):
     """What makes a GPU wait: every read back (float(), int(), asnumpy) stalls the host until the queued
     kernels finish, and every host-to-device copy is a transfer. The rows go to the device once, before
-    training; per step only the loss is read back, and only the host-drawn dropout masks and the loss's
-    row index (forward and backward) are sent."""
+    training, and what never changes (the loss's row index, augmentation's pixel grid) once per run; per
+    step only the loss is read back, and only what is drawn on the host is sent: the dropout masks, and
+    augmentation's draws (inverse matrices, shifts, elastic noise). The batch never goes to the host."""
     images, labels = synthetic_digits(200, seed=3)
     config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0", "train.batch_size=10",
-                                "train.device=cuda", *FAKE_GPU_RUNS["cnn-bn-pool-dropout-momentum"]])
+                                "train.device=cuda", *FAKE_GPU_RUNS[run]])
     trainer = Trainer(config, "/nonexistent", show_progress=False)
     trainer.load_data(Digits(images, labels, "synthetic"))
     dropout_layers = sum(type(layer).__name__ == "Dropout" for layer in trainer.network.layers.values())
+    augment = config.train.augment
+    augment_draws = 0 if augment is None else 3 if augment.elastic is not None else 2
+    trainer.run_epoch(1)  # the first epoch moves the constants
     fake_cupy.counts.clear()
-    trainer.run_epoch(1)
+    trainer.run_epoch(2)
     steps = len(trainer.shuffler)
     assert fake_cupy.counts["to host"] == steps + 2  # + the accuracy count, for the progress bar and the row
-    assert fake_cupy.counts["to device"] == steps * (dropout_layers + 2) + 1  # + the epoch's shuffled order
+    # + 1: the epoch's shuffled order
+    assert fake_cupy.counts["to device"] == steps * (dropout_layers + augment_draws) + 1

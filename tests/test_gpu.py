@@ -106,3 +106,19 @@ def test_the_same_seed_gives_the_same_float32_weights_on_the_gpu(tmp_path):
     a = np.load(tmp_path / "a" / "model.npz", allow_pickle=False)
     b = np.load(tmp_path / "b" / "model.npz", allow_pickle=False)
     assert all(np.array_equal(a[key], b[key]) for key in a.files if key != "meta")
+
+
+def test_augmentation_distorts_a_batch_on_the_gpu_as_on_the_cpu():
+    """The draws are made on the host by the same seeded generator; the resampling and the elastic
+    smoothing run on the GPU, where the batch lives, and give the CPU's digits (float64: to 1e-10)."""
+    from bp_train.augment import Augmenter, augment_rng
+
+    config = load_config(None, ["data.train=unused.csv", "model.input_shape=[1, 28, 28]", "train.augment={shift: 2, "
+                                "rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 30, sigma: 4}}"])
+    images, _ = synthetic_digits(50, seed=4)
+    batch = images / 255.0
+    cpu = Augmenter(config.train.augment, (1, 28, 28), augment_rng(5))(batch)
+    gpu = Augmenter(config.train.augment, (1, 28, 28), augment_rng(5))(cupy.asarray(batch))
+    assert isinstance(gpu, cupy.ndarray)
+    assert np.abs(cupy.asnumpy(gpu) - cpu).max() < 1e-10
+    assert np.abs(cpu - batch).max() > 0.1  # the digits were distorted
