@@ -172,13 +172,14 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
         assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("run", ["cnn-bn-pool-dropout-momentum", "mse-rmsprop-augmented"])
+@pytest.mark.parametrize("run", ["cnn-bn-pool-dropout-momentum", "mse-rmsprop-augmented", "dense-bn-dropout-adam-decay"])
 def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu, run):
     """What makes a GPU wait: every read back (float(), int(), asnumpy) stalls the host until the queued
     kernels finish, and every host-to-device copy is a transfer. The rows go to the device once, before
     training, and what never changes (the loss's row index, augmentation's pixel grid) once per run; per
-    step only the loss is read back, and only what is drawn on the host is sent: the dropout masks, and
-    augmentation's draws (inverse matrices, shifts, elastic noise). The batch never goes to the host."""
+    step only the loss is read back (with weight decay, its penalty too: one read for all the weights),
+    and only what is drawn on the host is sent: the dropout masks, and augmentation's draws (inverse
+    matrices, shifts, elastic noise). The batch never goes to the host."""
     images, labels = synthetic_digits(200, seed=3)
     config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0", "train.batch_size=10",
                                 "train.device=cuda", *FAKE_GPU_RUNS[run]])
@@ -191,6 +192,7 @@ def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_o
     fake_cupy.counts.clear()
     trainer.run_epoch(2)
     steps = len(trainer.shuffler)
-    assert fake_cupy.counts["to host"] == steps + 2  # + the accuracy count, for the progress bar and the row
+    reads = 2 if config.train.weight_decay else 1
+    assert fake_cupy.counts["to host"] == steps * reads + 2  # + the accuracy count, for the progress bar and the row
     # + 1: the epoch's shuffled order
     assert fake_cupy.counts["to device"] == steps * (dropout_layers + augment_draws) + 1
