@@ -172,6 +172,22 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
         assert result.exit_code == 0, result.output
 
 
+def test_bench_runs_on_the_fake_device_and_reports_the_gpus_figures(fake_gpu, monkeypatch, tmp_path, tiny_config,
+                                                                     digits_csv):
+    from bp_train import speed
+
+    # The GPU's peak is measured with 8192^2 products, minutes on a CPU; the code path is the same at 256.
+    monkeypatch.setattr(speed.matmul_gflops, "__defaults__", (np, 256, 3))
+    augmented = tmp_path / "augmented.yaml"
+    augmented.write_text(tiny_config.read_text().replace("seed: 3}", "seed: 3, augment: {shift: 2, rotate: 10}}"))
+    result = run_cli("bench", "--data", digits_csv, "--config", augmented, "--epochs", "2", "--profile", "--json",
+                     "--device", "cuda")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["training"][0]
+    assert row["seconds_per_epoch"] > 0 and row["matmul_gflops"] > 0 and row["profile"]
+    assert row["augment_share"] > 0  # the config's augmentation ran, on the device
+
+
 @pytest.mark.parametrize("run", ["cnn-bn-pool-dropout-momentum", "mse-rmsprop-augmented", "dense-bn-dropout-adam-decay"])
 def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu, run):
     """What makes a GPU wait: every read back (float(), int(), asnumpy) stalls the host until the queued
