@@ -274,7 +274,7 @@ class SoftmaxWithLoss:
         self.t = t.argmax(axis=1) if t.ndim == 2 else t
         rows = arange_like(x, len(x))  # 0..N-1 where x lives: shifted[rows, t] is each row's true class
         log_likelihood = shifted[rows, self.t] - np.log(total[:, 0])
-        return float(-log_likelihood.mean(dtype=np.float64))
+        return -float(log_likelihood.mean(dtype=np.float64))  # negated on the host: no kernel for it
 
     def backward(self, dout=1.0):
         n = self.y.shape[0]
