@@ -16,7 +16,7 @@ from bp_train.data import Digits
 from bp_train.train import Trainer
 
 import fake_cupy  # a test helper beside this file
-from conftest import run_cli, synthetic_digits, write_digit_csv
+from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 
 def test_numpy_is_the_cpu_module_and_moving_costs_nothing_there():
@@ -212,3 +212,34 @@ def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_o
     assert fake_cupy.counts["to host"] == steps * reads + 2  # + the accuracy count, for the progress bar and the row
     # + 1: the epoch's shuffled order
     assert fake_cupy.counts["to device"] == steps * (dropout_layers + augment_draws) + 1
+
+
+def operations_per_step(config_path, overrides=()):
+    """Array operations (about one kernel launch each on a GPU) per training step, counted over a warm epoch."""
+    images, labels = synthetic_digits(500, seed=3)
+    config = load_config(config_path, ["data.train=unused.csv", "data.val_fraction=0", "train.device=cuda", *overrides])
+    trainer = Trainer(config, "/nonexistent", show_progress=False)
+    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer.run_epoch(1)
+    fake_cupy.counts.clear()
+    trainer.run_epoch(2)
+    return fake_cupy.counts["operations"] / len(trainer.shuffler)
+
+
+def test_a_cnn_yaml_training_step_stays_within_its_budget_of_array_operations(fake_gpu):
+    """At batch 100 a GPU step costs about one kernel launch per array operation, whatever its size: the
+    count is the GPU's cost that CI can see. cnn.yaml's step was cut from 243 to 126; this keeps it there."""
+    # int(): the epoch's own two operations (its shuffled order, the accuracy read) spread over its 5 steps
+    assert int(operations_per_step(ROOT / "configs" / "cnn.yaml")) <= 126
+
+
+def test_the_optimizer_steps_over_the_whole_network_at_once(fake_gpu):
+    """Parameters and gradients are views of one vector each: Adam's step is the same few operations for
+    one hidden layer or five, not a dozen more per parameter array."""
+    shallow = operations_per_step(None, ["model.hidden=[{size: 30}]", "train.optimizer={name: adam, lr: 0.001}"])
+    deep = operations_per_step(None, ["model.hidden=[{size: 30}, {size: 30}, {size: 30}, {size: 30}, {size: 30}]",
+                                      "train.optimizer={name: adam, lr: 0.001}"])
+    layer_ops = operations_per_step(None, ["model.hidden=[{size: 30}, {size: 30}, {size: 30}, {size: 30}, {size: 30}]",
+                                           "train.optimizer={name: sgd, lr: 0.01}"]) - \
+        operations_per_step(None, ["model.hidden=[{size: 30}]", "train.optimizer={name: sgd, lr: 0.01}"])
+    assert deep - shallow == pytest.approx(layer_ops)  # the four extra layers' forward and backward, nothing in the optimizer
