@@ -54,6 +54,15 @@ def study_folder(study_name: str, runs: Path = Path("runs")) -> Path:
     return runs / study_name / "tune"
 
 
+def lost_the_schema_race(exc: Exception) -> bool:
+    """Whether opening a database failed only because another worker was creating Optuna's schema at the
+    same moment: a duplicate row (IntegrityError), or a table or type "already exists" (PostgreSQL says
+    DuplicateTable / DuplicateObject, MySQL error 1050; SQLAlchemy wraps them as other DBAPI errors)."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    return isinstance(exc, IntegrityError) or (isinstance(exc, DBAPIError) and "already exists" in str(exc))
+
+
 def open_storage(url: str | None, folder: Path):
     """Optuna storage: a journal file in the study's folder by default, else the database at `url`."""
     optuna = require_optuna()
@@ -65,7 +74,6 @@ def open_storage(url: str | None, folder: Path):
     if scheme not in DB_SCHEMES:
         raise BPTrainError(f"--storage {url.split('@')[-1]}: expected a database URL (postgresql://user@host/db, "
                            "mysql://..., sqlite:///file.db), or no --storage for a journal file in the study folder")
-    from sqlalchemy.exc import IntegrityError
     try:
         for attempt in range(5):
             try:
@@ -73,10 +81,10 @@ def open_storage(url: str | None, folder: Path):
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # "experimental" heartbeat
                     # A heartbeat lets a worker elsewhere find the trials of a killed worker and fail them.
                     return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
-            except IntegrityError:
-                # Workers started at once on an empty database race to create Optuna's tables; the losers
-                # find them made on a second look.
-                if attempt == 4:
+            except Exception as exc:
+                # Workers started at once on an empty database race to create Optuna's tables and types;
+                # the losers find them made on a second look.
+                if attempt == 4 or not lost_the_schema_race(exc):
                     raise
                 time.sleep(0.5 * (attempt + 1))
     except Exception as exc:  # the driver's own errors: connection refused, no such database, driver missing

@@ -248,6 +248,41 @@ def postgres(tmp_path):
         shutil.rmtree(home, ignore_errors=True)
 
 
+def test_a_worker_that_loses_the_race_to_create_the_schema_looks_again(tmp_path, monkeypatch):
+    """Two workers started at once on an empty database both create Optuna's tables and types; the loser
+    gets "already exists" (as a ProgrammingError from PostgreSQL for a type, an IntegrityError for a row)
+    and must open the storage on a second look. Any other error is reported at once, as one line."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from bp_train import tune
+    from bp_train.errors import BPTrainError
+
+    monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
+    url = "postgresql://bp:secret@db.example/study"
+    for lost in (ProgrammingError("CREATE TYPE", {}, Exception('type "studydirection" already exists')),
+                 IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))):
+        calls = []
+
+        def storage(*args, lost=lost, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise lost
+            return "opened"
+
+        monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+        assert tune.open_storage(url, tmp_path) == "opened" and len(calls) == 2
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(args)
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", refused)
+    with pytest.raises(BPTrainError, match="cannot open the database .*connection refused") as error:
+        tune.open_storage(url, tmp_path)
+    assert len(calls) == 1 and "secret" not in str(error.value)
+
+
 def test_two_workers_on_one_postgresql_study(tmp_path, postgres):
     make_config(tmp_path, "  trials: 6\n" + SPACE)
     # Two "machines": separate folders, one study in the database.
