@@ -73,15 +73,15 @@ def gaussian_matrix(size: int, sigma: float, dtype=np.float64) -> np.ndarray:
     return (kernel / kernel.sum(axis=1, keepdims=True).max()).astype(dtype)
 
 
-def centred_grid(h: int, w: int, dtype) -> np.ndarray:
-    """(2, H, W): the x and y of every pixel, measured from the image centre."""
-    y, x = np.mgrid[0:h, 0:w].astype(dtype)
-    return np.stack([x - (w - 1) / 2, y - (h - 1) / 2]).astype(dtype)
-
-
 def image_centre(h: int, w: int, dtype) -> np.ndarray:
     """(1, 2, 1, 1): the centre's x and y, shaped to be added to positions (N, 2, H, W)."""
     return np.array([(w - 1) / 2, (h - 1) / 2], dtype=dtype).reshape(1, 2, 1, 1)
+
+
+def centred_grid(h: int, w: int, dtype) -> np.ndarray:
+    """(2, H, W): the x and y of every pixel, measured from the image centre."""
+    y, x = np.mgrid[0:h, 0:w].astype(dtype)
+    return np.stack([x, y]) - image_centre(h, w, dtype)[0]
 
 
 def distort(images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray,
