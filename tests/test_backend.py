@@ -188,6 +188,19 @@ def test_bench_runs_on_the_fake_device_and_reports_the_gpus_figures(fake_gpu, mo
     assert row["augment_share"] > 0  # the config's augmentation ran, on the device
 
 
+def a_warm_epoch(config_path, overrides, rows=200) -> Trainer:
+    """A trainer on the fake device after two epochs of `rows` synthetic digits, fake_cupy.counts holding
+    what the second asked of the device (the first moves the constants: row index, pixel grid)."""
+    images, labels = synthetic_digits(rows, seed=3)
+    config = load_config(config_path, ["data.train=unused.csv", "data.val_fraction=0", "train.device=cuda", *overrides])
+    trainer = Trainer(config, "/nonexistent", show_progress=False)
+    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer.run_epoch(1)
+    fake_cupy.counts.clear()
+    trainer.run_epoch(2)
+    return trainer
+
+
 @pytest.mark.parametrize("run", ["cnn-bn-pool-dropout-momentum", "mse-rmsprop-augmented", "dense-bn-dropout-adam-decay"])
 def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_on_the_host(fake_gpu, run):
     """What makes a GPU wait: every read back (float(), int(), asnumpy) stalls the host until the queued
@@ -196,17 +209,11 @@ def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_o
     step only the loss is read back (with weight decay, its penalty too: one read for all the weights),
     and only what is drawn on the host is sent: the dropout masks, and augmentation's draws (inverse
     matrices, shifts, elastic noise). The batch never goes to the host."""
-    images, labels = synthetic_digits(200, seed=3)
-    config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0", "train.batch_size=10",
-                                "train.device=cuda", *FAKE_GPU_RUNS[run]])
-    trainer = Trainer(config, "/nonexistent", show_progress=False)
-    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer = a_warm_epoch(None, ["train.batch_size=10", *FAKE_GPU_RUNS[run]])
+    config = trainer.config
     dropout_layers = sum(type(layer).__name__ == "Dropout" for layer in trainer.network.layers.values())
     augment = config.train.augment
     augment_draws = 0 if augment is None else 3 if augment.elastic is not None else 2
-    trainer.run_epoch(1)  # the first epoch moves the constants
-    fake_cupy.counts.clear()
-    trainer.run_epoch(2)
     steps = len(trainer.shuffler)
     reads = 2 if config.train.weight_decay else 1
     assert fake_cupy.counts["to host"] == steps * reads + 2  # + the accuracy count, for the progress bar and the row
@@ -216,13 +223,7 @@ def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_o
 
 def operations_per_step(config_path, overrides=()):
     """Array operations (about one kernel launch each on a GPU) per training step, counted over a warm epoch."""
-    images, labels = synthetic_digits(500, seed=3)
-    config = load_config(config_path, ["data.train=unused.csv", "data.val_fraction=0", "train.device=cuda", *overrides])
-    trainer = Trainer(config, "/nonexistent", show_progress=False)
-    trainer.load_data(Digits(images, labels, "synthetic"))
-    trainer.run_epoch(1)
-    fake_cupy.counts.clear()
-    trainer.run_epoch(2)
+    trainer = a_warm_epoch(config_path, overrides, rows=500)
     return fake_cupy.counts["operations"] / len(trainer.shuffler)
 
 
@@ -236,10 +237,8 @@ def test_a_cnn_yaml_training_step_stays_within_its_budget_of_array_operations(fa
 def test_the_optimizer_steps_over_the_whole_network_at_once(fake_gpu):
     """Parameters and gradients are views of one vector each: Adam's step is the same few operations for
     one hidden layer or five, not a dozen more per parameter array."""
-    shallow = operations_per_step(None, ["model.hidden=[{size: 30}]", "train.optimizer={name: adam, lr: 0.001}"])
-    deep = operations_per_step(None, ["model.hidden=[{size: 30}, {size: 30}, {size: 30}, {size: 30}, {size: 30}]",
-                                      "train.optimizer={name: adam, lr: 0.001}"])
-    layer_ops = operations_per_step(None, ["model.hidden=[{size: 30}, {size: 30}, {size: 30}, {size: 30}, {size: 30}]",
-                                           "train.optimizer={name: sgd, lr: 0.01}"]) - \
-        operations_per_step(None, ["model.hidden=[{size: 30}]", "train.optimizer={name: sgd, lr: 0.01}"])
-    assert deep - shallow == pytest.approx(layer_ops)  # the four extra layers' forward and backward, nothing in the optimizer
+    one, five = "model.hidden=[{size: 30}]", "model.hidden=[" + ", ".join(["{size: 30}"] * 5) + "]"
+    adam, sgd = "train.optimizer={name: adam, lr: 0.001}", "train.optimizer={name: sgd, lr: 0.01}"
+    layer_ops = operations_per_step(None, [five, sgd]) - operations_per_step(None, [one, sgd])
+    adam_and_layer_ops = operations_per_step(None, [five, adam]) - operations_per_step(None, [one, adam])
+    assert adam_and_layer_ops == pytest.approx(layer_ops)  # the four extra layers' forward and backward, nothing in Adam
