@@ -1,6 +1,11 @@
 """bp-train: a handwritten-digit recognizer whose network is written from scratch in NumPy.
 
-Python API (the CLI uses the same functions):
+The lesson -- the layers, backpropagation, the network, the optimizers, numerical gradients -- is the
+folder bp_train/nn/, and its __init__ gives the order to read it in. Everything else is the tool around
+it: cli/ (the `bp-train` command), config/ (YAML experiments), data/, training/, files/, tune/, views/,
+machine/.
+
+Python API, from a config (the CLI uses the same functions):
 
     import bp_train
     config = bp_train.load_config("configs/default.yaml")
@@ -15,8 +20,8 @@ __version__ = "0.1.0"
 __all__ = ["BPTrainError", "Config", "Network", "build_network", "load_config", "__version__"]
 # Imported on first use, so that `import bp_train` (and the `bp-train` launcher) costs nothing before the
 # launcher can catch a Ctrl-C (see launch.py).
-_HOME = {"Config": "config", "load_config": "config", "BPTrainError": "errors", "Network": "network",
-         "build_network": "network"}
+_HOME = {"Config": "config", "load_config": "config", "BPTrainError": "errors", "Network": "nn.network",
+         "build_network": "config"}
 
 
 def __getattr__(name):

@@ -11,7 +11,7 @@ from .errors import ctrl_c_held  # a small module: the imports worth guarding co
 def main() -> None:
     try:
         with ctrl_c_held():
-            from .cli import main as command_line
+            from .cli.main import main as command_line
     except KeyboardInterrupt:
         sys.stderr.write("bp-train: interrupted\n")
         raise SystemExit(130) from None

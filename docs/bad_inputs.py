@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from bp_train.cli import main
-from bp_train.runfolder import FolderLock
+from bp_train.training.runfolder import FolderLock
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
 ROW = "3," + ",".join(["0"] * 784)

@@ -1,10 +1,11 @@
-"""Re-measure the README's figures from the code as it is, and copy them into the README.
+"""Re-measure the figures of the README and docs pages from the code as it is, and copy them there.
 
 Each section (results, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
 `bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
-docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README holds the same marked blocks;
-`--readme` (on by default) copies them over, and tests/test_readme.py fails when the two differ, so a
-change that moves a figure has to come with the new figures.
+docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README and the
+pages under docs/ hold the same marked blocks, each block on one page; `--readme` (on by default) copies
+them over, and tests/test_readme.py fails when a page and figures.md differ, so a change that moves a
+figure has to come with the new figures.
 
     python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (~15 min)
     python docs/figures.py --data ... --only results,bench --rows default,deep  # some sections, rows
@@ -31,6 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "docs" / "figures.md"
 README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """The README and the docs pages it links, which hold the marked blocks (figures.md aside)."""
+    return [README, *sorted(p for p in (ROOT / "docs").glob("*.md") if p != FIGURES)]
 BLOCK = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figures:(?P=name) -->\n", re.S)
 # Accuracy figures are made with a fixed thread count: OpenBLAS sums in another order with another count,
 # and the same seed reproduces the same weights only with the same count.
@@ -147,8 +153,8 @@ def kaggle_test_score(args, model: Path, work: Path) -> float:
     looked up by its pixels (data.row_hashes) among MNIST's 70,000 labelled images."""
     import numpy as np
 
-    from bp_train.data import load_digits, row_hashes
-    from bp_train.mnist import read_pair
+    from bp_train.data.digits import load_digits, row_hashes
+    from bp_train.data.mnist import read_pair
 
     test_csv = Path(args.data).with_name(Path(args.data).name.replace("train", "test"))
     submission = work / f"{model.parent.name}-submission.csv"
@@ -309,7 +315,8 @@ def main() -> None:
     parser.add_argument("--torch-python", help="a Python with PyTorch, for the pytorch section (docs/torch_reference.py)")
     parser.add_argument("--only", help="comma-separated sections to measure (default: all): " + ", ".join(SECTIONS))
     parser.add_argument("--rows", help="comma-separated configs of the results table to re-measure (default: all)")
-    parser.add_argument("--no-readme", dest="readme", action="store_false", help="leave README.md alone")
+    parser.add_argument("--no-readme", dest="readme", action="store_false",
+                        help="leave README.md and the docs pages alone")
     args = parser.parse_args()
     args.data = str(Path(args.data).resolve())
     current = blocks(FIGURES.read_text()) if FIGURES.is_file() else {}
@@ -330,8 +337,9 @@ def main() -> None:
             current[name] = SECTIONS[name](args, rows if name == "results" else None, current.get(name))
     write_figures(current)
     if args.readme:
-        README.write_text(replace_blocks(README.read_text(), current))
-    print(f"wrote {FIGURES}" + (" and updated README.md" if args.readme else ""), file=sys.stderr)
+        for page in pages():
+            page.write_text(replace_blocks(page.read_text(), current))
+    print(f"wrote {FIGURES}" + (" and updated the README and docs pages" if args.readme else ""), file=sys.stderr)
 
 
 if __name__ == "__main__":

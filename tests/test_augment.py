@@ -5,7 +5,7 @@ and resumable draws, training batches only, and bad settings refused when the co
 import numpy as np
 import pytest
 
-from bp_train.augment import Augmenter, affine_matrices, bilinear, distort, gaussian_matrix
+from bp_train.data.augment import Augmenter, affine_matrices, bilinear, distort, gaussian_matrix
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
 

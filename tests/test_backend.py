@@ -10,10 +10,10 @@ import types
 import numpy as np
 import pytest
 
-from bp_train.backend import array_module, like, module_of, to_device, to_host
+from bp_train.nn.backend import array_module, like, module_of, to_device, to_host
 from bp_train.config import load_config
-from bp_train.data import Digits
-from bp_train.train import Trainer
+from bp_train.data.digits import Digits
+from bp_train.training.trainer import Trainer
 
 import fake_cupy  # a test helper beside this file
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
@@ -50,7 +50,7 @@ def test_device_cuda_without_a_gpu_says_so(tmp_path, tiny_config, monkeypatch):
 
 def test_a_model_trained_with_device_cuda_in_its_config_loads_on_the_cpu(tmp_path, tiny_config, digits_csv):
     # train.device says where to train, not what the weights are: a GPU run's model predicts anywhere.
-    from bp_train.store import load_model, save_model
+    from bp_train.files.model import load_model, save_model
     assert run_cli("fit", "--config", tiny_config, "--out", tmp_path / "run", "--quiet").exit_code == 0
     network, config, _ = load_model(tmp_path / "run" / "model.npz")
     saved = config.to_dict()
@@ -112,7 +112,7 @@ def test_the_fake_device_refuses_host_arrays_as_cupy_does(fake_gpu):
 
 
 def test_a_layer_that_forgets_to_move_its_host_array_fails_on_the_fake_device(fake_gpu, monkeypatch):
-    from bp_train import layers
+    from bp_train.nn import layers
 
     def careless_forward(self, x):  # Dropout as it would be written without backend.like
         self.scaled_mask = (self.rng.random(x.shape) >= self.ratio) / (1.0 - self.ratio)
@@ -128,8 +128,7 @@ def trained_on(device, tmp_path, overrides, dtype="float32"):
     images, labels = synthetic_digits(200, seed=3)
     config = load_config(None, ["data.train=unused.csv", "data.val_fraction=0.2", "train.epochs=2", "train.batch_size=25",
                                 f"model.dtype={dtype}", f"train.device={device}", *overrides])
-    trainer = Trainer(config, tmp_path, show_progress=False)
-    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer = Trainer(config, tmp_path, show_progress=False, digits=Digits(images, labels, "synthetic"))
     rows = [trainer.run_epoch(epoch) for epoch in (1, 2)]
     return trainer.network.state(), rows[-1]
 
@@ -174,7 +173,7 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
 
 def test_bench_runs_on_the_fake_device_and_reports_the_gpus_figures(fake_gpu, monkeypatch, tmp_path, tiny_config,
                                                                      digits_csv):
-    from bp_train import speed
+    from bp_train.machine import speed
 
     # The GPU's peak is measured with 8192^2 products, minutes on a CPU; the code path is the same at 256.
     monkeypatch.setattr(speed.matmul_gflops, "__defaults__", (np, 256, 3))
@@ -193,8 +192,7 @@ def a_warm_epoch(config_path, overrides, rows=200) -> Trainer:
     what the second asked of the device (the first moves the constants: row index, pixel grid)."""
     images, labels = synthetic_digits(rows, seed=3)
     config = load_config(config_path, ["data.train=unused.csv", "data.val_fraction=0", "train.device=cuda", *overrides])
-    trainer = Trainer(config, "/nonexistent", show_progress=False)
-    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer = Trainer(config, "/nonexistent", show_progress=False, digits=Digits(images, labels, "synthetic"))
     trainer.run_epoch(1)
     fake_cupy.counts.clear()
     trainer.run_epoch(2)

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from bp_train import layers as L
-from bp_train import losses
+from bp_train.nn import layers as L
+from bp_train.nn import losses
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
-from bp_train.gradient import gradcheck
-from bp_train.network import build_network
+from bp_train.nn.gradient import gradcheck
+from bp_train.config import build_network
 
 from conftest import run_cli, synthetic_digits
 
@@ -196,7 +196,7 @@ def test_train_rows_trains_on_the_first_rows_only(tiny_config, tmp_path):
 
 def test_plot_overlays_several_runs_with_a_legend_entry_each(tiny_config, tmp_path):
     pytest.importorskip("matplotlib")
-    from bp_train.plots import compare_runs, read_metrics
+    from bp_train.views.plots import compare_runs, read_metrics
 
     runs = []
     for lr in ("0.01", "0.1"):
@@ -223,7 +223,7 @@ def test_activation_histograms_have_one_panel_per_hidden_layer(tmp_path):
                       "{size: 100, activation: sigmoid}], init: 1.0}\ndata: {train: /nonexistent.csv}\n")
     result = run_cli("plot", "--activations", config, "--out", tmp_path / "act.png")
     assert result.exit_code == 0, result.output
-    from bp_train.plots import hidden_activations
+    from bp_train.views.plots import hidden_activations
     net = build_network(load_config(config))
     layers = hidden_activations(net, synthetic_digits(50)[0] / 255.0)
     assert [name for name, _ in layers] == ["Sigmoid1", "Sigmoid2", "Sigmoid3"]

@@ -71,9 +71,38 @@ def test_missing_config_file():
 
 
 def test_a_network_too_large_for_memory_is_refused_up_front_with_the_estimate(tmp_path):
-    path = write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}")
-    with pytest.raises(ConfigError, match=r"needs about [\d.]+ GiB .* more than the [\d.]+ GiB available"):
-        load_config(path)
+    from bp_train.training.memory import check_training_memory
+
+    config = load_config(write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}"))  # reads fine
+    with pytest.raises(ConfigError, match=r"needs about [\d.]+ GiB .* more than the [\d.]+ GiB available; "
+                                          r"model.hidden: the dense layers"):
+        check_training_memory(config)
+    result = run_cli("fit", "--config", write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}"),
+                     "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "GiB available" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_cnn_too_large_for_memory_names_its_conv_blocks_and_its_model_file_still_loads(tmp_path):
+    from bp_train.training.memory import check_training_memory
+
+    config = load_config(write(tmp_path, "model: {conv: [{filters: 64, kernel: 3, pad: 1, pool: 4}]}\n"
+                                         "train: {batch_size: 100}"))
+    check_training_memory(config)
+    with pytest.raises(ConfigError, match=r"model.conv: the convolution blocks need about"):
+        check_training_memory(config, have=2**20)  # a machine with 1 MiB free
+    # A model file is not a training run: it loads wherever its weights fit, whatever training would need.
+    import bp_train.training.memory
+    from bp_train.config import build_network
+    from bp_train.files.model import load_model, save_model
+
+    save_model(tmp_path / "model.npz", build_network(config), config.to_dict())
+    real = bp_train.training.memory.available_memory
+    bp_train.training.memory.available_memory = lambda: 2**20
+    try:
+        network, loaded, _ = load_model(tmp_path / "model.npz")
+    finally:
+        bp_train.training.memory.available_memory = real
+    assert loaded.model.conv[0].filters == 64 and network.params["W1"].shape == (3, 3, 1, 64)
 
 
 def test_exponent_notation_without_a_dot_is_a_number(tmp_path):

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from bp_train import conv as C
+from bp_train.nn import conv as C
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
-from bp_train.gradient import gradcheck, parameter_error
-from bp_train.network import build_network
+from bp_train.nn.gradient import gradcheck, parameter_error
+from bp_train.config import build_network
 
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
@@ -297,3 +297,22 @@ def test_compare_speed_grows_the_filter_counts_of_a_cnn(tmp_path):
     assert [row["layers"] for row in figures["sizes"]] == ["1x28x28-conv1-pool2-10", "1x28x28-conv2-pool2-10"]
     assert figures["sizes"][1]["parameters"] > figures["sizes"][0]["parameters"]
     assert figures["training_check"]["max_loss_difference"] < 1e-8
+
+
+@pytest.mark.parametrize("size,stride,shape", [(2, 2, (3, 8, 8, 4)), (3, 2, (2, 9, 7, 3)), (2, 2, (2, 7, 9, 2)),
+                                               (3, 1, (2, 6, 6, 2))])
+def test_the_textbooks_argmax_pooling_equals_the_fast_pooling_in_value_and_gradient(size, stride, shape):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    x[0, :2, :2, 0] = 1.5  # a tie inside a window: both versions pick its first entry
+    dout_shape = (shape[0], (shape[1] - size) // stride + 1, (shape[2] - size) // stride + 1, shape[3])
+    dout = rng.standard_normal(dout_shape)
+    fast, reference = C.Pooling(size, stride), C.ArgmaxPooling(size, stride)
+    assert np.array_equal(fast.forward(x), reference.forward(x))
+    assert np.array_equal(fast.backward(dout), reference.backward(dout))
+    # and the reference is right on its own: its gradient is the central difference of sum(out * dout)
+    loss = lambda: float(np.sum(reference.forward(x) * dout))
+    from bp_train.nn.gradient import numerical_gradient
+    x += 1e-3 * np.sign(rng.standard_normal(shape)) * rng.random(shape)  # break the tie: a kink
+    reference.forward(x)
+    assert np.allclose(reference.backward(dout), numerical_gradient(loss, x, h=1e-7), atol=1e-6)

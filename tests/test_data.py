@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
-from bp_train.data import Shuffler, load_digits, read_csv, split, to_float, Digits
+from bp_train.data.digits import Shuffler, load_digits, read_csv, split, to_float, Digits
 from bp_train.errors import DataError
 
 from conftest import run_cli, synthetic_digits, write_digit_csv

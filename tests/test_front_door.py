@@ -13,7 +13,7 @@ import yaml
 
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
-from bp_train.threads import busy_cores, choose_threads, usable_cores
+from bp_train.machine.threads import busy_cores, choose_threads, usable_cores
 
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 

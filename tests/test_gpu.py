@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bp_train.config import load_config
-from bp_train.data import Digits
-from bp_train.train import Trainer
+from bp_train.data.digits import Digits
+from bp_train.training.trainer import Trainer
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
 
@@ -37,8 +37,7 @@ def steps_on(device, tmp_path, overrides, steps=6):
     images, labels = synthetic_digits(200, seed=3)
     config = load_config(None, [f"data.train={tmp_path / 'unused.csv'}", "data.val_fraction=0",
                                 "train.batch_size=25", "model.dtype=float64", f"train.device={device}", *overrides])
-    trainer = Trainer(config, tmp_path / device, show_progress=False)
-    trainer.load_data(Digits(images, labels, "synthetic"))
+    trainer = Trainer(config, tmp_path / device, show_progress=False, digits=Digits(images, labels, "synthetic"))
     for i, (xb, tb) in enumerate(trainer.shuffler.epoch()):
         if i == steps:
             break
@@ -111,7 +110,7 @@ def test_the_same_seed_gives_the_same_float32_weights_on_the_gpu(tmp_path):
 def test_augmentation_distorts_a_batch_on_the_gpu_as_on_the_cpu():
     """The draws are made on the host by the same seeded generator; the resampling and the elastic
     smoothing run on the GPU, where the batch lives, and give the CPU's digits (float64: to 1e-10)."""
-    from bp_train.augment import Augmenter, augment_rng
+    from bp_train.data.augment import Augmenter, augment_rng
 
     config = load_config(None, ["data.train=unused.csv", "model.input_shape=[1, 28, 28]", "train.augment={shift: 2, "
                                 "rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 30, sigma: 4}}"])

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from bp_train import layers as L
+from bp_train.nn import layers as L
 from bp_train.config import load_config
-from bp_train.gradient import gradcheck
-from bp_train.network import build_network
+from bp_train.nn.gradient import gradcheck
+from bp_train.config import build_network
 
 from conftest import ROOT, run_cli
 

@@ -111,7 +111,7 @@ def test_a_gzip_bomb_posing_as_idx_is_stopped_at_the_limit(tmp_path):
 
 
 def test_a_csv_gzip_bomb_is_stopped_at_the_memory_limit_without_inflating_the_rest(tmp_path, monkeypatch):
-    import bp_train.data
+    import bp_train.data.digits
     row = ("1," + ",".join(["0"] * 784) + "\n").encode()
     bomb = tmp_path / "train.csv.gz"
     with gzip.open(bomb, "wb", compresslevel=1) as out:
@@ -120,9 +120,9 @@ def test_a_csv_gzip_bomb_is_stopped_at_the_memory_limit_without_inflating_the_re
             out.write(row * 1000)  # 63 MB of text in all
     assert bomb.stat().st_size < 1_000_000
     read = []
-    original = bp_train.data._BoundedReader.read
-    monkeypatch.setattr(bp_train.data, "_text_limit", lambda: 20_000_000)
-    monkeypatch.setattr(bp_train.data._BoundedReader, "read",
+    original = bp_train.data.digits._BoundedReader.read
+    monkeypatch.setattr(bp_train.data.digits, "_text_limit", lambda: 20_000_000)
+    monkeypatch.setattr(bp_train.data.digits._BoundedReader, "read",
                         lambda self, size=-1: (read.append(size), original(self, size))[1])
     result = run_cli("fit", "--data", bomb, "--out", tmp_path / "run", "--no-cache")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
@@ -258,7 +258,7 @@ def test_a_repeated_column_is_reported_under_its_own_name(tmp_path):
 
 def test_ctrl_c_during_predict_exits_130_and_writes_nothing(trained, tmp_path, digits_csv, monkeypatch):
     run, _ = trained
-    from bp_train.network import Network
+    from bp_train.nn.network import Network
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bp_train.store import load_model
+from bp_train.files.model import load_model
 
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 

@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from bp_train import layers as L
-from bp_train.gradient import numerical_gradient, relative_error
+from bp_train.nn import layers as L
+from bp_train.nn.gradient import numerical_gradient, relative_error
 
 
 def test_apple_and_tax_graph_matches_the_textbook():

@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from bp_train.data import read_csv, read_labels
+from bp_train.data.digits import read_csv, read_labels
 from bp_train.errors import DataError
-from bp_train.mnist import FILES, fetch, parse_idx, read_pair
+from bp_train.data.mnist import FILES, fetch, parse_idx, read_pair
 
 from conftest import MNIST, needs_shared, run_cli, synthetic_digits
 

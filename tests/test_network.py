@@ -5,7 +5,7 @@ import pytest
 
 import bp_train
 from bp_train.config import load_config
-from bp_train.gradient import parameter_error
+from bp_train.nn.gradient import parameter_error
 
 
 def network(*overrides, dtype="float64", seed=0):
@@ -60,7 +60,8 @@ def test_numerical_gradient_restores_every_parameter_exactly():
 
 
 def test_numerical_gradient_refuses_float32():
-    with pytest.raises(bp_train.BPTrainError, match="float64"):
+    from bp_train.nn.errors import NetworkError
+    with pytest.raises(NetworkError, match="float64"):
         network("model.hidden=[{size: 4}]", dtype="float32").numerical_gradient(*batch(2))
 
 

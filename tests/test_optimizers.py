@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from bp_train.config import OptimizerConfig, ScheduleConfig, load_config
-from bp_train.data import load_digits, to_float
-from bp_train.network import build_network
-from bp_train.optimizers import learning_rate, make_optimizer
-from bp_train.vectors import views
+from bp_train.config import load_config
+from bp_train.data.digits import load_digits, to_float
+from bp_train.config import build_network
+from bp_train.nn.optimizers import learning_rate, make_optimizer
+from bp_train.nn.vectors import views
 
 from conftest import REPLICA_TRAIN, needs_shared, synthetic_digits
 
@@ -48,7 +48,7 @@ def test_three_steps_match_the_formula(name):
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((4, 3))
     grads = [rng.standard_normal((4, 3)) for _ in range(3)]
-    optimizer = make_optimizer(OptimizerConfig(name=name, lr=0.1))
+    optimizer = make_optimizer(name, lr=0.1)
     params = {"W": w0.copy()}
     for g in grads:
         optimizer.update(params, {"W": g.copy()})
@@ -68,7 +68,7 @@ def test_each_optimizer_reduces_the_loss_on_a_small_real_batch(name):
     x, t = small_batch()
     lr = {"sgd": 0.3, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}[name]
     network = build_network(load_config(None, ["model.hidden=[{size: 50}]"]), seed=1)
-    optimizer = make_optimizer(OptimizerConfig(name=name, lr=lr))
+    optimizer = make_optimizer(name, lr=lr)
     before = network.loss(x, t)
     for _ in range(20):
         optimizer.update(network.params, network.gradient(x, t))
@@ -85,13 +85,13 @@ def test_the_small_batch_is_real_mnist_when_the_data_is_present():
 def test_state_restored_into_a_new_optimizer_continues_identically(name):
     rng = np.random.default_rng(3)
     grads = [{"W": rng.standard_normal(5)} for _ in range(4)]
-    straight, first = make_optimizer(OptimizerConfig(name=name)), make_optimizer(OptimizerConfig(name=name))
+    straight, first = make_optimizer(name, lr=0.1), make_optimizer(name, lr=0.1)
     a, b = {"W": np.ones(5)}, {"W": np.ones(5)}
     for g in grads:
         straight.update(a, {"W": g["W"].copy()})
     for g in grads[:2]:
         first.update(b, {"W": g["W"].copy()})
-    second = make_optimizer(OptimizerConfig(name=name))
+    second = make_optimizer(name, lr=0.1)
     second.load_state(first.state())
     for g in grads[2:]:
         second.update(b, {"W": g["W"].copy()})
@@ -120,7 +120,7 @@ def counted_steps(name, hidden, vectors, steps=3):
     shapes = {key: p.shape for key, p in network.params.items()}
     param_vector = network.param_vector.copy().view(Counted)
     params = views(param_vector, shapes)
-    optimizer = make_optimizer(OptimizerConfig(name=name, lr=0.01))
+    optimizer = make_optimizer(name, lr=0.01)
     counts = []
     for _ in range(steps):
         grad_vector = np.concatenate([g.ravel() for g in network.gradient(x, t).values()]).view(Counted)
@@ -173,13 +173,17 @@ def test_a_layer_that_makes_a_new_gradient_array_still_reaches_the_vector():
 
 
 def test_schedules_at_hand_computed_points():
-    constant, step = ScheduleConfig(), ScheduleConfig(name="step", step_size=3, gamma=0.5)
-    cosine = ScheduleConfig(name="cosine", min_lr=0.01)
-    warm = ScheduleConfig(name="cosine", warmup_epochs=2)
-    assert learning_rate(constant, 0.1, 10, 7.3) == 0.1
-    assert [learning_rate(step, 0.1, 10, t) for t in (0.5, 2.99, 3.0, 6.5)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
-    assert learning_rate(cosine, 0.1, 10, 0) == pytest.approx(0.1)
-    assert learning_rate(cosine, 0.1, 10, 5) == pytest.approx(0.01 + 0.5 * 0.09)
-    assert learning_rate(cosine, 0.1, 10, 10) == pytest.approx(0.01)
-    assert learning_rate(warm, 0.2, 10, 1) == pytest.approx(0.1)  # halfway up the warm-up
-    assert learning_rate(warm, 0.2, 10, 6) == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.5)))
+    step = {"name": "step", "step_size": 3, "gamma": 0.5}
+    cosine, warm = {"name": "cosine", "min_lr": 0.01}, {"name": "cosine", "warmup_epochs": 2}
+    assert learning_rate("constant", 0.1, 10, 7.3) == 0.1
+    assert [learning_rate(base_lr=0.1, epochs=10, t=t, **step) for t in (0.5, 2.99, 3.0, 6.5)] == \
+        pytest.approx([0.1, 0.1, 0.05, 0.025])
+    assert learning_rate(base_lr=0.1, epochs=10, t=0, **cosine) == pytest.approx(0.1)
+    assert learning_rate(base_lr=0.1, epochs=10, t=5, **cosine) == pytest.approx(0.01 + 0.5 * 0.09)
+    assert learning_rate(base_lr=0.1, epochs=10, t=10, **cosine) == pytest.approx(0.01)
+    assert learning_rate(base_lr=0.2, epochs=10, t=1, **warm) == pytest.approx(0.1)  # halfway up the warm-up
+    assert learning_rate(base_lr=0.2, epochs=10, t=6, **warm) == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.5)))
+    # the config's schedule section reaches the same function through the tool
+    from bp_train.config import learning_rate_at
+    config = load_config(None, ["train.schedule={name: step, step_size: 3, gamma: 0.5}", "train.optimizer.lr=0.1"])
+    assert learning_rate_at(config, 3.0) == pytest.approx(0.05)

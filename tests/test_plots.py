@@ -5,7 +5,7 @@ import builtins
 import numpy as np
 import pytest
 
-from bp_train import plots
+from bp_train.views import plots
 from bp_train.errors import BPTrainError
 
 from conftest import run_cli

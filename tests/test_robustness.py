@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bp_train.config import load_config
-from bp_train.data import read_csv
+from bp_train.data.digits import read_csv
 from bp_train.errors import BPTrainError
-from bp_train.store import load_model
+from bp_train.files.model import load_model
 
 from conftest import ROOT, run_cli
 
@@ -102,9 +102,9 @@ def test_any_bytes_as_a_csv_load_or_raise_a_data_error(tmp_path_factory, raw):
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time, pathlib
     import numpy as np
-    import bp_train.store as store
+    import bp_train.files.store as store
     from bp_train.config import load_config
-    from bp_train.train import fit
+    from bp_train.training.trainer import fit
 
     run_dir, marker = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     real_savez, saves = np.savez, []
@@ -150,8 +150,8 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_files(tmp_path, tiny_c
         handle.write(b"PK partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    import bp_train.store
-    monkeypatch.setattr(bp_train.store.np, "savez", disk_full)
+    import bp_train.files.store
+    monkeypatch.setattr(bp_train.files.store.np, "savez", disk_full)
     result = run_cli("fit", "--config", tiny_config, "--out", run_dir, "--overwrite", "--quiet")
     assert result.exit_code == 2 and "No space left on device" in result.stderr
     assert result.stderr.count("\n") == 1

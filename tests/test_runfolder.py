@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bp_train.runfolder import FolderLock, holds_run, open_run_folder
-from bp_train.train import Trainer
+from bp_train.training.runfolder import FolderLock, holds_run, open_run_folder
+from bp_train.training.trainer import Trainer
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
 

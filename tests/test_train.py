@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bp_train.config import load_config
-from bp_train.data import Digits
+from bp_train.data.digits import Digits
 from bp_train.errors import ConfigError, DivergenceError
-from bp_train.store import load_model
-from bp_train.train import Interrupted, Trainer, fit, resume_config
+from bp_train.files.model import load_model
+from bp_train.training.trainer import Interrupted, Trainer, fit, resume_config
 
 from conftest import synthetic_digits
 

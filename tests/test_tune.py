@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bp_train.train import Trainer
+from bp_train.training.trainer import Trainer
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
 
@@ -254,7 +254,7 @@ def test_a_worker_that_loses_the_race_to_create_the_schema_looks_again(tmp_path,
     and must open the storage on a second look. Any other error is reported at once, as one line."""
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    from bp_train import tune
+    from bp_train.tune import study as tune
     from bp_train.errors import BPTrainError
 
     monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
@@ -310,7 +310,7 @@ def test_two_workers_on_one_postgresql_study(tmp_path, postgres):
 def test_a_ctrl_c_at_any_moment_of_a_trial_leaves_it_ended_not_running(tmp_path, monkeypatch, moment):
     """A Ctrl-C while Optuna creates a trial (ask), samples its values, or writes its end (tell) used to
     leave it RUNNING in the storage, with no worker left to end it."""
-    from bp_train import tune as engine
+    from bp_train.tune import study as engine
     make_config(tmp_path, "  trials: 3\n" + SPACE)
     target, name = {"ask": (optuna.Study, "ask"), "sample": (engine, "sample"), "tell": (optuna.Study, "tell")}[moment]
     original, sent = getattr(target, name), []

@@ -1,0 +1,133 @@
+"""What every `bp-train` command shares: exit codes, the error-to-exit-code group, common options."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+
+from ..errors import BPTrainError, Interrupted  # both cheap: a Ctrl-C while heavy modules load is caught below
+from ..nn.errors import NetworkError  # the lesson's one error: as cheap (nn/__init__ imports nothing)
+
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BadInput(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+
+class Group(click.Group):
+    """Turns the project's own errors into one line on stderr and exit code 2 -- never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (BPTrainError, NetworkError) as exc:
+            raise BadInput(str(exc)) from None
+        except Interrupted as exc:
+            click.echo(f"bp-train: {exc}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            click.echo("bp-train: interrupted; no output was left half-written", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # the reader went away (`bp-train show ... | head`): stop quietly, as Unix tools do
+            import os
+            import sys
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
+        except MemoryError:
+            raise BadInput("out of memory: use a smaller network, batch or data file") from None
+        except RecursionError:
+            raise BadInput("the input is nested too deeply to read") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise BadInput(f"{where}{exc.strerror or exc}") from None
+        except ValueError as exc:
+            if "null byte" not in str(exc):  # what the OS refuses in a path; any other ValueError is a bug
+                raise
+            raise BadInput("a path or value contains a NUL byte (\\x00), which no file name can hold") from None
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses nan and inf (and, with `low`, values at or below it) as a usage error."""
+    name = "number"
+
+    def __init__(self, low: float | None = None):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        import math
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.low is not None and number <= self.low:
+            self.fail(f"{value!r} is not above {self.low:g}", param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's generators accept
+
+
+def refuse_overwriting(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Exit 2 if an output names one of the command's inputs (by any spelling: relative, absolute, a symlink)
+    or two outputs name the same file."""
+    import os
+
+    def same(a, b):
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return os.path.realpath(a) == os.path.realpath(b)
+
+    named = [(option, path) for option, path in outputs.items() if path]
+    for option, path in named:
+        for what, source in inputs.items():
+            if source and os.path.exists(source) and same(path, source):
+                raise BadInput(f"{option} {path} is the {what} this command reads; refusing to overwrite it")
+    for i, (option, path) in enumerate(named):
+        for other, second in named[i + 1:]:
+            if same(path, second):
+                raise BadInput(f"{option} and {other} both name {path}; give two different files")
+
+
+def emit_json(figures: dict) -> None:
+    click.echo(json.dumps(figures, indent=2, default=float))
+
+
+def threads_option(f):
+    """--threads N: BLAS threads for the command (default: chosen from the free cores, see threads.py).
+    The choice is made once, before the command runs, and stored in ctx.meta["threads"]."""
+    @functools.wraps(f)
+    def wrapper(*args, threads=None, **kwargs):
+        from ..machine.threads import blas_threads, choose_threads
+
+        choice = choose_threads(threads)
+        click.get_current_context().meta["threads"] = choice
+        with blas_threads(choice.threads):
+            return f(*args, **kwargs)
+    return click.option("--threads", type=click.IntRange(1), metavar="N",
+                        help="Threads for the matrix products (default: the cores not kept busy by other "
+                             "processes, measured at start). The same seed gives the same weights only with "
+                             "the same thread count.")(wrapper)
+
+
+def cache_option(f):
+    return click.option("--no-cache", "no_cache", is_flag=True,
+                        help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
+
+
+
+
+def device_option(f):
+    """--device cpu|cuda: where the arrays live (backend.py)."""
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]),
+                        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, pip install "
+                             "'bp-train[gpu]'). Default: the config's train.device for commands that read a "
+                             "config, else cpu.")(f)

@@ -1,0 +1,201 @@
+"""`bp-train fit`, `evaluate` and `predict`: train a network, score it, label a CSV with it.
+
+Each command parses its options and hands over to the part that does the work (training/, files/)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..config import learning_rate_warning, load_config
+from ..data.digits import load_digits, to_float
+from ..errors import BPTrainError
+from ..files.model import load_model
+from ..files.store import atomic_path
+from ..nn.backend import array_module, to_host
+from .common import BadInput, cache_option, device_option, emit_json, refuse_overwriting, threads_option, SEED
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML experiment config (default: built-in defaults, 784-100-10 ReLU, SGD lr 0.1, 10 epochs).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set train.optimizer.lr=0.05 (repeatable).")
+@click.option("--data", help="Training CSV (shortcut for --set data.train=PATH).")
+@click.option("--epochs", type=click.IntRange(1, 100_000), help="Number of epochs (shortcut for --set train.epochs=N).")
+@click.option("--seed", type=SEED, help="Random seed for init, split, shuffling and dropout.")
+@click.option("--gradient", type=click.Choice(["backprop", "numerical"]),
+              help="How gradients are computed; 'numerical' is the (very) slow baseline.")
+@click.option("--train-rows", type=click.IntRange(1), help="Train on the first N rows only (shortcut for "
+              "--set data.train_rows=N; a small subset makes overfitting visible).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder (default: runs/<config name>, or runs/<name>-2, -3, ... when that holds a run). "
+                   "A folder that already holds a run is refused unless --overwrite is given.")
+@click.option("--overwrite", is_flag=True,
+              help="Let --out replace the run already there; the old files go only once the new run has "
+                   "finished its first epoch, so a run that fails sooner leaves them as they were.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the interrupted run in this folder; only train.epochs and "
+                   "train.early_stopping may change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final figures as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@device_option
+@cache_option
+@threads_option
+def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, overwrite, resume, as_json, quiet,
+        device, no_cache):
+    """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
+
+    \b
+    Example:
+      bp-train fit --config configs/default.yaml --set train.optimizer.lr=0.05 --epochs 5
+    """
+    from ..training.memory import check_training_memory
+    from ..training.runfolder import open_run_folder
+    from ..training.trainer import fit as run_fit, resume_config, saved_config
+
+    overrides = list(overrides)
+    for key, value in (("data.train", data), ("train.epochs", epochs), ("train.seed", seed),
+                       ("train.gradient", gradient), ("data.train_rows", train_rows), ("train.device", device)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if resume:
+        if out and Path(out) != Path(resume):
+            raise BadInput(f"--out {out} and --resume {resume} name different run folders; give one")
+        if overwrite:
+            raise BadInput("--overwrite and --resume contradict each other: a resumed run keeps its folder")
+        base = None if config_path else saved_config(Path(resume)).to_dict()
+        config = resume_config(Path(resume), load_config(config_path, overrides, base=base))
+    else:
+        config = load_config(config_path, overrides)
+    array_module(config.train.device)  # no CuPy or no GPU: say so now, before any folder is touched
+    check_training_memory(config)  # and a network too large for this machine's memory
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    warning = learning_rate_warning(config, overrides)
+    if warning:
+        click.echo(warning, err=True)
+    threads = click.get_current_context().meta["threads"]
+    log(f"training {config.name} with {threads.describe()}")
+    if config.train.gradient == "numerical":
+        log("numerical gradients: 2 forward passes per parameter entry, in float64 -- expect a long wait")
+    with open_run_folder(out, config.name, overwrite=overwrite, resume=resume) as folder:
+        log(f"writing {folder.target}" + (" (replacing its run after the first epoch)" if folder.pending else ""))
+        summary = run_fit(config, folder, resume=bool(resume), cache=not no_cache, show_progress=not quiet, log=log)
+    summary["threads"] = threads.threads
+    if as_json:
+        emit_json(summary)
+    else:
+        val = f", validation accuracy {summary['val_accuracy']:.4f}" if summary["val_accuracy"] is not None else ""
+        click.echo(f"saved {summary['model']} (epoch {summary['best_epoch']}{val}); "
+                   f"metrics in {Path(summary['run_dir']) / 'metrics.csv'}")
+
+
+def _labelled(data, labels, cache):
+    """Images and labels from a labelled CSV, or from an unlabelled CSV plus an ImageId,Label file."""
+    digits = load_digits(data, require_labels=labels is None, cache=cache)
+    if labels is None:
+        return digits.images, digits.labels
+    from ..data.digits import read_labels
+    return digits.images, read_labels(labels, len(digits))
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A model.npz written by fit.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Labelled digit CSV (plain or .gz).")
+@click.option("--labels", type=click.Path(dir_okay=False),
+              help="For an unlabelled CSV: a file 'ImageId,Label' with its labels (as data fetch writes).")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A run folder: score its model on the run's own validation split (instead of --model/--data).")
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
+@device_option
+@cache_option
+@threads_option
+def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
+    """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV, or of a
+    run on its own validation split (the only labelled hold-out a Kaggle entrant has).
+
+    Warns when a noticeable share of the rows are rows the model was trained on.
+
+    \b
+    Examples:
+      bp-train evaluate --run runs/default
+      bp-train evaluate --model runs/best/model.npz --data data/test.csv --labels data/test_labels.csv
+    """
+    from ..data.digits import seen_in_training
+    from ..training.report import evaluate as run_evaluate, format_report, validation_rows
+
+    if run_dir:
+        if model_path or data or labels:
+            raise BadInput("--run scores a run on its own validation split; give either --run or --model/--data")
+        network, config, meta = load_model(Path(run_dir) / "model.npz", device=device or "cpu")
+        val = validation_rows(config, cache=not no_cache)
+        if val is None:
+            raise BadInput(f"{run_dir}: the run has no validation split (data.val_fraction is 0); evaluate "
+                           "its model.npz on a labelled file with --model and --data instead")
+        images, truth, source = val.images, val.labels, f"{run_dir} (validation split of {val.source})"
+    else:
+        if not (model_path and data):
+            raise BadInput("give --model and --data (and --labels for an unlabelled CSV), or --run RUN_DIR")
+        network, _, meta = load_model(model_path, device=device or "cpu")
+        images, truth = _labelled(data, labels, not no_cache)
+        source = data
+    result = run_evaluate(network, images, truth, source)
+    if meta.get("train_fingerprint") is not None:
+        seen = seen_in_training(images, meta["train_fingerprint"])
+        result["rows_seen_in_training"] = seen
+        if seen >= max(1, 0.01 * len(images)):
+            click.echo(f"warning: {seen:,} of the {len(images):,} rows ({seen / len(images):.1%}) are rows this "
+                       "model was trained on; its accuracy on them overstates how well it generalizes", err=True)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(format_report(result))
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="A model.npz written by fit.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Digit CSV to label (a 'label' column, if present, is ignored).")
+@click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write 'ImageId,Label' (ImageId from 1), the Kaggle submission format.")
+@click.option("--proba", type=click.Path(dir_okay=False),
+              help="Also write the class probabilities, one column per digit, to this CSV.")
+@device_option
+@cache_option
+@threads_option
+def predict(model_path, data, out, proba, device, no_cache):
+    """Label every row of a digit CSV and write a Kaggle submission."""
+    from ..data.digits import resolve
+
+    refuse_overwriting({"--out": out, "--proba": proba},
+                       {"input file (--data)": str(resolve(data)), "model file (--model)": model_path})
+    network, _, _ = load_model(model_path, device=device or "cpu")
+    digits = load_digits(data, cache=not no_cache)
+    if digits.images.shape[1] != network.sizes[0]:
+        raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects {network.sizes[0]}")
+    scores = to_host(network.predict(to_float(digits.images, network.dtype), batch_size=10_000))
+    predicted = scores.argmax(axis=1)
+    ids = np.arange(1, len(predicted) + 1)
+    # Both files are written to temporaries and renamed only when both are whole: a full disk or Ctrl-C
+    # half way leaves neither new beside an old other.
+    with atomic_path(out) as out_tmp, (atomic_path(proba) if proba else nullcontext()) as proba_tmp:
+        write_csv(out_tmp, out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
+        if proba:
+            header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
+            write_csv(proba_tmp, proba, header, np.column_stack([ids, network.probabilities(scores.astype(np.float64))]),
+                      ["%d"] + ["%.6f"] * scores.shape[1])
+    click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
+
+
+
+def write_csv(tmp, destination, header: str, table: np.ndarray, fmt) -> None:
+    """Write a CSV to the temporary file `tmp` (renamed to `destination` by the caller); a failure names
+    the destination, not the temporary."""
+    try:
+        np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
+    except OSError as exc:
+        raise BPTrainError(f"{destination}: {exc.strerror or exc}; nothing was written") from None

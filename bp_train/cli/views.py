@@ -1,0 +1,223 @@
+"""`bp-train plot`, `show` and `explain`: the commands that look at data, runs and graphs (registered on the
+main group in cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .common import BadInput, cache_option, emit_json, refuse_overwriting
+from ..config.safeyaml import short
+from ..config import load_config
+from ..data.digits import load_digits, to_float
+from ..files.model import load_model
+
+
+def config_of(source):
+    """The config a YAML file or a run folder (its config.yaml) describes."""
+    path = Path(source)
+    return load_config(path / "config.yaml" if path.is_dir() else path)
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--augment", is_flag=True,
+              help="SOURCE is a config or run: draw training digits beside their distortions (train.augment).")
+@click.option("--activations", is_flag=True,
+              help="SOURCE is a config or run: histograms of each hidden layer's activations for 1,000 digits.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="The PNG to write for --augment, --activations or several runs (default: in the run folder, "
+                   "or augment.png / activations.png / compare.png here).")
+@cache_option
+def plot(sources, augment, activations, out, no_cache):
+    """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
+    PNGs in the run folder SOURCE. With several runs, overlay their learning curves on one figure; with
+    --augment, draw training digits and their distortions; with --activations, the distribution of each
+    hidden layer's activations (needs matplotlib: pip install 'bp-train[plot]').
+
+    \b
+    Examples:
+      bp-train plot runs/default
+      bp-train plot runs/compare/sgd runs/compare/adam --out optimizers.png
+      bp-train plot --augment configs/best-cnn-augmented.yaml --out augment.png
+      bp-train plot --activations configs/sigmoid.yaml
+    """
+    from ..views.plots import plot_augmented, plot_comparison, plot_run
+
+    if augment and activations:
+        raise BadInput("give --augment or --activations, not both")
+    if (augment or activations) and len(sources) > 1:
+        raise BadInput(f"--{'augment' if augment else 'activations'} draws one config or run; got {len(sources)}")
+    source = Path(sources[0])
+    read = {}
+    for item in map(Path, sources):
+        for name in (("model.npz", "metrics.csv", "config.yaml", "checkpoint.npz") if item.is_dir() else ("",)):
+            read[f"file {item / name if name else item}"] = str(item / name) if name else str(item)
+    refuse_overwriting({"--out": out}, read)
+
+    def target(default_name):
+        return Path(out) if out else (source / default_name if source.is_dir() else Path(default_name))
+
+    if augment:
+        from ..data.augment import augmented_samples
+        samples = augmented_samples(config_of(source), count=6, versions=5, cache=not no_cache)
+        click.echo(f"wrote {plot_augmented(samples, target('augment.png'))}")
+    elif activations:
+        click.echo(f"wrote {plot_activations(source, target('activations.png'), not no_cache)}")
+    elif len(sources) > 1:
+        path = Path(out) if out else Path("compare.png")
+        click.echo(f"wrote {plot_comparison([Path(s) for s in sources], path)}")
+    else:
+        if out:
+            raise BadInput("--out goes with --augment, --activations or several runs; `plot RUN` writes its "
+                           "PNGs into the run folder")
+        for path in plot_run(source, cache=not no_cache, log=click.echo):
+            click.echo(f"wrote {path}")
+
+
+def plot_activations(source: Path, path: Path, cache: bool) -> Path:
+    """Histograms of the hidden activations of a run's trained model, or of a config's fresh network."""
+    from ..data.digits import sample_rows
+    from ..config import build_network
+    from ..views.plots import activation_histograms, hidden_activations, save_figure
+
+    if source.is_dir():
+        network, config, _ = load_model(source / "model.npz")
+        what = f"{source} (trained)"
+    else:
+        config = load_config(source)
+        network = build_network(config, seed=config.train.seed)
+        init = config.model.init
+        what = f"{config.name}, initial weights ({init} init)" if isinstance(init, str) else \
+            f"{config.name}, initial weights of std {init:g}"
+    x, _, described = sample_rows(config.data.train, 1000, config.train.seed, cache=cache)
+    layers = hidden_activations(network, x)
+    if not layers:
+        raise BadInput(f"{source}: the network has no hidden activation layers to draw")
+    title = f"Hidden activations of {what}, {described}"
+    return save_figure(lambda plt: activation_histograms(layers, title, plt), path)
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=False))
+@click.option("--rows", default="0-4", show_default=True, help="Rows of a CSV to show: '3', '0-9' or '1,5,7'.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1),
+              help="At most this many digits (for a run folder, or with --augment).")
+@click.option("--augment", is_flag=True,
+              help="SOURCE is a config or run: show training digits beside their distortions (train.augment).")
+def show(source, rows, limit, augment):
+    """Print digits as text art: rows of a CSV, a run folder's misclassified validation digits, or (with
+    --augment) training digits beside the distortions a config's train.augment draws."""
+    from ..training.report import text_art
+
+    path = Path(source)
+    if augment:
+        from ..data.augment import augmented_samples
+        for original, versions in augmented_samples(config_of(path), count=min(limit, 4), versions=2):
+            click.echo("original" + " " * 50 + "   ".join(f"distortion {i + 1}".ljust(56) for i in range(len(versions))))
+            columns = [text_art(original)] + [text_art(v) for v in versions]
+            click.echo("\n".join("   ".join(parts) for parts in zip(*columns)))
+        return
+    if path.is_dir():
+        from ..training.report import misclassified, run_validation
+        network, config, val, predicted = run_validation(path)
+        if val is None:
+            click.echo(f"{path}: the run has no validation split (data.val_fraction is 0), so no misclassified "
+                       f"validation digits; here are its first training rows, with the model's predictions instead")
+            digits = load_digits(config.data.train, require_labels=True)
+            train = digits.subset(np.arange(min(limit, len(digits))))
+            guesses = network.predict(to_float(train.images, network.dtype)).argmax(axis=1)
+            items = [(image, f"training row {i}: label {label}, predicted {guess}")
+                     for i, (image, label, guess) in enumerate(zip(train.images, train.labels, guesses))]
+        else:
+            items = misclassified(val, predicted, limit)
+        if not items:
+            click.echo(f"{path}: every one of the {len(val):,} validation digits is classified correctly")
+    else:
+        digits = load_digits(path)
+        chosen = parse_rows(rows, len(digits))
+        items = [(digits.images[r], f"row {r}" + (f": label {digits.labels[r]}" if digits.labels is not None else ""))
+                 for r in chosen]
+    for image, caption in items:
+        click.echo(caption)
+        click.echo("\n".join(text_art(image)))
+
+
+@click.command()
+@click.argument("example", type=click.Choice(["apple", "apple-orange", "xyz", "sigmoid-chain", "max-copy", "network"]))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="For 'network': the network to trace (default: the built-in 784-100-10).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="For 'network': override a config value.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="For 'network': trace a trained model.npz instead of freshly initialized weights.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
+def explain(example, config_path, overrides, model_path, png, as_json):
+    """Work a textbook computational graph forward and backward with bp-train's own gates, printing every
+    node's value and every edge's gradient with the rule that produced it; or, with 'network', trace one
+    real digit through a network layer by layer (a deep sigmoid network's gradient vanishes toward the
+    input; a ReLU network's does not).
+
+    \b
+    Examples:
+      bp-train explain apple
+      bp-train explain xyz --png xyz.png
+      bp-train explain network --config configs/sigmoid.yaml --set "model.hidden=[{size: 50, activation: sigmoid}]"
+    """
+    from ..views import explain as E
+
+    refuse_overwriting({"--png": png}, {"config file (--config)": config_path, "model file (--model)": model_path})
+    if example != "network":
+        if config_path or overrides or model_path:
+            raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")
+        graph = E.EXAMPLES[example]
+        result = E.run(graph)
+        if as_json:
+            emit_json({k: v for k, v in result.items() if k != "edges"} | {"edges": [
+                dict(zip(("from", "to", "value", "gradient", "rule"), edge)) for edge in result["edges"]]})
+        else:
+            click.echo(E.format_graph(graph, result))
+        figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
+    else:
+        from ..data.digits import sample_rows
+        from ..config import build_network
+
+        if model_path:
+            network, config, _ = load_model(model_path)
+        else:
+            config = load_config(config_path, overrides)
+            network = build_network(config, seed=config.train.seed)
+        x, t, described = sample_rows(config.data.train, 1, config.train.seed)
+        rows = E.trace_network(network, x, t)
+        name = f"{config.name} {config.describe_layers()} ({described})"
+        if as_json:
+            emit_json({"network": name, "layers": rows})
+        else:
+            click.echo(E.format_trace(name, rows))
+        figure_maker = lambda plt: E.draw_trace(name, rows, plt)
+    if png:
+        from ..views.plots import save_figure
+        click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
+
+
+def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:
+    """'3', '0-9' or '1,5,7' -> row numbers, each checked against `count` and at most `limit` of them
+    (checked before any range is expanded, so '0-999999999' costs nothing)."""
+    chosen = []
+    for part in spec.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise BadInput(f"--rows {short(spec)}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
+        if last < first:
+            raise BadInput(f"--rows {short(spec)}: the range {first}-{last} runs backwards; write {last}-{first}")
+        for row in (first, last):
+            if not 0 <= row < count:
+                raise BadInput(f"--rows {short(spec)}: row {row} is outside 0..{count - 1}")
+        if len(chosen) + last - first + 1 > limit:
+            raise BadInput(f"--rows {short(spec)}: more than {limit} rows; show fewer at a time")
+        chosen.extend(range(first, last + 1))
+    return chosen
