@@ -2,7 +2,7 @@
 
 This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict),
 measure.py (gradcheck, compare-speed, bench), data.py (data fetch, convert), views.py (plot, show,
-explain), tune.py (tune); common.py holds what they share."""
+explain), exercise.py (exercise), tune.py (tune); common.py holds what they share."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from .. import __version__
 from .common import Group
 from .data import data
+from .exercise import exercise
 from .measure import bench, compare_speed, gradcheck
 from .train import evaluate, fit, predict
 from .tune import tune
@@ -37,5 +38,5 @@ def main():
     """
 
 
-for command in (fit, evaluate, predict, gradcheck, compare_speed, bench, data, plot, show, explain, tune):
+for command in (fit, evaluate, predict, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, tune):
     main.add_command(command)
