@@ -14,7 +14,7 @@ from bp_train.errors import ConfigError
 from bp_train.nn.gradient import gradcheck
 from bp_train.config import build_network
 
-from conftest import run_cli, synthetic_digits
+from conftest import ROOT, run_cli, synthetic_digits
 
 
 def explain(example, *args):
@@ -229,3 +229,76 @@ def test_activation_histograms_have_one_panel_per_hidden_layer(tmp_path):
     assert [name for name, _ in layers] == ["Sigmoid1", "Sigmoid2", "Sigmoid3"]
     saturated = np.mean((layers[-1][1] < 0.05) | (layers[-1][1] > 0.95))
     assert saturated > 0.5  # std 1.0 drives sigmoids to 0 and 1: the chapter-6 picture
+
+
+def test_the_shipped_vanishing_gradient_demo_shows_it_beside_relu(tmp_path, digits_csv):
+    """The README's demo: the sigmoid network's gradient 50x smaller at the input, the ReLU one's not."""
+    result = run_cli("explain", "network", "--config", ROOT / "configs" / "deep-sigmoid.yaml", "--config",
+                     ROOT / "configs" / "deep-relu.yaml", "--set", f"data.train={digits_csv}", "--json")
+    assert result.exit_code == 0, result.stderr
+    sigmoid, relu = json.loads(result.stdout)["networks"]
+    assert sigmoid["network"].startswith("deep-sigmoid") and sigmoid["vanishing_ratio"] > 50
+    assert relu["network"].startswith("deep-relu") and relu["vanishing_ratio"] < 5
+    text = run_cli("explain", "network", "--config", ROOT / "configs" / "deep-sigmoid.yaml", "--config",
+                   ROOT / "configs" / "deep-relu.yaml", "--set", f"data.train={digits_csv}").stdout
+    assert "the gradient vanishes on its way" in text and "keeps its size" in text
+
+
+def boxes_and_segments(figure):
+    """Display-space boxes of the nodes and labels, and the edges' segments, from matplotlib's renderer."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    artists = figure.graph_artists
+    nodes = {name: text.get_bbox_patch().get_window_extent(renderer) for name, text in artists["nodes"].items()}
+    labels = [text.get_bbox_patch().get_window_extent(renderer) for text in artists["labels"]]
+    edges = []
+    for source, target, line in artists["edges"]:
+        points = line.get_transform().transform(line.get_xydata())
+        edges.append((source, target, list(zip(points[:-1], points[1:]))))
+    return nodes, labels, edges
+
+
+def crosses(segment, box, margin=1.0):
+    (x0, y0), (x1, y1) = segment
+    samples = np.linspace(0, 1, 400)
+    xs, ys = x0 + samples * (x1 - x0), y0 + samples * (y1 - y0)
+    return bool(np.any((xs > box.x0 + margin) & (xs < box.x1 - margin) & (ys > box.y0 + margin) & (ys < box.y1 - margin)))
+
+
+@pytest.mark.parametrize("example", ["apple", "apple-orange", "xyz", "sigmoid-chain", "max-copy"])
+def test_graph_drawings_cannot_mislead_no_edge_through_a_box_no_label_on_another(example):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from bp_train.views import explain as E
+
+    graph = E.EXAMPLES[example]
+    result = E.run(graph)
+    figure = E.draw_graph(graph, result, None, plt)
+    nodes, labels, edges = boxes_and_segments(figure)
+    for source, target, segments in edges:
+        for name, box in nodes.items():
+            if name not in (source, target):
+                assert not any(crosses(s, box) for s in segments), f"the edge {source} -> {target} runs through {name}"
+    everything = labels + list(nodes.values())
+    for i, a in enumerate(labels):
+        for b in everything[i + 1:]:
+            assert not a.overlaps(b), f"{example}: two labels overlap"
+    # every edge labelled once: a value and a gradient per edge, no more
+    assert len(labels) == 2 * len(edges) == 2 * sum(len(step.inputs) for step in graph.steps)
+    plt.close(figure)
+
+
+def test_a_branch_shows_each_uses_gradient_on_its_own_edge_and_their_sum_at_the_copy():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from bp_train.views import explain as E
+
+    graph = E.EXAMPLES["max-copy"]
+    figure = E.draw_graph(graph, E.run(graph), None, plt)
+    texts = [t.get_text() for t in figure.graph_artists["labels"]]
+    assert texts.count("x = 3") == 1 and "x1 = 3" in texts and "x2 = 3" in texts
+    assert texts.count("3") == 3 and texts.count("6") == 1  # x1's and x2's 3 (and m's), x's 6 = their sum
+    assert "3 + 3 = 6" in figure.graph_artists["nodes"]["step0"].get_text()
+    plt.close(figure)

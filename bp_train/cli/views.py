@@ -147,14 +147,15 @@ def show(source, rows, limit, augment):
 
 @click.command()
 @click.argument("example", type=click.Choice(["apple", "apple-orange", "xyz", "sigmoid-chain", "max-copy", "network"]))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="For 'network': the network to trace (default: the built-in 784-100-10).")
+@click.option("--config", "config_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="For 'network': the network to trace (default: the built-in 784-100-10); repeat it to "
+                   "trace several networks beside each other.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="For 'network': override a config value.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="For 'network': trace a trained model.npz instead of freshly initialized weights.")
 @click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
-def explain(example, config_path, overrides, model_path, png, as_json):
+def explain(example, config_paths, overrides, model_path, png, as_json):
     """Work a textbook computational graph forward and backward with bp-train's own gates, printing every
     node's value and every edge's gradient with the rule that produced it; or, with 'network', trace one
     real digit through a network layer by layer (a deep sigmoid network's gradient vanishes toward the
@@ -164,13 +165,14 @@ def explain(example, config_path, overrides, model_path, png, as_json):
     Examples:
       bp-train explain apple
       bp-train explain xyz --png xyz.png
-      bp-train explain network --config configs/sigmoid.yaml --set "model.hidden=[{size: 50, activation: sigmoid}]"
+      bp-train explain network --config configs/deep-sigmoid.yaml --config configs/deep-relu.yaml
     """
     from ..views import explain as E
 
-    refuse_overwriting({"--png": png}, {"config file (--config)": config_path, "model file (--model)": model_path})
+    refuse_overwriting({"--png": png}, {"model file (--model)": model_path,
+                                        **{f"config file (--config {path})": path for path in config_paths}})
     if example != "network":
-        if config_path or overrides or model_path:
+        if config_paths or overrides or model_path:
             raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")
         graph = E.EXAMPLES[example]
         result = E.run(graph)
@@ -181,25 +183,40 @@ def explain(example, config_path, overrides, model_path, png, as_json):
             click.echo(E.format_graph(graph, result))
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
     else:
-        from ..data.digits import sample_rows
-        from ..config import build_network
-
-        if model_path:
-            network, config, _ = load_model(model_path)
-        else:
-            config = load_config(config_path, overrides)
-            network = build_network(config, seed=config.train.seed)
-        x, t, described = sample_rows(config.data.train, 1, config.train.seed)
-        rows = E.trace_network(network, x, t)
-        name = f"{config.name} {config.describe_layers()} ({described})"
+        traces = trace_networks(config_paths, overrides, model_path)
         if as_json:
-            emit_json({"network": name, "layers": rows})
+            emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
         else:
-            click.echo(E.format_trace(name, rows))
-        figure_maker = lambda plt: E.draw_trace(name, rows, plt)
+            click.echo("\n\n".join(E.format_trace(trace["network"], trace["layers"]) for trace in traces))
+            click.echo("\n" + E.format_ratios(traces))
+        figure_maker = lambda plt: E.draw_traces(traces, plt)
     if png:
         from ..views.plots import save_figure
         click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
+
+
+def trace_networks(config_paths, overrides, model_path) -> list[dict]:
+    """One digit through each network named (configs, or a trained model): E.trace_network's rows, the
+    network's name and its vanishing ratio."""
+    from ..config import build_network
+    from ..data.digits import sample_rows
+    from ..views import explain as E
+
+    if model_path and config_paths:
+        raise BadInput("--model and --config both name a network to trace; give one or the other")
+    sources = [None] if not config_paths and not model_path else list(config_paths) or [None]
+    traces = []
+    for source in sources:
+        if model_path:
+            network, config, _ = load_model(model_path)
+        else:
+            config = load_config(source, overrides)
+            network = build_network(config, seed=config.train.seed)
+        x, t, described = sample_rows(config.data.train, 1, config.train.seed)
+        rows = E.trace_network(network, x, t)
+        traces.append({"network": f"{config.name} {config.describe_layers()} ({described})", "layers": rows,
+                       "vanishing_ratio": E.vanishing_ratio(rows)})
+    return traces
 
 
 def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:

@@ -8,6 +8,7 @@ gradients of its inputs, the rule it applies printed beside every edge.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,35 +103,9 @@ def format_graph(graph: Graph, result: dict) -> str:
 
 
 def draw_graph(graph: Graph, result: dict, path, plt):
-    """Nodes left to right by depth; on every edge the value above it (black) and the gradient below (red)."""
-    depth = {name: 0 for name in graph.inputs}
-    for step in graph.steps:
-        d = 1 + max(depth[name] for name in step.inputs)
-        depth.update({name: d for name in step.outputs})
-    columns: dict[int, list[str]] = {}
-    for name, d in depth.items():
-        columns.setdefault(d, []).append(name)
-    position = {name: (d * 3.0, -i * 1.6) for d, names in columns.items() for i, name in enumerate(names)}
-    figure, axes = plt.subplots(figsize=(3 + 2.4 * len(columns), 1.5 + 1.2 * max(map(len, columns.values()))))
-    for source, target, value, grad, _ in result["edges"]:
-        for out in target.split("/"):
-            (x0, y0), (x1, y1) = position[source], position[out]
-            axes.annotate("", xy=(x1 - 0.45, y1), xytext=(x0 + 0.45, y0), arrowprops={"arrowstyle": "->"})
-            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-            axes.text(mx, my + 0.18, f"{value:.4g}", ha="center", fontsize=9)
-            axes.text(mx, my - 0.32, f"{grad:.4g}", ha="center", fontsize=9, color="red")
-    gate_of = {o: s.gate for s in graph.steps for o in s.outputs}
-    for name, (x, y) in position.items():
-        label = f"{gate_of[name]}\n{name}" if name in gate_of else name
-        axes.text(x, y, label, ha="center", va="center", fontsize=9,
-                  bbox={"boxstyle": "round", "facecolor": "#dde8f5" if name in gate_of else "white"})
-    axes.set_title(f"{result['title']}\nvalues above the edges, gradients d{result['output']}/d(value) below (red)",
-                   fontsize=10)
-    axes.set_xlim(-1, 3.0 * max(columns) + 1)
-    axes.set_ylim(-1.6 * max(map(len, columns.values())), 1)
-    axes.axis("off")
-    figure.tight_layout()
-    return figure
+    """The graph as the textbooks draw it: see graph_drawing.py."""
+    from .graph_drawing import draw
+    return draw(graph, result, plt)
 
 
 # --- a real network, layer by layer -------------------------------------------------------------------------
@@ -166,12 +141,36 @@ def format_trace(name: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def draw_trace(name: str, rows: list[dict], plt):
-    with_grad = [r for r in rows if "grad_norm" in r]
-    figure, axes = plt.subplots(figsize=(8, 4))
-    axes.bar([r["layer"] for r in with_grad], [r["grad_norm"] for r in with_grad])
+def vanishing_ratio(rows: list[dict]) -> float:
+    """How many times smaller the gradient arriving at the first layer is than at the last one: the
+    vanishing gradient in one number (1 means none, 1000 means the first layer barely learns)."""
+    norms = [r["grad_norm"] for r in rows if r["layer"].startswith(("Affine", "Convolution")) and "grad_norm" in r]
+    return float(norms[-1] / max(norms[0], 1e-300)) if norms else float("nan")
+
+
+def format_ratios(traces: list[dict]) -> str:
+    lines = ["gradient norm arriving at the output layer / at the first layer (the vanishing gradient):"]
+    for trace in traces:
+        ratio = trace["vanishing_ratio"]
+        verdict = "vanishes" if ratio > 50 else "keeps its size" if ratio < 5 else "shrinks"
+        lines.append(f"  {trace['network']}: {ratio:,.1f}x -- the gradient {verdict} on its way to the input")
+    return "\n".join(lines)
+
+
+def draw_traces(traces: list[dict], plt):
+    """Each network's gradient norm arriving at each layer, side by side on one log scale (input left)."""
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(traces)
+    for i, trace in enumerate(traces):
+        with_grad = [r for r in trace["layers"] if "grad_norm" in r]
+        positions = [j + (i - (len(traces) - 1) / 2) * width for j in range(len(with_grad))]
+        axes.bar(positions, [r["grad_norm"] for r in with_grad], width, color=f"C{i}",
+                 label=f"{trace['network'].split(' (')[0]}: {trace['vanishing_ratio']:,.0f}x smaller at the input")
+        if i == 0:  # the networks' activations differ in name (Sigmoid3, Relu3): the place is what counts
+            names = [re.sub(r"^(Relu|Sigmoid|Tanh)(\d+)$", r"activation\2", r["layer"]) for r in with_grad]
+            axes.set_xticks(range(len(with_grad)), names, rotation=60)
     axes.set_yscale("log")
-    axes.set(title=f"{name}: gradient norm arriving at each layer (input on the left)", ylabel="|dL/d output|")
-    axes.tick_params(axis="x", rotation=60)
-    figure.tight_layout()
+    axes.set(title="gradient norm arriving at each layer, one digit (input on the left)", ylabel="|dL/d output|")
+    figure.legend(*axes.get_legend_handles_labels(), loc="lower center", fontsize=8)  # below the axes: covers no bar
+    figure.tight_layout(rect=(0, 0.06 * len(traces) + 0.02, 1, 1))
     return figure
