@@ -27,11 +27,14 @@ def config_of(source):
               help="SOURCE is a config or run: draw training digits beside their distortions (train.augment).")
 @click.option("--activations", is_flag=True,
               help="SOURCE is a config or run: histograms of each hidden layer's activations for 1,000 digits.")
+@click.option("--weights", is_flag=True,
+              help="SOURCE is a run or model.npz: the first layer's weights as pictures (28x28 per dense unit, "
+                   "or the convolution's filters).")
 @click.option("--out", type=click.Path(dir_okay=False),
-              help="The PNG to write for --augment, --activations or several runs (default: in the run folder, "
-                   "or augment.png / activations.png / compare.png here).")
+              help="The PNG to write for --augment, --activations, --weights or several runs (default: in the run "
+                   "folder, or augment.png / activations.png / weights.png / compare.png here).")
 @cache_option
-def plot(sources, augment, activations, out, no_cache):
+def plot(sources, augment, activations, weights, out, no_cache):
     """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
     PNGs in the run folder SOURCE. With several runs, overlay their learning curves on one figure; with
     --augment, draw training digits and their distortions; with --activations, the distribution of each
@@ -46,10 +49,11 @@ def plot(sources, augment, activations, out, no_cache):
     """
     from ..views.plots import plot_augmented, plot_comparison, plot_run
 
-    if augment and activations:
-        raise BadInput("give --augment or --activations, not both")
-    if (augment or activations) and len(sources) > 1:
-        raise BadInput(f"--{'augment' if augment else 'activations'} draws one config or run; got {len(sources)}")
+    chosen = [name for name, flag in (("augment", augment), ("activations", activations), ("weights", weights)) if flag]
+    if len(chosen) > 1:
+        raise BadInput(f"give one of --{', --'.join(chosen)}, not several")
+    if chosen and len(sources) > 1:
+        raise BadInput(f"--{chosen[0]} draws one config or run; got {len(sources)}")
     source = Path(sources[0])
     read = {}
     for item in map(Path, sources):
@@ -66,6 +70,11 @@ def plot(sources, augment, activations, out, no_cache):
         click.echo(f"wrote {plot_augmented(samples, target('augment.png'))}")
     elif activations:
         click.echo(f"wrote {plot_activations(source, target('activations.png'), not no_cache)}")
+    elif weights:
+        from ..views.plots import plot_weights
+        model = source / "model.npz" if source.is_dir() else source
+        network, _, _ = load_model(model)
+        click.echo(f"wrote {plot_weights(network, target('weights.png'))}")
     elif len(sources) > 1:
         path = Path(out) if out else Path("compare.png")
         click.echo(f"wrote {plot_comparison([Path(s) for s in sources], path)}")

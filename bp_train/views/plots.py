@@ -78,17 +78,57 @@ def learning_curves(rows: list[dict], plt):
 
 
 def confusion_heatmap(confusion: np.ndarray, plt):
-    """counts[true, predicted] as a heat map with the counts written in."""
+    """counts[true, predicted] as a heat map with the counts written in. The diagonal (the right answers)
+    is left out of the colour scale, grey: it holds nearly every digit, and in one scale with it the
+    mistakes -- the point of the picture -- would all be the same pale blue."""
     figure, axes = plt.subplots(figsize=(6, 5))
-    image = axes.imshow(confusion, cmap="Blues")
+    diagonal = np.eye(len(confusion), dtype=bool)
+    mistakes = np.ma.masked_where(diagonal, confusion)
+    colours = plt.get_cmap("Reds").copy()
+    colours.set_bad("#d9d9d9")
+    worst = max(int(mistakes.max()) if mistakes.count() else 0, 1)
+    image = axes.imshow(mistakes, cmap=colours, vmin=0, vmax=worst)
     for (i, j), count in np.ndenumerate(confusion):
         axes.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                  color="white" if count > confusion.max() / 2 else "black")
-    axes.set(title="Confusion matrix (validation)", xlabel="predicted digit", ylabel="true digit",
-             xticks=range(len(confusion)), yticks=range(len(confusion)))
-    figure.colorbar(image, ax=axes)
+                  color="white" if not diagonal[i, j] and count > worst / 2 else "black")
+    axes.set(title="Confusion matrix (validation): the mistakes in colour", xlabel="predicted digit",
+             ylabel="true digit", xticks=range(len(confusion)), yticks=range(len(confusion)))
+    figure.colorbar(image, ax=axes, label="digits misread (diagonal, the right answers, in grey)")
     figure.tight_layout()
     return figure
+
+
+def weight_tiles(network) -> tuple[np.ndarray, str]:
+    """(tiles, what they are): the first layer's weights as pictures, one per unit or filter. A dense
+    layer's unit sees the whole image, so its 784 weights are a 28x28 picture of what excites it; a
+    convolution's filter is a small kernel (its first input channel, for a colour image)."""
+    W = np.asarray(network.params["W1"])
+    if W.ndim == 4:  # (KH, KW, C, F)
+        return np.moveaxis(W[:, :, 0, :], -1, 0), f"first convolution: {W.shape[3]} filters of {W.shape[0]}x{W.shape[1]}"
+    channels, height, width = network.input_shape
+    if channels * height * width != W.shape[0] or channels != 1:
+        raise BPTrainError(f"the first layer's {W.shape[0]} inputs are not a one-channel image; no pictures to draw")
+    return W.T.reshape(-1, height, width), f"first dense layer: {W.shape[1]} units, each a {height}x{width} picture"
+
+
+def weights_grid(tiles: np.ndarray, title: str, plt, limit: int = 100):
+    """Each tile in its own symmetric scale, red positive, blue negative: the pattern each unit looks for."""
+    shown = tiles[:limit]
+    side = int(np.ceil(np.sqrt(len(shown))))
+    figure, axes_grid = plt.subplots(side, side, figsize=(0.9 * side + 1, 0.9 * side + 1), squeeze=False)
+    for axes in axes_grid.flat:
+        axes.axis("off")
+    for axes, tile in zip(axes_grid.flat, shown):
+        bound = float(np.abs(tile).max()) or 1.0
+        axes.imshow(tile, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    figure.suptitle(f"{title}" + (f" ({limit} of {len(tiles)} shown)" if len(tiles) > limit else ""), fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_weights(network, path: Path) -> Path:
+    tiles, title = weight_tiles(network)
+    return save_figure(lambda plt: weights_grid(tiles, title, plt), path)
 
 
 def misclassified_grid(items: list[tuple[np.ndarray, str]], plt):
@@ -203,6 +243,16 @@ def hidden_activations(network, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return layers
 
 
+def readable_log_axis(axes, plt) -> None:
+    """A log x axis whose labels cannot run together: at most four decades labelled, none of the minor
+    ticks (whose '2x10^-3'-style labels overlapped into one string on a narrow range), tilted."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+    axes.set_xscale("log")
+    axes.xaxis.set_major_locator(LogLocator(numticks=4))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.tick_params(axis="x", labelrotation=30)
+
+
 def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Path) -> list[Path]:
     """history.png (every trial's metric in order; pruned ones at the value they were stopped at; the best so
     far as a line) and params.png (each sampled value against the metric) for `bp-train tune`. `trials`
@@ -240,7 +290,7 @@ def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Pa
                     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
                     axes.scatter(xs if numeric else [str(x) for x in xs], ys, marker=marker, color=colour, label=outcome)
             if name in log_params:
-                axes.set_xscale("log")
+                readable_log_axis(axes, plt)
             axes.set(xlabel=name, ylabel=metric)
             axes.grid(alpha=0.3)
         axes_row[0][0].legend()
