@@ -1,6 +1,6 @@
 """Re-measure the figures of the README and docs pages from the code as it is, and copy them there.
 
-Each section (results, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
+Each section (results, classroom, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
 `bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
 docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README and the
 pages under docs/ hold the same marked blocks, each block on one page; `--readme` (on by default) copies
@@ -281,7 +281,37 @@ def bad_inputs(args, *_):
     return out
 
 
-SECTIONS = {"results": results, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
+def classroom(args, *_):
+    """The chapter-6 experiments with two seeds each (their compare.png copied to docs/images), the
+    vanishing-gradient demo and a graph drawing: the numbers behind the pictures the teaching pages show."""
+    import shutil
+
+    images = ROOT / "docs" / "images"
+    parts = [stamp()]
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("optimizers", "init", "batchnorm", "dropout"):
+            out, seconds, _ = bp_train("compare", name, "--data", args.data, "--out", Path(folder) / name, "--json",
+                                       "--threads", THREADS)
+            summary = json.loads(out)
+            shutil.copyfile(Path(folder) / name / "compare.png", images / f"compare-{name}.png")
+            parts.append(f"\n**`make compare-{name}`** ({summary['epochs']} epochs, two seeds, "
+                         f"{human_time(seconds)}): {summary['caption']}.\n\n"
+                         "| variant | validation, seed 0 | seed 1 | spread | training - validation |\n|---|---|---|---|---|\n")
+            for label, figures_ in summary["variants"].items():
+                finals = [f"{r['final_val']:.2%}" for r in figures_["runs"]]
+                parts.append(f"| {label} | {' | '.join(finals)} | {figures_['spread_val']:.2%} | "
+                             f"{figures_['mean_gap']:.2%} |\n")
+    bp_train("explain", "apple-orange", "--png", images / "explain-apple-orange.png", cwd=ROOT)
+    out, _, _ = bp_train("explain", "network", "--config", "configs/deep-sigmoid.yaml", "--config",
+                         "configs/deep-relu.yaml", "--set", f"data.train={args.data}", "--png",
+                         images / "vanishing.png", cwd=ROOT)
+    ratios = [line.strip() for line in out.splitlines() if line.startswith("  deep-")]
+    parts.append("\n`bp-train explain network --config configs/deep-sigmoid.yaml --config configs/deep-relu.yaml`:"
+                 "\n\n" + "".join(f"- {line.split(' (')[0]}: {line.split(': ', 1)[1]}\n" for line in ratios))
+    return "".join(parts)
+
+
+SECTIONS = {"results": results, "classroom": classroom, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
             "pytorch": pytorch, "gpu": gpu, "tune": tune_search, "bad-inputs": bad_inputs}
 
 

@@ -210,9 +210,14 @@ def test_plot_overlays_several_runs_with_a_legend_entry_each(tiny_config, tmp_pa
     import matplotlib.pyplot as plt
     figure = compare_runs([(r.name, read_metrics(r)) for r in runs], plt)
     loss_axes, accuracy_axes = figure.axes
-    labels = [text.get_text() for text in accuracy_axes.get_legend().get_texts()]
-    assert labels == ["lr-0.01 (train)", "lr-0.01 (validation)", "lr-0.1 (train)", "lr-0.1 (validation)"]
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == ["lr-0.01", "lr-0.1", "validation", "training"]
     assert len(loss_axes.lines) == 4 and all(len(line.get_xdata()) == 3 for line in loss_axes.lines)
+    # the legend covers no data: it lies below both panels
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert all(not legend.overlaps(axes.get_window_extent(renderer)) for axes in figure.axes)
     plt.close(figure)
 
 

@@ -1,6 +1,6 @@
 """The `bp-train` command line. Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input, 130 interrupted.
 
-This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict),
+This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict, compare),
 measure.py (gradcheck, compare-speed, bench), data.py (data fetch, convert), views.py (plot, show,
 explain), exercise.py (exercise), tune.py (tune); common.py holds what they share."""
 
@@ -13,7 +13,7 @@ from .common import Group
 from .data import data
 from .exercise import exercise
 from .measure import bench, compare_speed, gradcheck
-from .train import evaluate, fit, predict
+from .train import compare, evaluate, fit, predict
 from .tune import tune
 from .views import explain, plot, show
 
@@ -38,5 +38,5 @@ def main():
     """
 
 
-for command in (fit, evaluate, predict, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, tune):
+for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, tune):
     main.add_command(command)

@@ -199,3 +199,43 @@ def write_csv(tmp, destination, header: str, table: np.ndarray, fmt) -> None:
         np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
     except OSError as exc:
         raise BPTrainError(f"{destination}: {exc.strerror or exc}; nothing was written") from None
+
+
+@click.command()
+@click.argument("experiment", type=click.Choice(["optimizers", "init", "batchnorm", "dropout"]))
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="The Kaggle-format train.csv(.gz).")
+@click.option("--seeds", default="0,1", show_default=True,
+              help="Seeds to train each variant with; two or more show the noise a difference must beat.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the runs and compare.png "
+              "(default: runs/compare-EXPERIMENT); its earlier runs are replaced.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@threads_option
+def compare(experiment, data, seeds, out, as_json):
+    """Run one of the textbook's chapter-6 experiments: the same 5-layer network trained a few ways (the
+    optimizers, the weight initialization, BatchNorm, dropout), each with every seed; overlay the first
+    seed's learning curves in compare.png and print each variant's final accuracies and their spread.
+
+    \b
+    Example:
+      bp-train compare init --data data/train.csv
+    """
+    from ..training.experiments import format_summary, run_experiment
+
+    try:
+        chosen = sorted({int(s) for s in seeds.split(",")})
+    except ValueError:
+        raise BadInput(f"--seeds {seeds[:40]!r}: expected whole numbers separated by commas, e.g. 0,1") from None
+    if not chosen or min(chosen) < 0 or max(chosen) > 2**32 - 1 or len(chosen) > 10:
+        raise BadInput(f"--seeds {seeds[:40]!r}: one to ten seeds between 0 and {2**32 - 1}")
+    folder = Path(out or f"runs/compare-{experiment}")
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    summary = run_experiment(experiment, data, folder, chosen, log=log)
+    try:
+        from ..views.plots import plot_experiment
+        summary["figure"] = str(plot_experiment(summary, folder, chosen[0]))
+    except BPTrainError as exc:  # matplotlib missing: the figures still stand
+        log(f"no compare.png: {exc}")
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(format_summary(summary) + (f"\nwrote {summary['figure']}" if "figure" in summary else ""))

@@ -193,23 +193,47 @@ def save_figure(make_figure, path: Path) -> Path:
 
 def compare_runs(runs: list[tuple[str, list[dict]]], plt):
     """Learning curves of several runs on one figure: loss and accuracy per epoch, one colour per run,
-    validation solid and training dashed (so overfitting shows as a gap)."""
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    validation solid and training dashed (so overfitting shows as a gap). The legend sits below the two
+    panels, where it can cover no curve: one entry per run, and one for each line style."""
+    from matplotlib.lines import Line2D
+
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4.6))
+    handles = []
+    any_val = False
     for index, (name, rows) in enumerate(runs):
         colour = f"C{index % 10}"
         epochs = [int(r["epoch"]) for r in rows]
         for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
             has_val = bool(rows and rows[0][f"val_{metric}"])
-            axes.plot(epochs, [float(r[f"train_{metric}"]) for r in rows], "--", color=colour,
-                      label=f"{name} (train)" if has_val else name)
+            any_val = any_val or has_val
+            axes.plot(epochs, [float(r[f"train_{metric}"]) for r in rows], "--" if has_val else "-", color=colour)
             if has_val:
-                axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "-", color=colour, label=f"{name} (validation)")
+                axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "-", color=colour)
+        handles.append(Line2D([], [], color=colour, label=name))
+    if any_val:
+        handles += [Line2D([], [], color="black", label="validation"),
+                    Line2D([], [], color="black", linestyle="--", label="training")]
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
-    figure.tight_layout()
+    columns = min(len(handles), 4)
+    figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.045 * -(-len(handles) // columns) + 0.02, 1, 1))
     return figure
+
+
+def plot_experiment(summary: dict, folder: Path, seed: int) -> Path:
+    """compare.png of a chapter-6 experiment: each variant's learning curves (the first seed), the caption
+    as the title."""
+    runs = [(label, read_metrics(folder / f"{label.replace(' ', '-')}-s{seed}")) for label in summary["variants"]]
+
+    def draw(plt):
+        figure = compare_runs(runs, plt)
+        figure.suptitle(summary["caption"], fontsize=9, wrap=True)
+        bottom = figure.subplotpars.bottom
+        figure.subplots_adjust(top=0.84, bottom=bottom)
+        return figure
+    return save_figure(draw, folder / "compare.png")
 
 
 def plot_comparison(run_dirs: list[Path], path: Path) -> Path:
