@@ -158,17 +158,42 @@ def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
 @click.command()
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="A model.npz written by fit.")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
+@click.option("--data", type=click.Path(dir_okay=False),
               help="Digit CSV to label (a 'label' column, if present, is ignored).")
-@click.option("--out", default="submission.csv", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write 'ImageId,Label' (ImageId from 1), the Kaggle submission format.")
+@click.option("--image", "images", multiple=True, type=click.Path(),
+              help="A picture of a digit (PNG, JPEG, BMP, GIF, WebP) or a folder of them, prepared as MNIST's "
+                   "digits were (see bp-train show --image); repeatable. Instead of --data.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="With --data: where to write 'ImageId,Label' (default submission.csv), the Kaggle format. "
+                   "With --image: a CSV 'file,label,p0..p9'.")
 @click.option("--proba", type=click.Path(dir_okay=False),
-              help="Also write the class probabilities, one column per digit, to this CSV.")
+              help="With --data: also write the class probabilities, one column per digit, to this CSV.")
+@click.option("--save-inputs", type=click.Path(file_okay=False),
+              help="With --image: write the 28x28 picture the network saw for each image, as PNG, into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="With --image: print a list of {file, label, probabilities}.")
 @device_option
 @cache_option
 @threads_option
-def predict(model_path, data, out, proba, device, no_cache):
-    """Label every row of a digit CSV and write a Kaggle submission."""
+def predict(model_path, data, images, out, proba, save_inputs, as_json, device, no_cache):
+    """Label every row of a digit CSV and write a Kaggle submission; or read pictures of digits.
+
+    \b
+    Examples:
+      bp-train predict --model runs/cnn/model.npz --data data/test.csv --out submission.csv
+      bp-train predict --model runs/cnn/model.npz --image my-seven.png --image scans/
+    """
+    if bool(data) == bool(images):
+        raise BadInput("give --data CSV (a Kaggle file) or --image PATH (pictures), one of the two")
+    if images:
+        if proba:
+            raise BadInput("--proba goes with --data; with --image, --out CSV holds the probabilities")
+        return predict_images(model_path, images, out, save_inputs, as_json, device)
+    if save_inputs or as_json:
+        raise BadInput("--save-inputs and --json go with --image")
+    predict_csv(model_path, data, out or "submission.csv", proba, device, no_cache)
+
+
+def predict_csv(model_path, data, out, proba, device, no_cache):
     from ..data.digits import resolve
 
     refuse_overwriting({"--out": out, "--proba": proba},
@@ -190,6 +215,44 @@ def predict(model_path, data, out, proba, device, no_cache):
                       ["%d"] + ["%.6f"] * scores.shape[1])
     click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
 
+
+def predict_images(model_path, images, out, save_inputs, as_json, device):
+    """Every picture prepared and read before anything is written: a bad one leaves no file behind."""
+    from ..data.images import image_files, prepare
+    from ..training.recognize import check_fits, describe, recognize
+
+    files = image_files(images)
+    refuse_overwriting({"--out": out}, {"model file (--model)": model_path, **{f"image {f}": str(f) for f in files}})
+    network, _, _ = load_model(model_path, device=device or "cpu")
+    check_fits(network, model_path)
+    results = recognize(network, [prepare(f) for f in files])
+    if out:
+        import csv
+        import io
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["file", "label", *(f"p{d}" for d in range(10))])
+        writer.writerows([r["file"], r["label"], *(f"{p:.6f}" for p in r["probabilities"])] for r in results)
+        from ..files.store import write_text
+        write_text(out, text.getvalue())
+    if save_inputs:
+        save_pictures(results, Path(save_inputs))
+    if as_json:
+        emit_json([{k: r[k] for k in ("file", "label", "probabilities", "notes")} for r in results])
+    else:
+        click.echo("\n".join(describe(r) for r in results))
+
+
+def save_pictures(results, folder: Path) -> None:
+    """Each 28x28 input as an 8-bit PNG named after its picture, written atomically."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        target = folder / (Path(result["file"]).stem + ".png")
+        with atomic_path(target) as tmp:
+            pixels = (np.asarray(result["input"]) * 255).round().astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
 
 
 def write_csv(tmp, destination, header: str, table: np.ndarray, fmt) -> None:

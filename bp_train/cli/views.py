@@ -116,12 +116,18 @@ def plot_activations(source: Path, path: Path, cache: bool) -> Path:
               help="At most this many digits (for a run folder, or with --augment).")
 @click.option("--augment", is_flag=True,
               help="SOURCE is a config or run: show training digits beside their distortions (train.augment).")
-def show(source, rows, limit, augment):
-    """Print digits as text art: rows of a CSV, a run folder's misclassified validation digits, or (with
-    --augment) training digits beside the distortions a config's train.augment draws."""
+@click.option("--image", is_flag=True,
+              help="SOURCE is a picture of a digit: show it beside the 28x28 that MNIST's preparation makes of it.")
+def show(source, rows, limit, augment, image):
+    """Print digits as text art: rows of a CSV, a run folder's misclassified validation digits, (with
+    --augment) training digits beside the distortions a config's train.augment draws, or (with --image) a
+    picture beside what a network is shown of it."""
     from ..training.report import text_art
 
     path = Path(source)
+    if image:
+        show_image(path)
+        return
     if augment:
         from ..data.augment import augmented_samples
         for original, versions in augmented_samples(config_of(path), count=min(limit, 4), versions=2):
@@ -152,6 +158,22 @@ def show(source, rows, limit, augment):
     for image, caption in items:
         click.echo(caption)
         click.echo("\n".join(text_art(image)))
+
+
+def show_image(path: Path) -> None:
+    """The picture as it is (shrunk to 28 columns, its own light and dark), then as prepared, side by side."""
+    from ..data.images import naive, prepare
+    from ..training.report import text_art
+
+    prepared = prepare(path)
+    before = naive(path)
+    before = before if np.median(before) < 128 else 255 - before  # shown as ink, whatever the paper
+    notes = f" ({'; '.join(prepared.notes)})" if prepared.notes else ""
+    click.echo(f"{'the picture, resized to 28x28':<56}   as MNIST prepared its digits{notes}")
+    columns = [text_art(before.round().astype(np.uint8)), text_art(prepared.pixels.round().astype(np.uint8))]
+    click.echo("\n".join("   ".join(parts) for parts in zip(*columns)))
+    click.echo("\nsteps: transparency onto white, grey, polarity from the border, background removed, cropped to the "
+               "ink, longer side to 20 pixels, placed in 28x28 by its centre of mass")
 
 
 @click.command()

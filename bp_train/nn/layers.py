@@ -223,7 +223,8 @@ class BatchNorm:
     in evaluation are updated. Backward differentiates through mean and std too; written compactly,
         dgamma = sum(dout * xhat),  dbeta = sum(dout),
         dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std,  where dxhat = dout * gamma.
-    `frozen` keeps the running averages unchanged (used while gradients are checked numerically).
+    `frozen` keeps the running averages unchanged (used while gradients are checked numerically). In
+    evaluation mode the layer is a fixed scale and shift, and backward is that scale (for saliency maps).
     """
 
     def __init__(self, gamma, beta, running_mean, running_var, momentum=0.9, eps=1e-5):
@@ -268,6 +269,8 @@ class BatchNorm:
         return out
 
     def backward(self, dout):
+        if not self.train:  # evaluation: a fixed scale per feature, gamma / sqrt(running_var + eps)
+            return dout * (self.gamma / np.sqrt(self.running_var + self.eps))
         n = len(dout)
         self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)  # (CuPy's einsum has no out=)
         np.sum(dout, axis=0, out=self.dbeta)

@@ -273,6 +273,23 @@ class Network:
                 self.grads[key] += self.weight_decay * self.params[key]  # d/dW of (decay / 2) * W^2
         return dict(self.grads)
 
+    def score_gradient(self, x: np.ndarray, label: int) -> np.ndarray:
+        """d(score of class `label`)/d(input pixels), one row per row of x, in evaluation mode: backprop
+        reaches the input too. The backward pass is the one training uses, started from dout = 1 at that
+        class's score (before softmax) and 0 elsewhere; the first layer, which in training skips its dL/dx
+        (the data needs none), computes it here. Which pixels, made brighter, would raise the score most."""
+        scores = self.predict(x)
+        dout = np.zeros_like(scores)
+        dout[:, label] = 1.0
+        first = next(layer for layer in self.layers.values() if hasattr(layer, "need_dx"))
+        first.need_dx = True
+        try:
+            for layer in reversed(self.layers.values()):
+                dout = layer.backward(dout)
+        finally:
+            first.need_dx = False
+        return dout
+
     def _gather_gradients(self) -> None:
         """Our layers write their gradients into the views they were given; a layer written as the textbook
         writes it (`self.dW = x.T @ dout`) makes a new array instead, which is copied into the vector."""
