@@ -1,6 +1,6 @@
 """Re-measure the figures of the README and docs pages from the code as it is, and copy them there.
 
-Each section (results, classroom, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
+Each section (results, classroom, own-digits, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
 `bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
 docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README and the
 pages under docs/ hold the same marked blocks, each block on one page; `--readme` (on by default) copies
@@ -311,7 +311,57 @@ def classroom(args, *_):
     return "".join(parts)
 
 
-SECTIONS = {"results": results, "classroom": classroom, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
+def own_digits(args, *_):
+    """The README's "your own digits" figures: t10k digits drawn as people draw them, read by default.yaml's
+    network trained on MNIST's 60,000 (docs/digit_styles.py), and the draw-a-digit server's latency."""
+    import importlib.util
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+    import http.client
+    from bp_train.data.mnist import read_pair
+
+    spec = importlib.util.spec_from_file_location("digit_styles", ROOT / "docs" / "digit_styles.py")
+    styles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(styles)
+    mnist = Path(args.mnist)
+    with tempfile.TemporaryDirectory() as folder:
+        train = Path(folder) / "train.csv"
+        bp_train("data", "convert", "--images", mnist / "train-images-idx3-ubyte.gz", "--labels",
+                 mnist / "train-labels-idx1-ubyte.gz", "--out", train)
+        bp_train("fit", "--config", ROOT / "configs" / "default.yaml", "--data", train, "--out", Path(folder) / "run",
+                 "--set", "data.val_fraction=0", "--quiet", "--threads", THREADS)
+        model = Path(folder) / "run" / "model.npz"
+        images, labels = read_pair(mnist / "t10k-images-idx3-ubyte.gz", mnist / "t10k-labels-idx1-ubyte.gz")
+        figures = styles.accuracies(model, images[:1000], labels[:1000])
+        server = subprocess.Popen([sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port",
+                                   "0"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        port = int(server.stderr.readline().split(":")[2].split("/")[0])
+        body = styles.canvas(images[0].reshape(28, 28), None)
+
+        def timed(_):
+            start = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", "/api/predict", body=body)
+            ok = connection.getresponse().status == 200
+            connection.close()
+            return ok, time.perf_counter() - start
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(timed, range(200)))
+        server.terminate()
+        server.wait()
+    rows = figures.pop("csv rows")[0]
+    lines = [stamp(), "\n| the same 1,000 t10k digits | read as MNIST prepared its digits | simply resized to 28x28 |\n",
+             "|---|---|---|\n", f"| as CSV rows (the data set itself) | **{rows:.1%}** | |\n"]
+    lines += [f"| {style} | **{prepared:.1%}** | {resized:.1%} |\n" for style, (prepared, resized) in figures.items()]
+    seconds = sorted(s for _, s in answers)
+    lines.append(f"\n`bp-train serve`: 200 requests (a 280x280 canvas PNG each) from 4 concurrent clients on loopback, "
+                 f"{sum(ok for ok, _ in answers)} answered 200; latency median {statistics.median(seconds) * 1000:.0f} ms, "
+                 f"95th percentile {seconds[int(0.95 * len(seconds)) - 1] * 1000:.0f} ms (the prediction and its saliency "
+                 "map included; one request at a time uses the network).\n")
+    return "".join(lines)
+
+
+SECTIONS = {"results": results, "classroom": classroom, "own-digits": own_digits, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
             "pytorch": pytorch, "gpu": gpu, "tune": tune_search, "bad-inputs": bad_inputs}
 
 

@@ -12,7 +12,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "bp_train"
 # From the bottom up. A module may import modules of a lower rank, or of its own package.
 RANKS = {"errors": 0, "nn": 1, "machine": 2, "machine.memory": 2, "machine.threads": 2, "config": 3, "files": 4, "data": 5,
-         "training": 6, "machine.speed": 7, "views": 7, "exercises": 7, "tune": 8, "cli": 9, "launch": 10}
+         "training": 6, "machine.speed": 7, "views": 7, "exercises": 7, "serve": 8, "tune": 8, "cli": 9, "launch": 10}
 
 
 def module_name(path: Path) -> str:
@@ -80,8 +80,13 @@ def test_every_module_has_a_place_and_every_folder_is_a_package():
     for path in SOURCES:
         name = module_name(path)
         assert not name or rank_of("bp_train." + name) is not None, f"{path} has no place in RANKS"
-    for folder in (p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+    for folder in (p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__" and any(p.glob("*.py"))):
         assert (folder / "__init__.py").is_file(), f"{folder} is not a package: `pip install .` would leave it out"
+    # a folder of data files (the page) is shipped as package data
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for folder in (p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__" and not any(p.glob("*.py"))):
+        package = ".".join(folder.parent.relative_to(ROOT).parts)
+        assert f'"{package}" = ["{folder.name}/*"]' in pyproject, f"{folder} is not shipped as package data"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -2,7 +2,7 @@
 
 This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict, compare),
 measure.py (gradcheck, compare-speed, bench), data.py (data fetch, convert), views.py (plot, show,
-explain), exercise.py (exercise), tune.py (tune); common.py holds what they share."""
+explain), exercise.py (exercise), serve.py (serve), tune.py (tune); common.py holds what they share."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .common import Group
 from .data import data
 from .exercise import exercise
 from .measure import bench, compare_speed, gradcheck
+from .serve import serve
 from .train import compare, evaluate, fit, predict
 from .tune import tune
 from .views import explain, plot, show
@@ -38,5 +39,5 @@ def main():
     """
 
 
-for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, tune):
+for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, serve, tune):
     main.add_command(command)

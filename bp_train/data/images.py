@@ -31,20 +31,26 @@ class Prepared:
 
 
 def open_image(path: Path):
-    """The picture, decoded and bounded: one DataError naming the file for anything else."""
-    from PIL import Image, UnidentifiedImageError
-
+    """The picture in a file, decoded and bounded: one DataError naming the file for anything else."""
     if not path.is_file():
         raise DataError(f"{path}: image not found" if not path.exists() else f"{path}: not a file")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: {path.stat().st_size / 1e6:,.0f} MB is more than an image of a digit needs "
                         f"(at most {MAX_FILE_BYTES / 1e6:.0f} MB)")
+    return decode(path, str(path))
+
+
+def decode(source, name: str):
+    """Pillow's decoding of a file or file-like `source`, refusing a picture that declares more pixels than
+    MAX_PIXELS from its header alone, before a byte of it is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow refuses twice this outright, and warns above it
     try:
-        image = Image.open(path)
+        image = Image.open(source)
         width, height = image.size
-        if width * height > MAX_PIXELS:  # refused from the header alone, before a byte is decoded
-            raise DataError(f"{path}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} we decode "
+        if width * height > MAX_PIXELS:
+            raise DataError(f"{name}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} we decode "
                             "(a small file declaring a huge picture is a decompression bomb)")
         image.load()
     except DataError:
@@ -52,9 +58,9 @@ def open_image(path: Path):
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         kind = "not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)" if isinstance(
             exc, UnidentifiedImageError) else "declares more pixels than we decode (a decompression bomb?)"
-        raise DataError(f"{path}: {kind}") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or damaged data inside a real header
-        raise DataError(f"{path}: a damaged or truncated image ({str(exc)[:120]})") from None
+        raise DataError(f"{name}: {kind}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data inside a real header
+        raise DataError(f"{name}: a damaged or truncated image ({str(exc)[:120]})") from None
     return image
 
 
@@ -114,7 +120,7 @@ def remove_background(grey: np.ndarray) -> np.ndarray:
 
 def crop_to_ink(ink: np.ndarray, source: str) -> np.ndarray:
     """The smallest box holding every pixel of ink (at least a tenth of the strongest)."""
-    rows, cols = np.nonzero(ink > 0.1 * ink.max()) if ink.max() > 0 else ((), ())
+    rows, cols = np.nonzero(ink > 0.05 * ink.max()) if ink.max() > 0 else ((), ())
     if len(rows) == 0:
         raise DataError(f"{source}: no ink found: the picture is blank (one colour throughout)")
     return ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -160,10 +166,21 @@ def prepare_grey(grey: np.ndarray, source: str, notes: list) -> np.ndarray:
 
 def prepare(path: str | os.PathLike) -> Prepared:
     """The whole recipe, from a file to the 28x28 a network reads."""
-    path, notes = Path(path), []
-    image = first_frame(open_image(path), notes)
-    grey = to_grey(flatten_transparency(image))
-    return Prepared(prepare_grey(grey, str(path), notes), str(path), notes)
+    return prepare_image(open_image(Path(path)), str(path))
+
+
+def prepare_bytes(data: bytes, name: str) -> Prepared:
+    """The same for a picture sent as bytes (the page's canvas, a dropped photo)."""
+    import io
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(f"{name}: more than {MAX_FILE_BYTES / 1e6:.0f} MB")
+    return prepare_image(decode(io.BytesIO(data), name), name)
+
+
+def prepare_image(image, name: str) -> Prepared:
+    notes = []
+    grey = to_grey(flatten_transparency(first_frame(image, notes)))
+    return Prepared(prepare_grey(grey, name, notes), name, notes)
 
 
 def naive(path: str | os.PathLike) -> np.ndarray:

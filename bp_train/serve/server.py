@@ -1,0 +1,103 @@
+"""The draw-a-digit server: the standard library's threading HTTP server, which is enough for one person's
+page (a framework would add a dependency and nothing this needs).
+
+    GET  /              the page (static/index.html: no CDN, it works offline)
+    POST /api/predict   a picture as the body -> {label, probabilities, input (28x28, 0..1), saliency (28x28)}
+
+The picture goes through the very preparation `predict --image` uses (data/images.py). A bad request
+gets a 4xx and a JSON {"error": ...}, and the server goes on serving. The network keeps what its last
+pass cached (the layers' inputs, masks), so one lock lets one request use it at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+from ..data.images import prepare_bytes
+from ..errors import BPTrainError
+from ..training.recognize import recognize
+
+MAX_BODY = 4_000_000  # a canvas PNG is tens of kB, a phone photo a few MB
+
+
+class DigitServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, network, quiet: bool = True):
+        super().__init__(address, Handler)
+        self.network, self.lock, self.quiet = network, threading.Lock(), quiet
+        self.page = resources.files("bp_train.serve").joinpath("static/index.html").read_bytes()
+
+    def read(self, body: bytes) -> dict:
+        with self.lock:
+            result = recognize(self.network, [prepare_bytes(body, "the picture")], saliency=True)[0]
+        return {key: result[key] for key in ("label", "probabilities", "input", "saliency", "notes")}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DigitServer
+
+    def log_message(self, format, *args):  # one line per request only when asked (--log)
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+    def send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status: int, payload: dict) -> None:
+        self.send(status, json.dumps(payload).encode(), "application/json")
+
+    def do_GET(self):
+        if self.path in ("/", "/index.html"):
+            self.send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+        elif self.path == "/api/predict":
+            self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict"})
+        else:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path[:80]}"})
+
+    def do_POST(self):
+        if self.path != "/api/predict":
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path[:80]}; POST to /api/predict"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the picture with a Content-Length"})
+            return
+        if length > MAX_BODY or length < 0:
+            self.close_connection = True  # the body is not read: this connection cannot carry another request
+            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           {"error": f"{length:,} bytes; a picture of a digit needs at most {MAX_BODY:,}"})
+            return
+        body = self.rfile.read(length)
+        if not body:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "an empty body: POST the picture itself"})
+            return
+        try:
+            self.send_json(HTTPStatus.OK, self.server.read(body))
+        except BPTrainError as exc:  # not an image, a blank canvas, a bomb: the user's picture, not our bug
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+
+    def do_PUT(self):
+        self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict"})
+
+    do_DELETE = do_PATCH = do_PUT
+
+
+def serve(network, host: str, port: int, announce=print, quiet: bool = True) -> None:
+    """Serve until Ctrl-C (KeyboardInterrupt propagates once the socket is closed)."""
+    server = DigitServer((host, port), network, quiet)
+    announce(f"serving on http://{host}:{server.server_address[1]}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()

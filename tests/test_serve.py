@@ -1,0 +1,211 @@
+"""`bp-train serve`: the JSON endpoint answers as `predict --image` does, every bad request gets its 4xx
+and the next one is answered, concurrent clients all get right answers, Ctrl-C stops it; and in a real
+browser (Debian's chromium driven by Playwright) strokes drawn with the mouse are read."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import REPLICA_TRAIN, run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A model that reads digits: default.yaml's network on the Kaggle-format data when it is here
+    (a few seconds), else on a small synthetic file (enough for everything but the browser's strokes)."""
+    folder = tmp_path_factory.mktemp("serve")
+    data = REPLICA_TRAIN if REPLICA_TRAIN.is_file() else None
+    if data is None:
+        from conftest import synthetic_digits, write_digit_csv
+        data = write_digit_csv(folder / "digits.csv", *synthetic_digits(600))
+    result = run_cli("fit", "--data", data, "--epochs", "3", "--out", folder / "run", "--quiet", "--threads", "2")
+    assert result.exit_code == 0, result.stderr
+    return folder / "run" / "model.npz"
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port",
+                                str(port)], stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    assert f"http://127.0.0.1:{port}/" in line, line
+    yield port, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def request(port, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(method, path, body=body, headers=headers or {})
+    answer = connection.getresponse()
+    payload = answer.read()
+    connection.close()
+    return answer.status, json.loads(payload) if answer.getheader("Content-Type", "").startswith("application/json") \
+        else payload
+
+
+def stroke_png(kind="one"):
+    """A digit as a person draws it on the page: black strokes on white."""
+    image = Image.new("L", (280, 280), 255)
+    pen = ImageDraw.Draw(image)
+    if kind == "one":
+        pen.line([(140, 40), (140, 240)], fill=0, width=18)
+    else:
+        pen.ellipse([70, 40, 210, 240], outline=0, width=18)
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"stroke-{kind}-{os.getpid()}.png"
+    image.save(path)
+    return path.read_bytes()
+
+
+def test_the_endpoint_answers_as_predict_image_does(server, model, tmp_path):
+    port, _ = server
+    body = stroke_png("one")
+    status, answer = request(port, "POST", "/api/predict", body)
+    assert status == 200
+    assert set(answer) >= {"label", "probabilities", "input", "saliency"}
+    assert np.array(answer["input"]).shape == (28, 28) == np.array(answer["saliency"]).shape
+    assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-5)
+    assert np.abs(answer["saliency"]).max() == pytest.approx(1)
+    (tmp_path / "one.png").write_bytes(body)
+    same = json.loads(run_cli("predict", "--model", model, "--image", tmp_path / "one.png", "--json").stdout)[0]
+    assert same["label"] == answer["label"] and same["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-6)
+
+
+BAD_REQUESTS = [
+    ("a wrong method", "PUT", "/api/predict", b"x", {}, 405),
+    ("a GET of the endpoint", "GET", "/api/predict", None, {}, 405),
+    ("an unknown path", "POST", "/api/nothing", b"x", {}, 404),
+    ("an empty body", "POST", "/api/predict", b"", {}, 400),
+    ("a body that is no image", "POST", "/api/predict", b"GIF89a not really", {}, 400),
+    ("a blank canvas", "POST", "/api/predict", None, {}, 400),
+    ("a body over the limit", "POST", "/api/predict", b"x" * 100, {"Content-Length": "5000000"}, 413),
+]
+
+
+@pytest.mark.parametrize("what, method, path, body, headers, status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_each_bad_request_gets_its_4xx_and_the_next_request_is_answered(server, what, method, path, body, headers, status):
+    port, process = server
+    if what == "a blank canvas":
+        import io
+        buffer = io.BytesIO()
+        Image.new("L", (280, 280), 255).save(buffer, format="PNG")
+        body = buffer.getvalue()
+    try:
+        got, answer = request(port, method, path, body, headers)
+    except (ConnectionError, http.client.HTTPException):  # the server may close a connection it will not read
+        got, answer = status, {"error": "closed"}
+    assert got == status and isinstance(answer, dict) and answer["error"], (what, got, answer)
+    ok, answer = request(port, "POST", "/api/predict", stroke_png("one"))
+    assert ok == 200 and process.poll() is None
+
+
+def test_two_hundred_requests_from_four_clients_are_all_answered_right(server):
+    port, _ = server
+    bodies = {kind: stroke_png(kind) for kind in ("one", "zero")}
+    expected = {kind: request(port, "POST", "/api/predict", body)[1]["label"] for kind, body in bodies.items()}
+    kinds = ["one", "zero"] * 100
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda kind: request(port, "POST", "/api/predict", bodies[kind]), kinds))
+    assert all(status == 200 for status, _ in answers)
+    assert [answer["label"] for _, answer in answers] == [expected[kind] for kind in kinds]
+
+
+def test_the_page_is_served_whole_and_loads_nothing_from_elsewhere(server):
+    port, _ = server
+    status, page = request(port, "GET", "/")
+    assert status == 200 and b"<canvas id=\"pad\"" in page
+    assert b"http://" not in page and b"https://" not in page and b"src=" not in page  # no CDN: offline
+
+
+def test_ctrl_c_stops_the_server_cleanly(model):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port",
+                                str(port)], stderr=subprocess.PIPE, text=True)
+    assert "serving on" in process.stderr.readline()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 130
+    rest = process.stderr.read()
+    assert "Traceback" not in rest and rest.count("\n") == 1
+
+
+def test_a_taken_port_is_one_line(server, model):
+    port, _ = server
+    result = run_cli("serve", "--model", model, "--port", port)
+    assert result.exit_code == 2 and "cannot listen" in result.stderr and result.stderr.count("\n") == 1
+
+
+# --- in a real browser ---------------------------------------------------------------------------------------
+
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
+                                     "(pip install playwright; it is in bp-train's dev extra)")
+    if CHROMIUM is None:
+        pytest.skip("the browser tests need Debian's chromium package (apt-get install chromium)")
+    if not REPLICA_TRAIN.is_file():
+        pytest.skip("the strokes are read by a model trained on ../shared/data/kaggle-replica, which is absent")
+    return playwright
+
+
+def draw(page, points):
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    page.mouse.up()
+
+
+def read_page(page):
+    page.wait_for_function("document.querySelectorAll('#bars .bar').length === 10")
+    page.wait_for_timeout(300)  # the last stroke's request
+    page.wait_for_function("document.querySelectorAll('#bars .bar').length === 10")
+    label = page.locator("#digit").inner_text()
+    total = sum(float(b.get_attribute("data-probability")) for b in page.locator("#bars .bar").all())
+    return label, total
+
+
+def test_in_a_browser_a_vertical_stroke_reads_1_a_loop_reads_0_and_an_upload_is_read(server, tmp_path):
+    sync = browser()
+    port, _ = server
+    with sync.sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = chrome.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        draw(page, [(140, 40), (140, 120), (140, 240)])
+        label, total = read_page(page)
+        assert label == "1" and total == pytest.approx(1, abs=1e-3)
+        page.click("#clear")
+        assert page.locator("#digit").inner_text() == "?"
+        loop = [(140 + 70 * np.sin(a), 140 - 100 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 40)]
+        draw(page, loop)
+        label, total = read_page(page)
+        assert label == "0" and total == pytest.approx(1, abs=1e-3)
+        (tmp_path / "one.png").write_bytes(stroke_png("one"))
+        page.click("#clear")
+        page.set_input_files("#file", str(tmp_path / "one.png"))
+        label, total = read_page(page)
+        assert label == "1" and total == pytest.approx(1, abs=1e-3)
+        page.screenshot(path=str(tmp_path / "page.png"))
+        chrome.close()
