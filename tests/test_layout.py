@@ -12,7 +12,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "bp_train"
 # From the bottom up. A module may import modules of a lower rank, or of its own package.
 RANKS = {"errors": 0, "nn": 1, "machine": 2, "machine.memory": 2, "machine.threads": 2, "config": 3, "files": 4, "data": 5,
-         "training": 6, "machine.speed": 7, "views": 7, "exercises": 7, "serve": 8, "tune": 8, "cli": 9, "launch": 10}
+         "training": 6, "machine.speed": 7, "views": 7, "exercises": 7, "serve": 8, "export": 8, "tune": 8, "cli": 9, "launch": 10}
 
 
 def module_name(path: Path) -> str:

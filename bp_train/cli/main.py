@@ -2,7 +2,7 @@
 
 This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict, compare),
 measure.py (gradcheck, compare-speed, bench), data.py (data fetch, convert), views.py (plot, show,
-explain), exercise.py (exercise), serve.py (serve), tune.py (tune); common.py holds what they share."""
+explain), exercise.py (exercise), serve.py (serve), export.py (export), tune.py (tune); common.py holds what they share."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .. import __version__
 from .common import Group
 from .data import data
 from .exercise import exercise
+from .export import export
 from .measure import bench, compare_speed, gradcheck
 from .serve import serve
 from .train import compare, evaluate, fit, predict
@@ -39,5 +40,5 @@ def main():
     """
 
 
-for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, serve, tune):
+for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, serve, export, tune):
     main.add_command(command)
