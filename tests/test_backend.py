@@ -32,7 +32,7 @@ def test_device_cuda_without_cupy_is_one_line_naming_the_install(tmp_path, tiny_
                  ["compare-speed", "--config", tiny_config, "--sizes", "3"]):
         result = run_cli(*args, "--device", "cuda")
         assert result.exit_code == 2, args
-        assert "needs CuPy, which is not installed: pip install 'bp-train[gpu]'" in result.stderr
+        assert "needs CuPy, which is not installed: from the bp-train checkout: .venv/bin/python -m pip install -e '.[gpu]'" in result.stderr
         assert result.stderr.count("\n") == 1
     assert not (tmp_path / "run").exists()
 

@@ -182,3 +182,19 @@ def test_bench_busy_reports_idle_and_busy_epochs_with_their_thread_counts(digits
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["training"][0]
     assert row["threads"] >= 1 and row["busy"]["threads"] >= 1 and row["busy_over_idle"] > 0
+
+
+def test_every_install_hint_works_as_written_from_a_checkout():
+    """bp-train is not on PyPI: `pip install 'bp-train[gpu]'` fails. Every hint the program or the docs
+    print installs an extra this pyproject defines, from the checkout, into the project's environment."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    texts = [p.read_text() for p in [*(ROOT / "bp_train").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]]
+    hinted = set()
+    for text in texts:
+        assert "bp-train[" not in text  # a PyPI name that does not exist
+        hinted |= set(re.findall(r"\.venv/bin/python -m pip install -e '\.\[(\w+)\]'", text))
+    assert hinted and hinted <= set(extras), hinted - set(extras)
+    assert {"gpu", "plot", "tune", "onnx", "postgres"} <= hinted

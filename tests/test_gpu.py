@@ -13,7 +13,7 @@ from bp_train.training.trainer import Trainer
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
 
-cupy = pytest.importorskip("cupy", reason="CuPy is the optional extra bp-train[gpu]; GPU tests need it")
+cupy = pytest.importorskip("cupy", reason="CuPy is the optional extra gpu (.venv/bin/python -m pip install -e '.[gpu]'); GPU tests need it")
 try:
     if cupy.cuda.runtime.getDeviceCount() < 1:
         raise RuntimeError("no device")

@@ -74,7 +74,7 @@ def test_without_matplotlib_the_message_names_the_extra(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(BPTrainError, match=r"pip install 'bp-train\[plot\]'"):
+    with pytest.raises(BPTrainError, match=r"\.venv/bin/python -m pip install -e '\.\[plot\]'"):
         plots._pyplot()
 
 

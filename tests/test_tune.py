@@ -19,7 +19,7 @@ from bp_train.training.trainer import Trainer
 
 from conftest import run_cli, synthetic_digits, write_digit_csv
 
-optuna = pytest.importorskip("optuna", reason="Optuna is the optional extra bp-train[tune]")
+optuna = pytest.importorskip("optuna", reason="Optuna is the optional extra tune (make install has it)")
 
 SPACE = """
   space:
@@ -185,7 +185,7 @@ def test_without_optuna_tune_says_how_to_install_it(tmp_path, monkeypatch):
     make_config(tmp_path)
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     result = tune(tmp_path)
-    assert result.exit_code == 2 and "pip install 'bp-train[tune]'" in result.stderr
+    assert result.exit_code == 2 and ".venv/bin/python -m pip install -e '.[tune]'" in result.stderr
     assert result.stderr.count("\n") == 1
 
 

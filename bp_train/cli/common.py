@@ -128,6 +128,6 @@ def cache_option(f):
 def device_option(f):
     """--device cpu|cuda: where the arrays live (backend.py)."""
     return click.option("--device", type=click.Choice(["cpu", "cuda"]),
-                        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, pip install "
-                             "'bp-train[gpu]'). Default: the config's train.device for commands that read a "
+                        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, from the checkout "
+                             ".venv/bin/python -m pip install -e '.[gpu]'). Default: the config's train.device for commands that read a "
                              "config, else cpu.")(f)

@@ -38,7 +38,7 @@ def plot(sources, augment, activations, weights, out, no_cache):
     """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
     PNGs in the run folder SOURCE. With several runs, overlay their learning curves on one figure; with
     --augment, draw training digits and their distortions; with --activations, the distribution of each
-    hidden layer's activations (needs matplotlib: pip install 'bp-train[plot]').
+    hidden layer's activations (needs matplotlib: .venv/bin/python -m pip install -e '.[plot]').
 
     \b
     Examples:
@@ -202,6 +202,8 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
 
     refuse_overwriting({"--png": png}, {"model file (--model)": model_path,
                                         **{f"config file (--config {path})": path for path in config_paths}})
+    if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
+        raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
     if example != "network":
         if config_paths or overrides or model_path:
             raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")

@@ -1,7 +1,8 @@
 """Files that must never be half-written: model files, checkpoints, metrics, submissions, caches.
 
 Everything is written to a temporary file in the destination folder, flushed to disk, then renamed over the
-destination. A rename within a folder is atomic, so a reader (or a crash, or Ctrl-C, or a full disk) sees
+destination -- except over an existing output that is not a regular file (a FIFO, a device, a symbolic
+link), which is written to as it is and never replaced. A rename within a folder is atomic, so a reader (or a crash, or Ctrl-C, or a full disk) sees
 either the old file or the new one, never a mixture.
 
 Arrays are stored as an ordinary .npz: one array per name plus JSON metadata, so a file loads with
@@ -27,6 +28,14 @@ MODEL_FORMAT = "bp-train-model/1"
 def atomic_path(destination: str | os.PathLike):
     """Yield a temporary path beside `destination`; on success it replaces `destination` in one rename."""
     destination = Path(destination)
+    if os.path.lexists(destination) and (destination.is_symlink() or not destination.is_file()):
+        # An output that exists and is not a regular file -- a FIFO, a device, a link to /dev/stdout -- is
+        # written to as it is, never replaced: run as root (containers, Kaggle, Colab), a rename over
+        # `--out /dev/null` would put a regular file in place of the machine's /dev/null.
+        if destination.is_dir():
+            raise BPTrainError(f"{destination}: a folder, not a file to write")
+        yield destination
+        return
     folder = destination.parent
     if not folder.is_dir():
         raise BPTrainError(f"{destination}: the folder {str(folder) or '.'!r} does not exist")

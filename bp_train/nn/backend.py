@@ -15,7 +15,8 @@ Everything random is drawn on the host by NumPy's seeded generators (initial wei
 masks, augmentation) and moved to the device: the same seed gives the same run on either device, and a
 checkpoint (plain NumPy, like model files and metrics) resumes on either.
 
-CuPy is an optional extra (`pip install 'bp-train[gpu]'`); this module imports it only when asked to.
+CuPy is an optional extra (from the checkout: `.venv/bin/python -m pip install -e '.[gpu]'`); this module
+imports it only when asked to.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import numpy as np
 from .errors import NetworkError
 
 DEVICES = ("cpu", "cuda")
-INSTALL = "pip install 'bp-train[gpu]' (CuPy for CUDA 12; for CUDA 13: pip install cupy-cuda13x)"
+# bp-train is not on PyPI: the extra installs from the checkout, into the project's environment
+INSTALL = ("from the bp-train checkout: .venv/bin/python -m pip install -e '.[gpu]' (CuPy for CUDA 12; for "
+           "CUDA 13: .venv/bin/python -m pip install cupy-cuda13x)")
 
 
 def cuda_module():

@@ -14,6 +14,7 @@ The rule:
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import os
 import shutil
@@ -49,7 +50,13 @@ class FolderLock:
     def acquire(self) -> "FolderLock":
         path = self.folder / LOCK_NAME
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a link: a .lock that is a symbolic link would truncate whatever it points to
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as exc:
+                if os.path.islink(path) or exc.errno == errno.ELOOP:
+                    raise BPTrainError(f"{path} is a symbolic link, not bp-train's lock; remove it, or write "
+                                       "another folder") from None
+                raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -12,7 +12,7 @@ With a database URL as storage (PostgreSQL, MySQL; SQLite for one process at a t
 several machines works on one study. The trial budget (tune.trials, or --trials) is the study's total:
 running the command again continues the study up to it, and no worker starts a trial past it.
 
-Optuna is an optional extra (`pip install 'bp-train[tune]'`); nothing else in bp-train imports this file.
+Optuna is an optional extra (`.venv/bin/python -m pip install -e '.[tune]'`); nothing else in bp-train imports this file.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def require_optuna():
     try:
         import optuna
     except ImportError:
-        raise BPTrainError("bp-train tune needs Optuna, an optional extra: pip install 'bp-train[tune]' "
+        raise BPTrainError("bp-train tune needs Optuna, an optional extra: from the bp-train checkout, "
+                           ".venv/bin/python -m pip install -e '.[tune]' "
                            "(make install includes it)") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
@@ -91,6 +92,9 @@ def open_storage(url: str | None, folder: Path):
     except Exception as exc:  # the driver's own errors: connection refused, no such database, driver missing
         shown = url.split("@")[-1]  # never echo a password
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Failed to import DB access module" in detail or isinstance(exc, ModuleNotFoundError):
+            detail = (f"its driver is not installed ({detail[:120]}); for PostgreSQL SQLAlchemy 2 wants psycopg "
+                      "(version 3): from the bp-train checkout, .venv/bin/python -m pip install -e '.[postgres]'")
         raise BPTrainError(f"--storage ...@{shown}: cannot open the database ({detail[:200]})") from None
 
 

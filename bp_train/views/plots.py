@@ -1,6 +1,6 @@
 """Pictures of a run: learning curves, the validation confusion matrix, and the digits it gets wrong.
 
-matplotlib is an optional extra (`pip install 'bp-train[plot]'`, included by `make install`); everything
+matplotlib is an optional extra (`.venv/bin/python -m pip install -e '.[plot]'`, included by `make install`); everything
 else in bp-train works without it.
 """
 
@@ -21,7 +21,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise BPTrainError("plotting needs matplotlib, an optional extra: pip install 'bp-train[plot]' "
+        raise BPTrainError("plotting needs matplotlib, an optional extra: from the bp-train checkout, "
+                           ".venv/bin/python -m pip install -e '.[plot]' "
                            "(make install includes it); `bp-train show RUN_DIR` prints digits as text") from None
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
@@ -84,8 +85,7 @@ def confusion_heatmap(confusion: np.ndarray, plt):
     figure, axes = plt.subplots(figsize=(6, 5))
     diagonal = np.eye(len(confusion), dtype=bool)
     mistakes = np.ma.masked_where(diagonal, confusion)
-    colours = plt.get_cmap("Reds").copy()
-    colours.set_bad("#d9d9d9")
+    colours = plt.get_cmap("Reds").with_extremes(bad="#d9d9d9")
     worst = max(int(mistakes.max()) if mistakes.count() else 0, 1)
     image = axes.imshow(mistakes, cmap=colours, vmin=0, vmax=worst)
     for (i, j), count in np.ndenumerate(confusion):
