@@ -112,7 +112,7 @@ def threads_option(f):
         click.get_current_context().meta["threads"] = choice
         with blas_threads(choice.threads):
             return f(*args, **kwargs)
-    return click.option("--threads", type=click.IntRange(1), metavar="N",
+    return click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
                         help="Threads for the matrix products (default: the cores not kept busy by other "
                              "processes, measured at start). The same seed gives the same weights only with "
                              "the same thread count.")(wrapper)

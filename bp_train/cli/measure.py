@@ -195,7 +195,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
               help="Epochs per config; the first warms up, the fastest of the rest counts.")
 @click.option("--busy", is_flag=True,
               help="Also time each config while another process keeps one core busy, and report busy/idle.")
-@click.option("--threads", type=click.IntRange(1), metavar="N",
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
               help="BLAS threads for every measurement (default: chosen from the free cores, as fit does).")
 @click.option("--profile", is_flag=True, help="Also say where each config's epoch goes, layer kind by layer kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")

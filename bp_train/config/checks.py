@@ -18,6 +18,11 @@ def _fail(key: str, value: Any, expected: str) -> ConfigError:
     return ConfigError(f"'{key}' is {short(value)}; expected {expected}")
 
 
+# No whole number a config holds -- a layer size, a batch, an epoch count -- comes near this; a bound for
+# all of them keeps an absurd one (10^400) from reaching arithmetic that overflows far from its key.
+MAX_WHOLE = 2**31 - 1
+
+
 def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, str], int]:
     def check(value, key):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -25,6 +30,8 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, s
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f">= {low}" if high is None else f"between {low} and {high}"
             raise _fail(key, value, f"a whole number {bounds}")
+        if abs(value) > MAX_WHOLE:
+            raise _fail(key, value, f"a whole number of at most {MAX_WHOLE:,}")
         return value
     return check
 
@@ -34,6 +41,8 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     def check(value, key):
         if isinstance(value, str):
             value = _yaml_float(value)  # YAML reads 1e-3 (no dot) as text; users mean the number
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e300:
+            raise _fail(key, value, "a finite number (this one is too large for a float)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise _fail(key, value, "a finite number")
         too_low = low is not None and (value <= low if low_open else value < low)

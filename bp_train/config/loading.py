@@ -61,7 +61,10 @@ def parse_key(dotted: str, label: str) -> list[str | int]:
             raise ConfigError(f"{label}: the key {short(dotted)} is not a dotted path like train.epochs "
                               "or model.hidden[0].size")
         path.append(match.group(1))
-        path.extend(int(i) for i in re.findall(r"\d+", match.group(2)))
+        indexes = re.findall(r"\d+", match.group(2))
+        if any(len(i) > 6 for i in indexes):  # no list in a config has a million items
+            raise ConfigError(f"{label}: the index in {short(dotted)} is far beyond any list a config holds")
+        path.extend(int(i) for i in indexes)
     return path
 
 
@@ -187,13 +190,18 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
     except ConfigError as exc:
         message = str(exc)
     # Blame the first source after which this very error appears: the file itself, or a --set.
-    for blamed, partial in zip([source, *(f"--set {a}" for a in overrides)], steps):
+    for blamed, partial in zip([source, *(f"--set {cut(a)}" for a in overrides)], steps):
         try:
             _validated(partial, name)
         except ConfigError as exc:
             if str(exc) == message:
                 raise ConfigError(f"{blamed}: {message}") from None
-    raise ConfigError(f"{f'--set {overrides[-1]}' if overrides else source}: {message}")
+    raise ConfigError(f"{f'--set {cut(overrides[-1])}' if overrides else source}: {message}")
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """A --set as the user wrote it, cut to one readable line."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def dump_config(config: Config) -> str:

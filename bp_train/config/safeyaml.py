@@ -64,11 +64,18 @@ def load(text: str):
         value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
     except RecursionError:
         raise ConfigError(f"nested more than {MAX_DEPTH} levels deep; a config needs a handful") from None
+    except ValueError as exc:  # Python refuses to read a whole number of more than 4,300 digits
+        if "integer string conversion" not in str(exc):
+            raise
+        raise ConfigError("a number with thousands of digits; no setting needs one") from None
     count_values(value)
     return value
 
 
 def short(value, limit: int = 60) -> str:
     """repr(value), cut to `limit` characters: error messages must stay one readable line."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # a whole number too long for Python to write out
+        return f"a whole number of about {value.bit_length() * 0.30103:,.0f} digits"
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,0 +1,39 @@
+"""Hostile input, round three: huge numbers. A whole number too big for a float, one past Python's
+4,300-digit limit, in YAML, in a --set value or index, in a tune range or an option: one line, exit 2,
+the long value cut."""
+
+import pytest
+
+from conftest import run_cli, run_measured
+
+BIG = "1" + "0" * 400          # too big for a float
+HUGE = "9" * 5000              # past Python's int-from-text limit
+
+
+@pytest.mark.parametrize("assignment", [
+    f"train.optimizer.lr={BIG}", f"model.hidden[0].size={BIG}", f"train.batch_size={BIG}", f"train.epochs={HUGE}",
+    f"model.hidden[{HUGE}].size=3", f"model.hidden[{BIG}].size=3", f"train.weight_decay=-{BIG}",
+    f"model.conv=[{{filters: {BIG}}}]", f"train.seed={BIG}", f"data.train_rows={HUGE}",
+])
+def test_a_huge_number_in_a_set_is_one_cut_line(assignment, tmp_path, digits_csv):
+    code, stderr, seconds, peak = run_measured("fit", "--data", digits_csv, "--out", tmp_path / "run", "--set", assignment)
+    assert code == 2 and stderr.count("\n") == 1 and len(stderr) < 400, stderr[:300]
+    assert "Traceback" not in stderr and seconds < 10 and peak < 500
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", [f"train: {{epochs: {HUGE}}}", f"model: {{hidden: [{{size: {BIG}}}]}}",
+                                  f"train: {{optimizer: {{lr: {BIG}}}}}",
+                                  f"tune: {{space: {{train.optimizer.lr: {{log_uniform: [0.001, {BIG}]}}}}}}"])
+def test_a_huge_number_in_a_yaml_file_is_one_cut_line(text, tmp_path, digits_csv):
+    config = tmp_path / "huge.yaml"
+    config.write_text(text + "\n")
+    result = run_cli("fit", "--config", config, "--data", digits_csv, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and len(result.stderr) < 400, result.stderr[:300]
+    assert str(config) in result.stderr
+
+
+@pytest.mark.parametrize("option", [["--threads", "9" * 23], ["--epochs", "9" * 30], ["--seed", BIG]])
+def test_a_huge_number_in_an_option_is_a_usage_error(option, tmp_path, digits_csv):
+    result = run_cli("fit", "--data", digits_csv, "--out", tmp_path / "run", *option)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and not (tmp_path / "run").exists()
