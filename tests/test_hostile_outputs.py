@@ -4,10 +4,11 @@ message is one line before anything is printed."""
 
 import os
 import stat
+import threading
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_measured
 
 
 @pytest.fixture
@@ -67,3 +68,60 @@ def test_a_lock_that_is_a_link_is_never_followed(tmp_path, tiny_config):
 def test_explain_png_into_a_missing_folder_fails_before_printing_the_graph(tmp_path):
     result = run_cli("explain", "xyz", "--png", tmp_path / "no" / "such" / "x.png")
     assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+
+
+def bounded_fetch(tmp_path, mirror):
+    code, stderr, seconds, peak = run_measured("data", "fetch", "--dest", tmp_path / "data", "--mirror", mirror,
+                                              "--no-default-mirrors")
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]  # the rest: the progress bar
+    assert code == 2 and len(errors) == 1 and "train-images-idx3-ubyte.gz" in errors[0], stderr
+    assert "Traceback" not in stderr
+    assert seconds < 10 and peak < 500, (seconds, peak)
+    assert not (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+    return errors[0]
+
+
+def test_a_mirrors_gzip_bomb_is_inflated_no_further_than_the_file_can_be(tmp_path):
+    import zlib
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(mirror / "train-images-idx3-ubyte.gz", "wb") as out:  # 2 GB of zeros in about 2 MB
+        for _ in range(2048):
+            out.write(packer.compress(bytes(1 << 20)))
+        out.write(packer.flush())
+    assert (mirror / "train-images-idx3-ubyte.gz").stat().st_size < 3_000_000
+    assert "inflates to more than 47,040,016 bytes" in bounded_fetch(tmp_path, f"file://{mirror}/")
+
+
+def test_a_mirror_file_that_never_ends_is_cut_off_at_the_files_size(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "train-images-idx3-ubyte.gz").symlink_to("/dev/zero")
+    assert "sent more than" in bounded_fetch(tmp_path, f"file://{mirror}/")
+
+
+def test_an_endless_http_mirror_is_cut_off(tmp_path):
+    import http.server
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(200):  # bounded: 200 MB at most, on loopback only
+                    self.wfile.write(b"\x1f\x8b" + bytes(1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert "sent more than" in bounded_fetch(tmp_path, f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()

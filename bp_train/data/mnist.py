@@ -7,7 +7,6 @@ The official files are gzipped; their MD5s below are of the decompressed content
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import urllib.error
@@ -30,6 +29,11 @@ FILES = {
     "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
 }
+# Each file's size once decompressed: what a download and its decompression are bounded by (a mirror that
+# sends more -- a gzip bomb, /dev/zero, an endless server -- is cut off there). No gzip of a file is
+# larger than the file plus a small overhead, whatever its compression level.
+RAW_BYTES = {"train-images-idx3-ubyte.gz": 47_040_016, "train-labels-idx1-ubyte.gz": 60_008,
+             "t10k-images-idx3-ubyte.gz": 7_840_016, "t10k-labels-idx1-ubyte.gz": 10_008}
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16
 MAX_IDX_BYTES = 100_000_000  # MNIST's training images are 47 MB; anything this large is not digits
@@ -123,14 +127,22 @@ def write_labels_csv(path, labels: np.ndarray) -> None:
 # --- downloading -------------------------------------------------------------------------------------
 
 def download(url: str, destination: Path, md5: str, progress=None) -> None:
-    """Fetch `url` to `destination`, keeping it only if its decompressed MD5 is `md5`."""
+    """Fetch `url` to `destination`, keeping it only if its decompressed MD5 is `md5`; no more is read,
+    nor inflated, than the file can be (RAW_BYTES)."""
+    raw_bytes = RAW_BYTES.get(destination.name, MAX_IDX_BYTES)
+    limit = raw_bytes + raw_bytes // 100 + 65_536
     with atomic_path(destination) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as out:
                 size = response.headers.get("Content-Length")
-                bar = progress(int(size) if size else None, destination.name) if progress else None
+                bar = progress(int(size) if size and size.isdigit() else None, destination.name) if progress else None
+                received = 0
                 try:
                     while chunk := response.read(CHUNK):
+                        received += len(chunk)
+                        if received > limit:
+                            raise DataError(f"{url}: the mirror sent more than {limit:,} bytes, more than "
+                                            f"{destination.name} can be; stopped there")
                         out.write(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
@@ -146,8 +158,15 @@ def download(url: str, destination: Path, md5: str, progress=None) -> None:
             looks = "an HTML page" if content.lstrip()[:1] == b"<" else "not a gzip file"
             raise DataError(f"{url}: the mirror sent {looks}, not {destination.name}")
         try:
-            digest = hashlib.md5(gzip.decompress(content)).hexdigest()
-        except (EOFError, OSError) as exc:
+            inflater = zlib.decompressobj(wbits=31)
+            inflated = inflater.decompress(content, raw_bytes + 1)  # a gzip bomb stops at the file's size
+            if len(inflated) > raw_bytes:
+                raise DataError(f"{url}: inflates to more than {raw_bytes:,} bytes, more than "
+                                f"{destination.name} is; not MNIST")
+            if not inflater.eof:
+                raise EOFError("compressed data ended before the end-of-stream marker")
+            digest = hashlib.md5(inflated).hexdigest()
+        except (EOFError, OSError, zlib.error) as exc:
             raise DataError(f"{url}: truncated or damaged download ({exc})") from None
         if digest != md5:
             raise DataError(f"{url}: checksum mismatch (MD5 {digest}, expected {md5})")
