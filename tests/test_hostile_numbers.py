@@ -37,3 +37,27 @@ def test_a_huge_number_in_a_yaml_file_is_one_cut_line(text, tmp_path, digits_csv
 def test_a_huge_number_in_an_option_is_a_usage_error(option, tmp_path, digits_csv):
     result = run_cli("fit", "--data", digits_csv, "--out", tmp_path / "run", *option)
     assert result.exit_code == 2 and "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_labels_beyond_the_networks_outputs_are_one_line_in_every_command(tmp_path, digits_csv):
+    """A 3-class network and digits labelled up to 9: fit refused it already; now every command does."""
+    from bp_train.config import build_network, load_config
+    from bp_train.files.model import save_model
+
+    config = load_config(None, ["model.output_size=3", f"data.train={digits_csv}", "model.hidden=[{size: 8}]"])
+    save_model(tmp_path / "three.npz", build_network(config), config.to_dict())
+    commands = [
+        ["evaluate", "--model", tmp_path / "three.npz", "--data", digits_csv],
+        ["gradcheck", "--set", "model.output_size=3", "--set", f"data.train={digits_csv}", "--entries", "3"],
+        ["compare-speed", "--set", "model.output_size=3", "--set", f"data.train={digits_csv}", "--sizes", "5"],
+        ["explain", "network", "--set", "model.output_size=3", "--set", f"data.train={digits_csv}"],
+    ]
+    for command in commands:
+        result = run_cli(*command)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "3 outputs" in result.stderr, \
+            (command[0], result.stderr[-300:])
+
+
+def test_tune_timeout_nan_is_a_usage_error(tmp_path):
+    result = run_cli("tune", "--config", "configs/tune-default.yaml", "--timeout", "nan")
+    assert result.exit_code == 2 and "finite" in result.stderr

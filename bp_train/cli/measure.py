@@ -52,7 +52,8 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
     config = load_config(config_path, overrides)
     network = build_network(config, seed=seed, dtype=dtype, device=config.train.device)
     require_float64(network.params["W1"], "gradcheck")
-    x, t, described = sample_rows(config.data.train, batch * 10, seed, cache=not no_cache)
+    x, t, described = sample_rows(config.data.train, batch * 10, seed, cache=not no_cache,
+                                  classes=config.model.output_size)
     sampled_note = None
     if entries is None:
         entries, sampled_note = default_entries(network, x[:batch], t[:batch])
@@ -156,7 +157,8 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
     sizes = parse_sizes(sizes)
     for size in sizes:  # every width checked (memory included) before the first is timed
         with_hidden_size(config, size)
-    x, t, described = sample_rows(config.data.train, batch, config.train.seed, cache=not no_cache)
+    x, t, described = sample_rows(config.data.train, batch, config.train.seed, cache=not no_cache,
+                                  classes=config.model.output_size)
     if not as_json:
         click.echo(f"one gradient step on a batch of {len(x)} ({described}), float64, same weights and seed")
         click.echo(f"{'layers':<20}{'params':>9}{'backprop':>12}{'numerical':>13}{'speed-up':>11}"

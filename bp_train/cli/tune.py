@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .common import BadInput, threads_option
+from .common import BadInput, FiniteFloat, threads_option
 from ..config import load_config, run_name
 
 
@@ -29,7 +29,7 @@ from ..config import load_config, run_name
                    "in runs/STUDY/tune/.")
 @click.option("--study", "study_name", help="Study name, which also names its folder runs/STUDY/tune/ "
               "(default: the config's name).")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", type=FiniteFloat(0.0), metavar="SECONDS",
               help="Start no trial after this many seconds (a running trial finishes).")
 @click.option("--quiet", is_flag=True, help="No progress bar; still one line per finished trial.")
 @click.option("--worker", "worker_index", type=int, hidden=True)

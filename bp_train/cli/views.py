@@ -101,7 +101,8 @@ def plot_activations(source: Path, path: Path, cache: bool) -> Path:
         init = config.model.init
         what = f"{config.name}, initial weights ({init} init)" if isinstance(init, str) else \
             f"{config.name}, initial weights of std {init:g}"
-    x, _, described = sample_rows(config.data.train, 1000, config.train.seed, cache=cache)
+    x, _, described = sample_rows(config.data.train, 1000, config.train.seed, cache=cache,
+                                  classes=config.model.output_size)
     layers = hidden_activations(network, x)
     if not layers:
         raise BadInput(f"{source}: the network has no hidden activation layers to draw")
@@ -245,7 +246,7 @@ def trace_networks(config_paths, overrides, model_path) -> list[dict]:
         else:
             config = load_config(source, overrides)
             network = build_network(config, seed=config.train.seed)
-        x, t, described = sample_rows(config.data.train, 1, config.train.seed)
+        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
         rows = E.trace_network(network, x, t)
         traces.append({"network": f"{config.name} {config.describe_layers()} ({described})", "layers": rows,
                        "vanishing_ratio": E.vanishing_ratio(rows)})

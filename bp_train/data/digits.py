@@ -337,17 +337,27 @@ def split(digits: Digits, val_fraction: float, seed: int) -> tuple[Digits, Digit
     return digits.subset(np.sort(order[n_val:])), digits.subset(np.sort(order[:n_val]))
 
 
-def sample_rows(path: str | os.PathLike, count: int, seed: int, cache: bool = True, dtype=np.float64):
+def check_labels(labels: np.ndarray, classes: int, source: str) -> None:
+    """Every label must be one of the network's outputs: a 3-class model cannot score a digit 9."""
+    if len(labels) and int(labels.max()) >= classes:
+        raise DataError(f"{source} has label {int(labels.max())}, but the model has {classes} outputs "
+                        f"(model.output_size); it needs one per class")
+
+
+def sample_rows(path: str | os.PathLike, count: int, seed: int, cache: bool = True, dtype=np.float64,
+                classes: int = 10):
     """`count` random labelled rows of a CSV as (x in [0, 1], labels, description); seeded random pixels
-    and labels when the file does not exist (so gradient checks work before any data is fetched)."""
+    and labels when the file does not exist (so gradient checks work before any data is fetched). Labels
+    beyond `classes` (the network's outputs) are an error naming the file."""
     rng = np.random.default_rng([seed, 4])
     path = resolve(path)
     if path.is_file():
         digits = load_digits(path, require_labels=True, cache=cache)
+        check_labels(digits.labels, classes, str(path))
         rows = rng.choice(len(digits), size=min(count, len(digits)), replace=False)
         return to_float(digits.images[rows], dtype), digits.labels[rows].astype(np.intp), f"{len(rows)} rows of {path}"
     x = rng.random((count, PIXELS)).astype(dtype)
-    return x, rng.integers(0, 10, count), f"{count} seeded random inputs ({path} not found)"
+    return x, rng.integers(0, min(classes, 10), count), f"{count} seeded random inputs ({path} not found)"
 
 
 class Shuffler:

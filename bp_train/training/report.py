@@ -7,7 +7,7 @@ import numpy as np
 
 from pathlib import Path
 
-from ..data.digits import load_digits, to_float
+from ..data.digits import check_labels, load_digits, to_float
 from ..errors import DataError
 from ..nn.backend import to_device, to_host
 from .trainer import evaluate_split, split_rows
@@ -43,6 +43,7 @@ def evaluate(network, images: np.ndarray, labels: np.ndarray, source: str) -> di
     """Every figure of the evaluation report, as plain Python values (ready for --json)."""
     if images.shape[1] != network.sizes[0]:
         raise DataError(f"{source}: rows have {images.shape[1]} pixels but the model expects {network.sizes[0]}")
+    check_labels(labels, network.sizes[-1], source)
     x = to_float(images, network.dtype)
     labels = labels.astype(np.intp)
     loss, accuracy, predicted = evaluate_split(network, to_device(x, network.xp), to_device(labels, network.xp))
@@ -92,6 +93,7 @@ def run_validation(run_dir: Path, cache: bool = True):
     val = validation_rows(config, cache)
     if val is None:
         return network, config, None, None
+    check_labels(val.labels, network.sizes[-1], config.data.train)
     predicted = to_host(network.predict(to_float(val.images, network.dtype), batch_size=10_000).argmax(axis=1))
     return network, config, val, predicted
 
