@@ -125,3 +125,20 @@ def test_an_endless_http_mirror_is_cut_off(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("command", [
+    ["explain", "network", "--png", "{csv}"],
+    ["plot", "--activations", "{config}", "--out", "{csv}"],
+    ["plot", "--augment", "{config}", "--out", "{csv}"],
+])
+def test_no_output_may_overwrite_the_configs_training_csv(command, tmp_path, digits_csv):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {digits_csv}}}\ntrain: {{augment: {{shift: 2}}}}\n")
+    before = digits_csv.read_bytes()
+    args = [str(a).format(csv=digits_csv, config=config) for a in command]
+    if command[0] == "explain":
+        args += ["--config", str(config)]
+    result = run_cli(*args)
+    assert result.exit_code == 2 and "training data" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert digits_csv.read_bytes() == before

@@ -15,6 +15,12 @@ from ..data.digits import load_digits, to_float
 from ..files.model import load_model
 
 
+def training_data(config) -> dict[str, str]:
+    """The config's training CSV (or its .gz) as an input no output may overwrite."""
+    from ..data.digits import resolve
+    return {f"training data ({config.data.train})": str(resolve(config.data.train))}
+
+
 def config_of(source):
     """The config a YAML file or a run folder (its config.yaml) describes."""
     path = Path(source)
@@ -59,6 +65,8 @@ def plot(sources, augment, activations, weights, out, no_cache):
     for item in map(Path, sources):
         for name in (("model.npz", "metrics.csv", "config.yaml", "checkpoint.npz") if item.is_dir() else ("",)):
             read[f"file {item / name if name else item}"] = str(item / name) if name else str(item)
+    if augment or activations:  # these read the config's training CSV too
+        read.update(training_data(config_of(source)))
     refuse_overwriting({"--out": out}, read)
 
     def target(default_name):
@@ -203,6 +211,9 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
 
     refuse_overwriting({"--png": png}, {"model file (--model)": model_path,
                                         **{f"config file (--config {path})": path for path in config_paths}})
+    if png and example == "network" and not model_path:  # the digit traced comes from each config's data
+        refuse_overwriting({"--png": png}, {k: v for path in (config_paths or [None])
+                                            for k, v in training_data(load_config(path, overrides)).items()})
     if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
         raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
     if example != "network":
