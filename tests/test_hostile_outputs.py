@@ -6,6 +6,7 @@ import os
 import stat
 import threading
 
+import numpy as np
 import pytest
 
 from conftest import run_cli, run_measured
@@ -142,3 +143,37 @@ def test_no_output_may_overwrite_the_configs_training_csv(command, tmp_path, dig
     result = run_cli(*args)
     assert result.exit_code == 2 and "training data" in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert digits_csv.read_bytes() == before
+
+
+def tamper(checkpoint, change):
+    """Rewrite a checkpoint with `change(arrays, meta)` applied, as bp-train's own writer would."""
+    from bp_train.files.store import load_arrays, save_arrays
+    arrays, meta = load_arrays(checkpoint, kind="checkpoint")
+    change(arrays, meta)
+    save_arrays(checkpoint, arrays, meta)
+
+
+TAMPERED = {
+    "a wrong weight shape": lambda a, m: a.__setitem__("param/W1", np.zeros((3, 3))),
+    "an extra array": lambda a, m: a.__setitem__("param/W9", np.zeros(3)),
+    "a missing array": lambda a, m: a.pop("param/b1"),
+    "an extra run-state key": lambda a, m: m["run"].__setitem__("sneaky", 1),
+    "a missing run-state key": lambda a, m: m["run"].pop("bad_epochs"),
+    "a string epoch": lambda a, m: m["run"].__setitem__("epoch", "2"),
+    "a negative epoch": lambda a, m: m["run"].__setitem__("epoch", -1),
+    "a history that is not a list": lambda a, m: m["run"].__setitem__("history", {"a": 1}),
+    "a damaged random stream": lambda a, m: m["rng"].__setitem__("shuffle", {"state": 3}),
+}
+
+
+@pytest.mark.parametrize("what", list(TAMPERED))
+def test_a_tampered_checkpoint_is_one_line_and_the_run_folder_is_left_as_it_was(what, tmp_path, tiny_config):
+    run = tmp_path / "run"
+    assert run_cli("fit", "--config", tiny_config, "--out", run, "--quiet", "--epochs", "2").exit_code == 0
+    tamper(run / "checkpoint.npz", TAMPERED[what])
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = run_cli("fit", "--resume", run, "--epochs", "3", "--quiet")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "checkpoint.npz" in result.stderr, \
+        (what, result.stderr[-300:])
+    assert "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

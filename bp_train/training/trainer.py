@@ -29,6 +29,7 @@ from ..data.digits import Digits, Shuffler, fingerprints, load_digits, resolve, 
 from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted
 from ..nn.network import Network
 from ..config.build import learning_rate_at, optimizer_for
+from .checkpoint import load_checkpoint
 from .memory import check_training_memory
 from .runfolder import RunFolder
 from ..files.model import save_model
@@ -280,7 +281,8 @@ class Trainer:
         self.saved_epoch = self.state.epoch  # what a resume would start from
 
     def restore(self, checkpoint: Path) -> None:
-        arrays, meta = load_arrays(checkpoint, kind="checkpoint")
+        """The run as its checkpoint left it; everything is checked (checkpoint.py) before anything is set."""
+        arrays, meta = load_checkpoint(checkpoint, self.network, self.optimizer)
         self.network.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
         self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
         self.state = RunState(**meta["run"])

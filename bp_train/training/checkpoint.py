@@ -1,0 +1,76 @@
+"""A checkpoint gets the checks a model file gets: every array named, shaped and typed as the network and
+optimizer its config describes, read from the headers before any data; the run state and random streams
+checked key by key. A tampered or damaged checkpoint is one line, before anything is written."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from ..files.store import load_arrays
+
+
+def expected_arrays(network, optimizer) -> dict[str, tuple]:
+    """{name in the checkpoint: shape} of everything a resume loads."""
+    shapes = {f"param/{key}": value.shape for key, value in network.state().items()}
+    params = {key: p.shape for key, p in network.params.items()}
+    shapes.update({f"opt/{slot}/{key}": shape for slot in optimizer.slots for key, shape in params.items()})
+    shapes["opt/steps"] = ()
+    return shapes
+
+
+def check_run_state(run, path: Path, fields: dict) -> None:
+    if not isinstance(run, dict) or set(run) != set(fields):
+        raise ModelFileError(f"{path}: its run state is not bp-train's (expected the keys {', '.join(fields)})")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**7
+    for key in ("epoch", "best_epoch", "bad_epochs"):
+        if not whole(run[key]):
+            raise ModelFileError(f"{path}: run state '{key}' is {str(run[key])[:40]!r}; expected a whole number >= 0")
+    if not isinstance(run["stopped_early"], bool):
+        raise ModelFileError(f"{path}: run state 'stopped_early' is not true or false")
+    best = run["best_value"]
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best)):
+        raise ModelFileError(f"{path}: run state 'best_value' is not a number")
+    history = run["history"]
+    if not isinstance(history, list) or len(history) != run["epoch"] or not all(isinstance(r, dict) for r in history):
+        raise ModelFileError(f"{path}: run state 'history' is not one row per epoch done ({run['epoch']})")
+
+
+def check_random_streams(rng, path: Path) -> None:
+    if not isinstance(rng, dict) or not {"shuffle", "dropout"} <= set(rng) or set(rng) - {"shuffle", "dropout", "augment"}:
+        raise ModelFileError(f"{path}: its random streams are not bp-train's (shuffle, dropout, augment)")
+    for name, state in rng.items():
+        try:
+            np.random.default_rng(0).bit_generator.state = state  # the generator checks what it is given
+        except (TypeError, ValueError, KeyError, OverflowError):
+            raise ModelFileError(f"{path}: the state of its '{name}' random stream is damaged") from None
+
+
+def load_checkpoint(path: Path, network, optimizer, fields=None) -> tuple[dict, dict]:
+    """(arrays, meta) of a checkpoint that fits `network` and `optimizer`, or a ModelFileError."""
+    from .trainer import RunState
+
+    fields = fields or {f.name: f for f in dataclasses.fields(RunState)}
+    wanted = expected_arrays(network, optimizer)
+
+    def check(headers, meta):
+        names = {name for name in headers if name != "meta"}
+        # before the first step the optimizer has no slots yet: all of them, or none
+        slots = {name for name in wanted if name.startswith("opt/") and name != "opt/steps"}
+        required = set(wanted) - slots if not names & slots else set(wanted)
+        for name in sorted(names - set(wanted)):
+            raise ModelFileError(f"{path}: holds an array '{name[:60]}' that the network of its config does not "
+                                 "have; a checkpoint of another run?")
+        for name in sorted(required - names):
+            raise ModelFileError(f"{path}: lacks the array '{name[:60]}' that the network of its config needs")
+        for name, (shape, dtype) in headers.items():
+            if name != "meta" and (tuple(shape) != tuple(wanted[name]) or dtype.kind not in ("f", "i", "u")):
+                raise ModelFileError(f"{path}: '{name}' is {dtype} {tuple(shape)}, expected {tuple(wanted[name])}")
+        check_run_state(meta.get("run"), path, fields)
+        check_random_streams(meta.get("rng"), path)
+
+    return load_arrays(path, kind="checkpoint", check=check)
