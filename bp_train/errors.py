@@ -56,3 +56,27 @@ def ctrl_c_held():
         signal.signal(signal.SIGINT, previous)
     if pressed:
         raise KeyboardInterrupt
+
+
+# The launcher holds Ctrl-C from its first import until a command starts running (cli/common.Group
+# releases it inside the try that turns it into exit code 130): pressed in between -- while the imports
+# run, or while click parses the options -- it would otherwise end in click's own "Aborted!" (exit 1).
+_held: dict = {}
+
+
+def hold_ctrl_c() -> None:
+    """Record a Ctrl-C instead of raising it, until release_ctrl_c (main thread, SIGINT not ignored)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN or _held:
+        return
+    _held.update(previous=previous, pressed=False)
+    signal.signal(signal.SIGINT, lambda *_: _held.__setitem__("pressed", True))
+
+
+def release_ctrl_c() -> None:
+    """Restore Ctrl-C, and raise the KeyboardInterrupt now if one was pressed while it was held."""
+    if not _held or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, _held.pop("previous"))
+    if _held.pop("pressed"):
+        raise KeyboardInterrupt

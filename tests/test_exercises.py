@@ -8,8 +8,6 @@ import pytest
 
 from bp_train.exercises.catalog import EXERCISES
 
-from conftest import ROOT
-
 BP_TRAIN = [sys.executable, "-m", "bp_train.cli"]
 
 

@@ -1,7 +1,6 @@
 """A person's own digits: MNIST's preparation with known answers, `predict --image` end to end, every bad
 image one line, and the saliency map equal to central differences of the class score."""
 
-import gzip
 import json
 import struct
 import zlib

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from ..errors import BPTrainError, Interrupted  # both cheap: a Ctrl-C while heavy modules load is caught below
+from ..errors import BPTrainError, Interrupted, release_ctrl_c  # cheap: a Ctrl-C while heavy modules load is caught below
 from ..nn.errors import NetworkError  # the lesson's one error: as cheap (nn/__init__ imports nothing)
 
 EXIT_CHECK_FAILED = 1
@@ -24,6 +24,7 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         try:
+            release_ctrl_c()  # held by the launcher until here: a press during start-up ends as exit 130
             return super().invoke(ctx)
         except (BPTrainError, NetworkError) as exc:
             raise BadInput(str(exc)) from None
