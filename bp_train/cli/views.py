@@ -209,16 +209,18 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
     """
     from ..views import explain as E
 
-    refuse_overwriting({"--png": png}, {"model file (--model)": model_path,
-                                        **{f"config file (--config {path})": path for path in config_paths}})
-    if png and example == "network" and not model_path:  # the digit traced comes from each config's data
-        refuse_overwriting({"--png": png}, {k: v for path in (config_paths or [None])
-                                            for k, v in training_data(load_config(path, overrides)).items()})
-    if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
-        raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
+    inputs = {"model file (--model)": model_path, **{f"config file (--config {path})": path for path in config_paths}}
     if example != "network":
         if config_paths or overrides or model_path:
             raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")
+    else:
+        networks = networks_to_trace(config_paths, overrides, model_path)
+        for _, config in networks:  # the digit traced comes from each config's training data
+            inputs.update(training_data(config))
+    refuse_overwriting({"--png": png}, inputs)
+    if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
+        raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
+    if example != "network":
         graph = E.EXAMPLES[example]
         result = E.run(graph)
         if as_json:
@@ -228,7 +230,7 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
             click.echo(E.format_graph(graph, result))
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
     else:
-        traces = trace_networks(config_paths, overrides, model_path)
+        traces = [trace_network(network, config) for network, config in networks]
         if as_json:
             emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
         else:
@@ -240,28 +242,29 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
         click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
 
 
-def trace_networks(config_paths, overrides, model_path) -> list[dict]:
-    """One digit through each network named (configs, or a trained model): E.trace_network's rows, the
-    network's name and its vanishing ratio."""
+def networks_to_trace(config_paths, overrides, model_path) -> list[tuple]:
+    """(network, config) for a trained model, or for each config named (the built-in one when none)."""
     from ..config import build_network
-    from ..data.digits import sample_rows
-    from ..views import explain as E
 
     if model_path and config_paths:
         raise BadInput("--model and --config both name a network to trace; give one or the other")
-    sources = [None] if not config_paths and not model_path else list(config_paths) or [None]
-    traces = []
-    for source in sources:
-        if model_path:
-            network, config, _ = load_model(model_path)
-        else:
-            config = load_config(source, overrides)
-            network = build_network(config, seed=config.train.seed)
-        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
-        rows = E.trace_network(network, x, t)
-        traces.append({"network": f"{config.name} {config.describe_layers()} ({described})", "layers": rows,
-                       "vanishing_ratio": E.vanishing_ratio(rows)})
-    return traces
+    if model_path:
+        network, config, _ = load_model(model_path)
+        return [(network, config)]
+    configs = [load_config(path, overrides) for path in config_paths or [None]]
+    return [(build_network(config, seed=config.train.seed), config) for config in configs]
+
+
+def trace_network(network, config) -> dict:
+    """One digit of the config's training data through the network: E.trace_network's rows, the network's
+    name and its vanishing ratio."""
+    from ..data.digits import sample_rows
+    from ..views import explain as E
+
+    x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
+    rows = E.trace_network(network, x, t)
+    return {"network": f"{config.name} {config.describe_layers()} ({described})", "layers": rows,
+            "vanishing_ratio": E.vanishing_ratio(rows)}
 
 
 def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:
