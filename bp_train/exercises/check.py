@@ -65,14 +65,12 @@ def guarded(step, path: str, doing: str):
 
 
 def compare(what: str, got, expected, exercise: Exercise, context: str) -> None:
-    got, expected = np.asarray(got, dtype=object if isinstance(got, tuple) else None), np.asarray(expected)
-    if got.dtype == object:
-        got = np.array(got.tolist(), dtype=float)
+    got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
     if got.shape != expected.shape:
         raise Failed(f"{context}: {what} has shape {got.shape}, expected {expected.shape}"
                      f"{hint_for(exercise, what)}")
-    if not np.allclose(got.astype(float), expected, rtol=1e-6, atol=1e-9):
-        raise Failed(f"{context}: {what} is {np.round(got.astype(float), 4).tolist()}, expected "
+    if not np.allclose(got, expected, rtol=1e-6, atol=1e-9):
+        raise Failed(f"{context}: {what} is {np.round(got, 4).tolist()}, expected "
                      f"{np.round(expected, 4).tolist()}{hint_for(exercise, what)}")
 
 
