@@ -55,6 +55,11 @@ EXPERIMENTS = {
 }
 
 
+def variant_folder(out: Path, label: str, seed: int) -> Path:
+    """Where one variant's run with one seed goes: out/init-he-s0/."""
+    return out / f"{label.replace(' ', '-')}-s{seed}"
+
+
 def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder: Path) -> dict:
     """One fit; its learning curve, and its final accuracies with training accuracy measured as validation
     is (evaluation mode, no dropout), so that a train-validation gap is a real one."""
@@ -77,7 +82,7 @@ def run_experiment(name: str, data: str, out: Path, seeds=(0, 1), log=print) -> 
     for label, overrides in experiment.variants.items():
         runs = []
         for seed in seeds:
-            folder = out / f"{label.replace(' ', '-')}-s{seed}"
+            folder = variant_folder(out, label, seed)
             runs.append(run_variant(overrides, data, seed, experiment.epochs, folder))
             log(f"{label}, seed {seed}: validation {runs[-1]['final_val']:.4f}, training {runs[-1]['train_accuracy']:.4f}")
         finals, gaps = [r["final_val"] for r in runs], [r["gap"] for r in runs]

@@ -225,7 +225,9 @@ def compare_runs(runs: list[tuple[str, list[dict]]], plt):
 def plot_experiment(summary: dict, folder: Path, seed: int) -> Path:
     """compare.png of a chapter-6 experiment: each variant's learning curves (the first seed), the caption
     as the title."""
-    runs = [(label, read_metrics(folder / f"{label.replace(' ', '-')}-s{seed}")) for label in summary["variants"]]
+    from ..training.experiments import variant_folder
+
+    runs = [(label, read_metrics(variant_folder(folder, label, seed))) for label in summary["variants"]]
 
     def draw(plt):
         figure = compare_runs(runs, plt)
