@@ -65,7 +65,7 @@ def accuracies(model_path, images: np.ndarray, labels: np.ndarray, seed: int = 0
     """{style: (prepared as MNIST's, simply resized to 28x28)} accuracies, and "csv rows": the same digits
     as the rows a CSV holds. Every picture goes through the very preparation `predict --image` uses."""
     from bp_train.data.digits import to_float
-    from bp_train.data.images import prepare_bytes
+    from bp_train.data.images import decode, prepare_bytes, resized as naive_resize
     from bp_train.files.model import load_model
 
     network, _, _ = load_model(model_path)
@@ -76,7 +76,6 @@ def accuracies(model_path, images: np.ndarray, labels: np.ndarray, seed: int = 0
     for name, make in STYLES.items():
         files = [make(digit.reshape(28, 28), rng) for digit in images]
         prepared = [prepare_bytes(f, name).pixels.reshape(-1) for f in files]
-        resized = [np.asarray(Image.open(io.BytesIO(f)).convert("L").resize((28, 28), Image.Resampling.BILINEAR),
-                              dtype=float).reshape(-1) for f in files]
+        resized = [naive_resize(decode(io.BytesIO(f), name)).reshape(-1) for f in files]
         figures[name] = (read(prepared), read(resized))
     return figures

@@ -185,10 +185,14 @@ def prepare_image(image, name: str) -> Prepared:
 
 def naive(path: str | os.PathLike) -> np.ndarray:
     """What a tutorial does: the picture resized to 28x28 and nothing else (the baseline of the README's table)."""
+    return resized(open_image(Path(path)))
+
+
+def resized(image) -> np.ndarray:
+    """A decoded picture in grey, resized to 28x28, nothing more."""
     from PIL import Image
 
-    image = open_image(Path(path)).convert("L").resize((FIELD, FIELD), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.float64)
+    return np.asarray(image.convert("L").resize((FIELD, FIELD), Image.Resampling.BILINEAR), dtype=np.float64)
 
 
 def image_files(paths) -> list[Path]:
