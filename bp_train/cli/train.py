@@ -69,7 +69,6 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
             raise BadInput("--overwrite and --resume contradict each other: a resumed run keeps its folder")
         base = None if config_path else saved_config(Path(resume)).to_dict()
         config = resume_config(Path(resume), load_config(config_path, overrides, base=base))
-        check_resumable(Path(resume), config)  # a tampered checkpoint: one line, before the folder is opened
     else:
         config = load_config(config_path, overrides)
     array_module(config.train.device)  # no CuPy or no GPU: say so now, before any folder is touched
@@ -92,12 +91,6 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
         val = f", validation accuracy {summary['val_accuracy']:.4f}" if summary["val_accuracy"] is not None else ""
         click.echo(f"saved {summary['model']} (epoch {summary['best_epoch']}{val}); "
                    f"metrics in {Path(summary['run_dir']) / 'metrics.csv'}")
-
-
-def check_resumable(run_dir: Path, config) -> None:
-    from ..config import build_network, optimizer_for
-    from ..training.checkpoint import load_checkpoint
-    load_checkpoint(run_dir / "checkpoint.npz", build_network(config, seed=config.train.seed), optimizer_for(config))
 
 
 def _labelled(data, labels, cache):
