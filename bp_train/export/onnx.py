@@ -41,8 +41,8 @@ class GraphBuilder:
     def __init__(self, onnx):
         self.onnx, self.nodes, self.weights = onnx, [], []
 
-    def constant(self, name: str, values) -> str:
-        self.weights.append(self.onnx.numpy_helper.from_array(np.asarray(values, dtype=np.float32), name))
+    def constant(self, name: str, values, dtype=np.float32) -> str:
+        self.weights.append(self.onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
         return name
 
     def node(self, op: str, inputs: list[str], name: str, **attributes) -> str:
@@ -102,23 +102,16 @@ def add_layer(graph: GraphBuilder, name: str, layer, x: str, state: dict) -> str
 
 
 def _reshape(graph: GraphBuilder, name: str, x: str, shape: list[int]) -> str:
-    shape_name = f"{name}.shape"
-    graph.weights.append(graph.onnx.numpy_helper.from_array(np.asarray(shape, dtype=np.int64), shape_name))
-    return graph.node("Reshape", [x, shape_name], name)
+    return graph.node("Reshape", [x, graph.constant(f"{name}.shape", shape, np.int64)], name)
 
 
 def add_head(graph: GraphBuilder, head, scores: str) -> str:
     """The probabilities, as the network's loss head defines them (`Network.probabilities`)."""
     if isinstance(head, losses.SigmoidWithMSE):
         outputs = graph.node("Sigmoid", [scores], "outputs")
-        total = graph.node("ReduceSum", [outputs, _axes(graph)], "total", keepdims=1)
+        total = graph.node("ReduceSum", [outputs, graph.constant("axes1", [1], np.int64)], "total", keepdims=1)
         return graph.node("Div", [outputs, total], "probabilities")
     return graph.node("Softmax", [scores], "probabilities", axis=1)
-
-
-def _axes(graph: GraphBuilder) -> str:
-    graph.weights.append(graph.onnx.numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axes1"))
-    return "axes1"
 
 
 def to_onnx(network, config_name: str):

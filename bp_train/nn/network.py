@@ -146,9 +146,10 @@ class Network:
         """Append a layer; its parameters (if any) are named by `number`: W -> "W1", gamma -> "gamma1"."""
         self.layers[name] = layer
         if hasattr(layer, "params"):
-            self.keys[name] = {param: f"{param}{number}" for param in layer.params()}
+            self.keys[name] = {}
             for param, array in layer.params().items():
-                self.params[self.keys[name][param]] = array
+                self.keys[name][param] = key = f"{param}{number}"
+                self.params[key] = array
 
     def _add_dense_layers(self, first: int, widths, activations, batchnorms, dropouts) -> None:
         """Affine -> [BatchNorm] -> activation -> [Dropout] per hidden width, then the output Affine."""

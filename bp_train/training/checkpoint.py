@@ -50,11 +50,11 @@ def check_random_streams(rng, path: Path) -> None:
             raise ModelFileError(f"{path}: the state of its '{name}' random stream is damaged") from None
 
 
-def load_checkpoint(path: Path, network, optimizer, fields=None) -> tuple[dict, dict]:
+def load_checkpoint(path: Path, network, optimizer) -> tuple[dict, dict]:
     """(arrays, meta) of a checkpoint that fits `network` and `optimizer`, or a ModelFileError."""
     from .trainer import RunState
 
-    fields = fields or {f.name: f for f in dataclasses.fields(RunState)}
+    fields = {f.name: f for f in dataclasses.fields(RunState)}
     wanted = expected_arrays(network, optimizer)
 
     def check(headers, meta):

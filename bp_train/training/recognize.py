@@ -26,7 +26,7 @@ def recognize(network, prepared: list[Prepared], saliency: bool = False) -> list
     for i, item in enumerate(prepared):
         label = int(probabilities[i].argmax())
         result = {"file": item.source, "label": label, "probabilities": probabilities[i].round(6).tolist(),
-                  "notes": item.notes, "input": (x[i].reshape(28, 28) * 1.0).round(4).tolist()}
+                  "notes": item.notes, "input": x[i].reshape(28, 28).round(4).tolist()}
         if saliency:
             gradient = to_host(network.score_gradient(x[i:i + 1], label)).reshape(28, 28).astype(np.float64)
             top = np.abs(gradient).max()
