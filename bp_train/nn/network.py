@@ -84,7 +84,7 @@ def per_layer(value, count: int, what: str) -> list:
 class Network:
     """A stack of layers, in order:
 
-        [ToImage -> (Convolution -> [BatchNorm] -> activation -> [Pooling] -> [Dropout]) per conv block -> Flatten]
+        [ToImage -> (Convolution -> [BatchNorm] -> [Pooling] -> activation -> [Dropout]) per conv block -> Flatten]
         [Dropout] -> (Affine -> [BatchNorm] -> activation -> [Dropout]) per hidden size -> Affine -> loss
 
     `activation`, `batchnorm` and `dropout` are one value for every hidden layer or a list of one per
@@ -172,14 +172,19 @@ class Network:
                                           SpatialBatchNorm, pool=block.pool if block.pool > 1 else 0)
 
     def _add_normalize_activate_drop(self, i, width, activation, batchnorm, dropout, norm_class, pool=0) -> None:
-        """[BatchNorm] -> activation -> [Pooling] -> [Dropout]."""
+        """[BatchNorm] -> [Pooling] -> activation -> [Dropout].
+
+        A block is "activation, then max pool" and is built the other way round, which is the same
+        function: every activation here rises with its input (ReLU, sigmoid and tanh never fall), so the
+        largest of four activations is the activation of the largest input, and backward routes dout to
+        the same winner. Pooling first leaves the activation a quarter of the values to touch."""
         if batchnorm:
             mean = self.buffers[f"running_mean{i}"] = self._zeros(width)
             var = self.buffers[f"running_var{i}"] = self._ones(width)
             self._add(f"BatchNorm{i}", norm_class(self._ones(width), self._zeros(width), mean, var), i)
-        self._add(f"{activation.capitalize()}{i}", ACTIVATIONS[activation]())
         if pool:
             self._add(f"Pooling{i}", Pooling(pool, pool))
+        self._add(f"{activation.capitalize()}{i}", ACTIVATIONS[activation]())
         if dropout > 0:
             self._add(f"Dropout{i}", Dropout(dropout, self.dropout_rng))
 
