@@ -76,6 +76,17 @@ class FiniteFloat(click.ParamType):
 SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's generators accept
 
 
+def parse_seeds(text: str, option: str = "--seeds", most: int = 10) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: different whole numbers NumPy accepts as seeds, one to `most` of them."""
+    try:
+        chosen = sorted({int(s) for s in text.split(",")})
+    except ValueError:
+        raise BadInput(f"{option} {text[:40]!r}: expected whole numbers separated by commas, e.g. 0,1") from None
+    if not chosen or min(chosen) < 0 or max(chosen) > 2**32 - 1 or len(chosen) > most:
+        raise BadInput(f"{option} {text[:40]!r}: one to {most} seeds between 0 and {2**32 - 1}")
+    return chosen
+
+
 def refuse_overwriting(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
     """Exit 2 if an output names one of the command's inputs (by any spelling: relative, absolute, a symlink)
     or two outputs name the same file."""
@@ -124,6 +135,19 @@ def cache_option(f):
                         help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
 
 
+
+
+def models_option(required: bool = True):
+    """--model (repeatable: files, run folders, ensemble folders, averaged) and --tta, for the commands that
+    read digits with a trained network."""
+    def decorate(f):
+        f = click.option("--tta", is_flag=True,
+                         help="Test-time augmentation: average each digit's probabilities over the digit and four "
+                              "copies moved one pixel left, right, up and down (5x the time).")(f)
+        return click.option("--model", "model_paths", multiple=True, required=required, type=click.Path(),
+                            help="A model.npz written by fit, a run folder, or an ensemble folder (fit --seeds). "
+                                 "Repeat it to average several models' probabilities (soft voting).")(f)
+    return decorate
 
 
 def device_option(f):

@@ -13,10 +13,9 @@ import numpy as np
 from ..config import learning_rate_warning, load_config
 from ..data.digits import load_digits, to_float
 from ..errors import BPTrainError
-from ..files.model import load_model
 from ..files.store import atomic_path
-from ..nn.backend import array_module, to_host
-from .common import BadInput, cache_option, device_option, emit_json, refuse_overwriting, threads_option, SEED
+from ..nn.backend import array_module
+from .common import BadInput, cache_option, device_option, emit_json, models_option, parse_seeds, refuse_overwriting, threads_option, SEED
 
 
 @click.command()
@@ -40,13 +39,16 @@ from .common import BadInput, cache_option, device_option, emit_json, refuse_ove
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue the interrupted run in this folder; only train.epochs and "
                    "train.early_stopping may change.")
+@click.option("--seeds", help="Train an ensemble: one member per seed (e.g. 0,1,2,3,4), each a run folder of its "
+              "own inside --out (default runs/<name>-ensemble), which --model then takes as one model. "
+              "--resume on that folder finishes every member.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final figures as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @device_option
 @cache_option
 @threads_option
-def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, overwrite, resume, as_json, quiet,
-        device, no_cache):
+def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, overwrite, resume, seeds, as_json,
+        quiet, device, no_cache):
     """Train a network as a config describes; write model.npz, metrics.csv and config.yaml.
 
     \b
@@ -62,6 +64,9 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
                        ("train.gradient", gradient), ("data.train_rows", train_rows), ("train.device", device)):
         if value is not None:
             overrides.append(f"{key}={value}")
+    from ..files.ensemble import is_ensemble
+    if seeds is not None or (resume and is_ensemble(Path(resume))):
+        return fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, as_json, quiet, no_cache)
     if resume:
         if out and Path(out) != Path(resume):
             raise BadInput(f"--out {out} and --resume {resume} name different run folders; give one")
@@ -93,6 +98,43 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
                    f"metrics in {Path(summary['run_dir']) / 'metrics.csv'}")
 
 
+def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, as_json, quiet, no_cache):
+    """`fit --seeds` and `fit --resume ENSEMBLE`: the members one after another (training/members.py)."""
+    from ..files.ensemble import MAX_MEMBERS, read_manifest
+    from ..training.members import fit_ensemble
+    from ..training.memory import check_training_memory
+
+    if seed is not None:
+        raise BadInput("--seed and --seeds contradict each other: an ensemble's members take the seeds of --seeds")
+    if resume:
+        if seeds is not None or out or overwrite:
+            raise BadInput(f"--resume {resume} finishes the ensemble its manifest describes; --seeds, --out and "
+                           "--overwrite do not go with it")
+        base = None if config_path else read_manifest(Path(resume))["config"]
+        config, chosen = load_config(config_path, overrides, base=base), None
+    else:
+        config, chosen = load_config(config_path, overrides), parse_seeds(seeds, most=MAX_MEMBERS)
+    array_module(config.train.device)
+    check_training_memory(config)
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    threads = click.get_current_context().meta["threads"].describe()
+    summary = fit_ensemble(config, chosen, out, overwrite, resume, cache=not no_cache, show_progress=not quiet,
+                           log=log, threads=threads)
+    if as_json:
+        emit_json(summary)
+        return
+    for member in summary["members"]:
+        val = f", validation accuracy {member['val_accuracy']:.4f}" if member["val_accuracy"] is not None else ""
+        click.echo(f"  seed {member['seed']}: {member['model']} ({member['epochs']} epochs, "
+                   f"{member['train_seconds']:.0f} s{val})")
+    spread = ""
+    if summary["val_accuracy_mean"] is not None:
+        spread = f"; their validation accuracy {summary['val_accuracy_mean']:.4f}" + (
+            f" +- {summary['val_accuracy_std']:.4f}" if summary["val_accuracy_std"] is not None else "")
+    click.echo(f"saved the ensemble {summary['ensemble']} ({len(summary['members'])} members{spread}); use it as "
+               f"--model {summary['ensemble']}")
+
+
 def _labelled(data, labels, cache):
     """Images and labels from a labelled CSV, or from an unlabelled CSV plus an ImageId,Label file."""
     digits = load_digits(data, require_labels=labels is None, cache=cache)
@@ -103,7 +145,7 @@ def _labelled(data, labels, cache):
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A model.npz written by fit.")
+@models_option(required=False)
 @click.option("--data", type=click.Path(dir_okay=False), help="Labelled digit CSV (plain or .gz).")
 @click.option("--labels", type=click.Path(dir_okay=False),
               help="For an unlabelled CSV: a file 'ImageId,Label' with its labels (as data fetch writes).")
@@ -113,9 +155,10 @@ def _labelled(data, labels, cache):
 @device_option
 @cache_option
 @threads_option
-def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
+def evaluate(model_paths, tta, data, labels, run_dir, as_json, device, no_cache):
     """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a CSV, or of a
-    run on its own validation split (the only labelled hold-out a Kaggle entrant has).
+    run on its own validation split (the only labelled hold-out a Kaggle entrant has). With several
+    models (or an ensemble folder), each member's accuracy too, and the ensemble's figures.
 
     Warns when a noticeable share of the rows are rows the model was trained on.
 
@@ -123,32 +166,41 @@ def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
     Examples:
       bp-train evaluate --run runs/default
       bp-train evaluate --model runs/best/model.npz --data data/test.csv --labels data/test_labels.csv
+      bp-train evaluate --model runs/fast-cnn-ensemble --tta --data data/test.csv --labels data/test_labels.csv
     """
     from ..data.digits import seen_in_training
+    from ..files.ensemble import is_ensemble
     from ..training.report import evaluate as run_evaluate, format_report, validation_rows
+    from ..training.voting import load_ensemble
 
     if run_dir:
-        if model_path or data or labels:
+        if model_paths or data or labels:
             raise BadInput("--run scores a run on its own validation split; give either --run or --model/--data")
-        network, config, meta = load_model(Path(run_dir) / "model.npz", device=device or "cpu")
-        val = validation_rows(config, cache=not no_cache)
+        if is_ensemble(Path(run_dir)):
+            raise BadInput(f"{run_dir}: an ensemble's members split their rows by their own seeds, so no row is "
+                           "held out from all of them; score it on a labelled file with --model and --data")
+        model = load_ensemble([run_dir], device=device or "cpu", tta=tta)
+        val = validation_rows(model.members[0].config, cache=not no_cache)
         if val is None:
             raise BadInput(f"{run_dir}: the run has no validation split (data.val_fraction is 0); evaluate "
                            "its model.npz on a labelled file with --model and --data instead")
         images, truth, source = val.images, val.labels, f"{run_dir} (validation split of {val.source})"
     else:
-        if not (model_path and data):
+        if not (model_paths and data):
             raise BadInput("give --model and --data (and --labels for an unlabelled CSV), or --run RUN_DIR")
-        network, _, meta = load_model(model_path, device=device or "cpu")
+        model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
         images, truth = _labelled(data, labels, not no_cache)
         source = data
-    result = run_evaluate(network, images, truth, source)
-    if meta.get("train_fingerprint") is not None:
-        seen = seen_in_training(images, meta["train_fingerprint"])
-        result["rows_seen_in_training"] = seen
+    result = run_evaluate(model, images, truth, source)
+    for member in model.members:
+        if member.meta.get("train_fingerprint") is None:
+            continue
+        seen = seen_in_training(images, member.meta["train_fingerprint"])
+        result["rows_seen_in_training"] = max(seen, result.get("rows_seen_in_training", 0))
         if seen >= max(1, 0.01 * len(images)):
-            click.echo(f"warning: {seen:,} of the {len(images):,} rows ({seen / len(images):.1%}) are rows this "
-                       "model was trained on; its accuracy on them overstates how well it generalizes", err=True)
+            click.echo(f"warning: {seen:,} of the {len(images):,} rows ({seen / len(images):.1%}) are rows "
+                       f"{'this model' if len(model.members) == 1 else member.name} was trained on; its accuracy on "
+                       "them overstates how well it generalizes", err=True)
     if as_json:
         emit_json(result)
     else:
@@ -156,8 +208,7 @@ def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
 
 
 @click.command()
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="A model.npz written by fit.")
+@models_option(required=True)
 @click.option("--data", type=click.Path(dir_okay=False),
               help="Digit CSV to label (a 'label' column, if present, is ignored).")
 @click.option("--image", "images", multiple=True, type=click.Path(),
@@ -174,58 +225,76 @@ def evaluate(model_path, data, labels, run_dir, as_json, device, no_cache):
 @device_option
 @cache_option
 @threads_option
-def predict(model_path, data, images, out, proba, save_inputs, as_json, device, no_cache):
+def predict(model_paths, tta, data, images, out, proba, save_inputs, as_json, device, no_cache):
     """Label every row of a digit CSV and write a Kaggle submission; or read pictures of digits.
 
     \b
     Examples:
       bp-train predict --model runs/cnn/model.npz --data data/test.csv --out submission.csv
       bp-train predict --model runs/cnn/model.npz --image my-seven.png --image scans/
+      bp-train predict --model runs/fast-cnn-ensemble --tta --data data/test.csv   (an ensemble, with TTA)
     """
     if bool(data) == bool(images):
         raise BadInput("give --data CSV (a Kaggle file) or --image PATH (pictures), one of the two")
     if images:
         if proba:
             raise BadInput("--proba goes with --data; with --image, --out CSV holds the probabilities")
-        return predict_images(model_path, images, out, save_inputs, as_json, device)
+        return predict_images(model_paths, tta, images, out, save_inputs, as_json, device)
     if save_inputs or as_json:
         raise BadInput("--save-inputs and --json go with --image")
-    predict_csv(model_path, data, out or "submission.csv", proba, device, no_cache)
+    predict_csv(model_paths, tta, data, out or "submission.csv", proba, device, no_cache)
 
 
-def predict_csv(model_path, data, out, proba, device, no_cache):
+def model_inputs(model_paths) -> dict[str, str]:
+    """The model files an output must never replace (an ensemble folder's: each member's), for
+    refuse_overwriting."""
+    from ..files.ensemble import model_files
+
+    files = {}
+    for path in model_paths:
+        try:
+            files.update({f"model file {file}": str(file) for _, file in model_files(path)})
+        except BPTrainError:  # said when the models are loaded
+            files[f"model file {path}"] = str(path)
+    return files
+
+
+def predict_csv(model_paths, tta, data, out, proba, device, no_cache):
     from ..data.digits import resolve
+    from ..training.voting import load_ensemble
 
     refuse_overwriting({"--out": out, "--proba": proba},
-                       {"input file (--data)": str(resolve(data)), "model file (--model)": model_path})
-    network, _, _ = load_model(model_path, device=device or "cpu")
+                       {"input file (--data)": str(resolve(data)), **model_inputs(model_paths)})
+    model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
     digits = load_digits(data, cache=not no_cache)
-    if digits.images.shape[1] != network.sizes[0]:
-        raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects {network.sizes[0]}")
-    scores = to_host(network.predict(to_float(digits.images, network.dtype), batch_size=10_000))
-    predicted = scores.argmax(axis=1)
+    if digits.images.shape[1] != model.network.sizes[0]:
+        raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects "
+                       f"{model.network.sizes[0]}")
+    probabilities = model.probabilities(to_float(digits.images, model.network.dtype))
+    predicted = probabilities.argmax(axis=1)
     ids = np.arange(1, len(predicted) + 1)
     # Both files are written to temporaries and renamed only when both are whole: a full disk or Ctrl-C
     # half way leaves neither new beside an old other.
     with atomic_path(out) as out_tmp, (atomic_path(proba) if proba else nullcontext()) as proba_tmp:
         write_csv(out_tmp, out, "ImageId,Label", np.column_stack([ids, predicted]), "%d")
         if proba:
-            header = "ImageId," + ",".join(f"p{d}" for d in range(scores.shape[1]))
-            write_csv(proba_tmp, proba, header, np.column_stack([ids, network.probabilities(scores.astype(np.float64))]),
-                      ["%d"] + ["%.6f"] * scores.shape[1])
+            header = "ImageId," + ",".join(f"p{d}" for d in range(probabilities.shape[1]))
+            write_csv(proba_tmp, proba, header, np.column_stack([ids, probabilities]),
+                      ["%d"] + ["%.6f"] * probabilities.shape[1])
     click.echo(f"wrote {len(predicted)} predictions to {out}" + (f" and probabilities to {proba}" if proba else ""))
 
 
-def predict_images(model_path, images, out, save_inputs, as_json, device):
+def predict_images(model_paths, tta, images, out, save_inputs, as_json, device):
     """Every picture prepared and read before anything is written: a bad one leaves no file behind."""
     from ..data.images import image_files, prepare
     from ..training.recognize import check_fits, describe, recognize
+    from ..training.voting import load_ensemble
 
     files = image_files(images)
-    refuse_overwriting({"--out": out}, {"model file (--model)": model_path, **{f"image {f}": str(f) for f in files}})
-    network, _, _ = load_model(model_path, device=device or "cpu")
-    check_fits(network, model_path)
-    results = recognize(network, [prepare(f) for f in files])
+    refuse_overwriting({"--out": out}, {**model_inputs(model_paths), **{f"image {f}": str(f) for f in files}})
+    model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
+    check_fits(model.network, model_paths[0])
+    results = recognize(model, [prepare(f) for f in files])
     if out:
         import csv
         import io
@@ -284,12 +353,7 @@ def compare(experiment, data, seeds, out, as_json):
     """
     from ..training.experiments import format_summary, run_experiment
 
-    try:
-        chosen = sorted({int(s) for s in seeds.split(",")})
-    except ValueError:
-        raise BadInput(f"--seeds {seeds[:40]!r}: expected whole numbers separated by commas, e.g. 0,1") from None
-    if not chosen or min(chosen) < 0 or max(chosen) > 2**32 - 1 or len(chosen) > 10:
-        raise BadInput(f"--seeds {seeds[:40]!r}: one to ten seeds between 0 and {2**32 - 1}")
+    chosen = parse_seeds(seeds)
     folder = Path(out or f"runs/compare-{experiment}")
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     summary = run_experiment(experiment, data, folder, chosen, log=log)

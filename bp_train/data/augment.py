@@ -154,3 +154,13 @@ def augmented_samples(config, count: int = 4, versions: int = 3, cache: bool = T
     batch = to_float(np.repeat(originals, versions, axis=0))
     distorted = np.rint(augmenter(batch) * 255).astype(np.uint8).reshape(len(originals), versions, -1)
     return list(zip(originals, distorted))
+
+
+def shifted(x: np.ndarray, input_shape, shift: tuple[float, float], rotate_deg: float = 0.0) -> np.ndarray:
+    """Rows (N, C*H*W) moved by `shift` = (dx, dy) pixels and turned by `rotate_deg`, all by the same fixed
+    amount: the views test-time augmentation averages over. The resampling is `distort`'s, as in training;
+    a whole-pixel shift without rotation reads whole pixels, so no shift at all returns `x`'s own values."""
+    n = len(x)
+    matrices = affine_matrices(np.full(n, rotate_deg), np.ones(n), np.zeros(n))
+    shifts = np.tile(np.asarray(shift, dtype=x.dtype), (n, 1))
+    return distort(x.reshape(n, *input_shape), matrices, shifts).reshape(n, -1)

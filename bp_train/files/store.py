@@ -116,6 +116,25 @@ def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tup
     return arrays, meta
 
 
+def read_meta(path: str | os.PathLike, kind: str = "model") -> dict:
+    """The JSON metadata of a file written by `save_arrays`, without reading any array's data."""
+
+    class Enough(Exception):
+        pass
+
+    found = {}
+
+    def keep(headers, meta):
+        found.update(meta)
+        raise Enough
+
+    try:
+        load_arrays(path, kind, check=keep)
+    except Enough:
+        pass
+    return found
+
+
 def _headers(path: Path, kind: str) -> dict[str, tuple[tuple, np.dtype]]:
     """{array name: (shape, dtype)} from the .npy headers inside the archive, without reading any data."""
     headers = {}

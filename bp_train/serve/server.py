@@ -5,8 +5,9 @@ page (a framework would add a dependency and nothing this needs).
     POST /api/predict   a picture as the body -> {label, probabilities, input (28x28, 0..1), saliency (28x28)}
 
 The picture goes through the very preparation `predict --image` uses (data/images.py). A bad request
-gets a 4xx and a JSON {"error": ...}, and the server goes on serving. The network keeps what its last
-pass cached (the layers' inputs, masks), so one lock lets one request use it at a time.
+gets a 4xx and a JSON {"error": ...}, and the server goes on serving. The model is a training.voting.Ensemble
+(one network, or several averaged); a network keeps what its last pass cached (the layers' inputs, masks),
+so one lock lets one request use it at a time.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ MAX_BODY = 4_000_000  # a canvas PNG is tens of kB, a phone photo a few MB
 class DigitServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, network, quiet: bool = True):
+    def __init__(self, address, model, quiet: bool = True):
         super().__init__(address, Handler)
-        self.network, self.lock, self.quiet = network, threading.Lock(), quiet
+        self.model, self.lock, self.quiet = model, threading.Lock(), quiet
         self.page = resources.files("bp_train.serve").joinpath("static/index.html").read_bytes()
 
     def read(self, body: bytes) -> dict:
         with self.lock:
-            result = recognize(self.network, [prepare_bytes(body, "the picture")], saliency=True)[0]
+            result = recognize(self.model, [prepare_bytes(body, "the picture")], saliency=True)[0]
         return {key: result[key] for key in ("label", "probabilities", "input", "saliency", "notes")}
 
 
@@ -93,9 +94,9 @@ class Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
 
-def serve(network, host: str, port: int, announce=print, quiet: bool = True) -> None:
+def serve(model, host: str, port: int, announce=print, quiet: bool = True) -> None:
     """Serve until Ctrl-C (KeyboardInterrupt propagates once the socket is closed)."""
-    server = DigitServer((host, port), network, quiet)
+    server = DigitServer((host, port), model, quiet)
     announce(f"serving on http://{host}:{server.server_address[1]}/ (Ctrl-C stops it)")
     try:
         server.serve_forever(poll_interval=0.2)

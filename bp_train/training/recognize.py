@@ -17,18 +17,18 @@ def check_fits(network, source: str) -> None:
         raise DataError(f"{source}: the model reads {network.sizes[0]} values per digit, not a 28x28 picture")
 
 
-def recognize(network, prepared: list[Prepared], saliency: bool = False) -> list[dict]:
+def recognize(model, prepared: list[Prepared], saliency: bool = False) -> list[dict]:
     """Per picture: file, label, probabilities (10), the 28x28 input (0..1) and, if asked, the saliency
-    map, d(winning score)/d(pixel) scaled to -1..1."""
-    x = to_float(np.stack([p.pixels.reshape(-1) for p in prepared]).round().astype(np.uint8), network.dtype)
-    probabilities = to_host(network.probabilities(network.predict(x))).astype(np.float64)
+    map, d(winning score)/d(pixel) scaled to -1..1. `model` is a voting.Ensemble (one network or more)."""
+    x = to_float(np.stack([p.pixels.reshape(-1) for p in prepared]).round().astype(np.uint8), model.network.dtype)
+    probabilities = model.probabilities(x)
     results = []
     for i, item in enumerate(prepared):
         label = int(probabilities[i].argmax())
         result = {"file": item.source, "label": label, "probabilities": probabilities[i].round(6).tolist(),
                   "notes": item.notes, "input": x[i].reshape(28, 28).round(4).tolist()}
         if saliency:
-            gradient = to_host(network.score_gradient(x[i:i + 1], label)).reshape(28, 28).astype(np.float64)
+            gradient = to_host(model.score_gradient(x[i:i + 1], label)).reshape(28, 28).astype(np.float64)
             top = np.abs(gradient).max()
             result["saliency"] = (gradient / top if top > 0 else gradient).round(4).tolist()
         results.append(result)

@@ -39,24 +39,52 @@ def top_confusions(confusion: np.ndarray, count: int = 5) -> list[dict]:
             for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
 
 
-def evaluate(network, images: np.ndarray, labels: np.ndarray, source: str) -> dict:
-    """Every figure of the evaluation report, as plain Python values (ready for --json)."""
+def evaluate(model, images: np.ndarray, labels: np.ndarray, source: str) -> dict:
+    """Every figure of the evaluation report, as plain Python values (ready for --json). `model` is a
+    voting.Ensemble: one network is scored with its own loss; several (or TTA) by their averaged
+    probabilities, with the loss their cross-entropy and each member's accuracy reported beside them."""
+    network = model.network
     if images.shape[1] != network.sizes[0]:
         raise DataError(f"{source}: rows have {images.shape[1]} pixels but the model expects {network.sizes[0]}")
     check_labels(labels, network.sizes[-1], source)
     x = to_float(images, network.dtype)
     labels = labels.astype(np.intp)
-    loss, accuracy, predicted = evaluate_split(network, to_device(x, network.xp), to_device(labels, network.xp))
-    predicted = to_host(predicted)
+    members = None
+    if model.single:
+        loss, accuracy, predicted = evaluate_split(network, to_device(x, network.xp), to_device(labels, network.xp))
+        predicted = to_host(predicted)
+    else:
+        each = model.member_probabilities(x)
+        probabilities = each.mean(axis=0)
+        predicted = probabilities.argmax(axis=1)
+        accuracy = float(np.mean(predicted == labels))
+        loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels], 1e-300))))
+        members = [{"model": name, "accuracy": float(np.mean(p.argmax(axis=1) == labels))}
+                   for name, p in zip(model.names, each)]
     confusion = confusion_matrix(labels, predicted, network.sizes[-1])
-    return {"data": source, "rows": int(len(labels)), "loss": loss, "accuracy": accuracy,
-            "per_class": per_class(confusion), "confusion_matrix": confusion.tolist(),
-            "top_confusions": top_confusions(confusion)}
+    result = {"data": source, "rows": int(len(labels)), "loss": loss, "accuracy": accuracy,
+              "per_class": per_class(confusion), "confusion_matrix": confusion.tolist(),
+              "top_confusions": top_confusions(confusion)}
+    if members is not None:
+        scores = np.array([m["accuracy"] for m in members])
+        result.update(members=members, tta=len(model.views) > 1, member_accuracy_mean=float(scores.mean()),
+                      member_accuracy_std=float(scores.std(ddof=1)) if len(scores) > 1 else 0.0)
+    return result
 
 
 def format_report(result: dict) -> str:
-    lines = [f"{result['data']}: {result['rows']} rows, accuracy {result['accuracy']:.4f}, "
-             f"loss {result['loss']:.4f}", "", "class  precision  recall  f1      support"]
+    lines = []
+    if "members" in result:
+        count, how = len(result["members"]), " with TTA" if result["tta"] else ""
+        lines += [f"  {m['model']}: accuracy {m['accuracy']:.4f}{how}" for m in result["members"]]
+        if count > 1:
+            lines += [f"members: mean accuracy {result['member_accuracy_mean']:.4f} +- "
+                      f"{result['member_accuracy_std']:.4f} (standard deviation over {count})",
+                      f"the ensemble of {count} (probabilities averaged{how}); loss: cross-entropy of the average"]
+        else:
+            lines += ["with TTA (probabilities averaged over the shifted views); loss: cross-entropy of the average"]
+    lines += [f"{result['data']}: {result['rows']} rows, accuracy {result['accuracy']:.4f}, "
+              f"loss {result['loss']:.4f}", "", "class  precision  recall  f1      support"]
     lines += [f"{r['class']:>5}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}  {r['support']:7d}"
               for r in result["per_class"]]
     matrix = result["confusion_matrix"]

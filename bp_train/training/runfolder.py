@@ -166,7 +166,7 @@ def check_replaceable(target: Path) -> None:
                            "folder, or a run folder (which --overwrite may replace)")
 
 
-def _claim_empty(folder: Path) -> RunFolder | None:
+def claim_empty(folder: Path) -> RunFolder | None:
     """Lock `folder` if it is free (missing or empty and unlocked); None if it holds a run or is in use."""
     created, parent_created = False, not folder.parent.exists()
     if not folder.exists():
@@ -192,7 +192,7 @@ def numbered_folder(base: Path) -> RunFolder:
     """runs/<name>/, or the first of runs/<name>-2/, -3, ... that holds no run."""
     for number in range(1, 100_000):
         folder = base if number == 1 else base.with_name(f"{base.name}-{number}")
-        claimed = _claim_empty(folder)
+        claimed = claim_empty(folder)
         if claimed is not None:
             return claimed
     raise BPTrainError(f"{base.parent}: 100,000 numbered runs of {base.name}; clear some out")
@@ -208,7 +208,7 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise BPTrainError(f"--out {target} is a file, not a folder")
-    claimed = None if holds_run(target) else _claim_empty(target)
+    claimed = None if holds_run(target) else claim_empty(target)
     if claimed is not None:
         return claimed
     check_replaceable(target)  # before anything is written into it, a lock file included

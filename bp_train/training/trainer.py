@@ -319,12 +319,16 @@ def saved_config(run_dir: Path) -> Config:
 def resume_config(run_dir: Path, requested: Config) -> Config:
     """The config to resume `run_dir` with: the run's own, with only RESUMABLE_CHANGES taken from
     `requested`. Any other difference (layer sizes, data, optimizer, seed...) is an error that names it."""
-    saved = saved_config(run_dir)
+    return resumed(saved_config(run_dir), requested, str(run_dir))
+
+
+def resumed(saved: Config, requested: Config, where: str) -> Config:
+    """`saved` with RESUMABLE_CHANGES taken from `requested`; any other difference is a ConfigError."""
     old, new = _flatten(saved.to_dict()), _flatten(requested.to_dict())
     for key in sorted(set(old) | set(new)):
         allowed = any(key == c or key.startswith(c + ".") for c in RESUMABLE_CHANGES) or key == "name"
         if old.get(key) != new.get(key) and not allowed:
-            raise ConfigError(f"cannot resume {run_dir}: '{key}' changed from {old.get(key)!r} to "
+            raise ConfigError(f"cannot resume {where}: '{key}' changed from {old.get(key)!r} to "
                               f"{new.get(key)!r}; only {', '.join(RESUMABLE_CHANGES)} may change on resume")
     merged, wanted = saved.to_dict(), requested.to_dict()
     for dotted in RESUMABLE_CHANGES:  # each allowed change taken from the request, as listed there
@@ -333,7 +337,7 @@ def resume_config(run_dir: Path, requested: Config) -> Config:
         for name in sections:
             source, target = source[name], target[name]
         target[key] = source[key]
-    return config_from_dict(merged, str(run_dir))
+    return config_from_dict(merged, where)
 
 
 def fit(config: Config, run_dir: str | Path | RunFolder, resume: bool = False, cache: bool = True,

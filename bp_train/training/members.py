@@ -1,0 +1,122 @@
+"""Training an ensemble: one config, several seeds, one run folder per member (files/ensemble.py).
+
+`fit --seeds 0,1,2` trains the members one after another into runs/<name>-ensemble/seed-0/, seed-1/, ...
+Each member is an ordinary run, so it is written, locked, checkpointed and resumed as any run is: a
+Ctrl-C costs at most the epoch under way of the member under way. `fit --resume ENSEMBLE` finishes
+whatever is left -- members stopped half way are resumed, members never started are trained, finished
+ones are left alone -- and `fit --resume ENSEMBLE/seed-1` resumes that member alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from pathlib import Path
+
+from ..config import Config, config_from_dict
+from ..errors import BPTrainError, Interrupted
+from ..files.ensemble import MANIFEST, is_ensemble, member_name, read_manifest, unfinished, write_manifest
+from .runfolder import FolderLock, claim_empty, holds_run, numbered_folder, open_run_folder
+from .trainer import fit as fit_run, resume_config, resumed
+
+
+def member_config(config: Config, seed: int) -> Config:
+    raw = copy.deepcopy(config.to_dict())
+    raw["train"]["seed"] = seed
+    return config_from_dict(raw, f"{config.name} (seed {seed})", name=config.name)
+
+
+def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Path = Path("runs")):
+    """(folder, lock) for a new ensemble: runs/<name>-ensemble (then -2, -3...), or --out, which may be
+    new, empty, or an ensemble folder that --overwrite retrains."""
+    if out is None:
+        claimed = numbered_folder(runs / f"{name}-ensemble")
+        return claimed.target, claimed.lock
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise BPTrainError(f"--out {target} is a file, not a folder")
+    claimed = None if holds_run(target) else claim_empty(target)
+    if claimed is not None:
+        return claimed.target, claimed.lock
+    if not is_ensemble(target):
+        raise BPTrainError(f"--out {target} holds something that is not an ensemble ({MANIFEST} is missing); "
+                           "--seeds writes a new or empty folder, or an ensemble folder")
+    lock = FolderLock(target).acquire()
+    if not overwrite:
+        lock.release()
+        raise BPTrainError(f"--out {target} already holds an ensemble; pass --overwrite to retrain its members "
+                           f"(each replaced once its new run has finished an epoch), or --resume {target} to "
+                           "finish it")
+    return target, lock
+
+
+def train_members(config: Config, seeds: list[int], folder: Path, overwrite: bool = False, resume: bool = False,
+                  cache: bool = True, show_progress: bool = True, log=print) -> dict:
+    """Train (or finish) every member in turn; the summary holds each member's figures and their spread."""
+    started, summaries = time.perf_counter(), []
+    for number, seed in enumerate(seeds, start=1):
+        member = folder / member_name(seed)
+        wanted = member_config(config, seed)
+        if resume and (member / "checkpoint.npz").is_file():
+            why = unfinished(member)
+            if why is None:
+                log(f"member {number}/{len(seeds)} ({member.name}): finished already")
+                summaries.append(finished_summary(member))
+                continue
+            log(f"member {number}/{len(seeds)} ({member.name}): {why}, resuming")
+            wanted, resuming = resume_config(member, wanted), True
+        else:
+            log(f"member {number}/{len(seeds)} ({member.name}): training")
+            resuming = False
+        run = open_run_folder(None, config.name, resume=member) if resuming else \
+            open_run_folder(member, config.name, overwrite=overwrite)
+        try:
+            with run:
+                summaries.append(fit_run(wanted, run, resume=resuming, cache=cache,
+                                         show_progress=show_progress, log=log))
+        except Interrupted as exc:
+            raise Interrupted(f"{exc} (member {member.name}); to finish the whole ensemble: "
+                              f"bp-train fit --resume {folder}") from None
+    return ensemble_summary(folder, seeds, summaries, time.perf_counter() - started)
+
+
+def finished_summary(member: Path) -> dict:
+    import csv
+
+    rows = list(csv.DictReader(open(member / "metrics.csv", encoding="utf-8")))
+    val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
+    return {"run_dir": str(member), "model": str(member / "model.npz"), "epochs": len(rows),
+            "val_accuracy": max(val) if val else None,
+            "train_seconds": round(sum(float(r["seconds"]) for r in rows), 3)}
+
+
+def ensemble_summary(folder: Path, seeds: list[int], summaries: list[dict], seconds: float) -> dict:
+    val = [s["val_accuracy"] for s in summaries if s.get("val_accuracy") is not None]
+    return {"ensemble": str(folder), "members": [{"seed": seed, **s} for seed, s in zip(seeds, summaries)],
+            "val_accuracy_mean": statistics.mean(val) if val else None,
+            "val_accuracy_std": statistics.stdev(val) if len(val) > 1 else None,
+            "train_seconds": round(sum(s["train_seconds"] for s in summaries), 3), "seconds": round(seconds, 3)}
+
+
+def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None, overwrite: bool = False,
+                 resume: str | None = None, cache: bool = True, show_progress: bool = True, log=print,
+                 threads: str = "") -> dict:
+    """`fit --seeds` (a new ensemble, or --overwrite of one) or `fit --resume ENSEMBLE` (finish it, where
+    `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device)."""
+    if resume is not None:
+        folder = Path(resume)
+        manifest = read_manifest(folder)
+        seeds = [int(name.split("-", 1)[1]) for name in manifest["members"]]
+        saved = config_from_dict(manifest["config"], f"{folder / MANIFEST} (its config)")
+        config = resumed(saved, config, str(folder))
+        lock = FolderLock(folder).acquire()
+    else:
+        folder, lock = claim_ensemble_folder(out, config.name, overwrite)
+    try:
+        write_manifest(folder, seeds, config.to_dict())
+        log(f"training the ensemble {folder} of {config.name}: {len(seeds)} members, seeds "
+            f"{', '.join(map(str, seeds))}" + (f", with {threads}" if threads else ""))
+        return train_members(config, seeds, folder, overwrite, resume is not None, cache, show_progress, log)
+    finally:
+        lock.release()

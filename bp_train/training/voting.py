@@ -1,0 +1,120 @@
+"""Several networks as one: soft voting, and test-time augmentation.
+
+Soft voting averages the members' class probabilities and takes the most probable class. Networks
+trained alike from different seeds make different mistakes, so the average is right more often than any
+one of them: on MNIST, the best-known entries are ensembles of the same CNN.
+
+Test-time augmentation (TTA) averages one network's probabilities over a few fixed copies of each digit
+-- moved a pixel left, right, up, down -- resampled by the augmentation code training uses
+(data/augment.py). A digit the network reads badly where it stands may be read well a pixel away.
+
+An Ensemble of one network with no TTA is that network: its probabilities are the network's own, the
+same numbers, so every command can take one or several models through the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.augment import shifted
+from ..errors import ModelFileError
+from ..files.ensemble import model_files
+from ..files.model import load_model
+from ..nn.backend import to_device, to_host
+
+# The views --tta averages, (dx, dy, degrees): the digit where it is, and moved by one pixel each way.
+# Measured on MNIST t10k (docs/commands.md, "Ensembles and TTA"), including the rotations left out here.
+TTA_VIEWS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0))
+NO_TTA = ((0, 0, 0),)
+
+
+@dataclass
+class Member:
+    name: str
+    network: object
+    config: object
+    meta: dict
+
+
+@dataclass
+class Ensemble:
+    members: list[Member]
+    views: tuple = NO_TTA  # TTA's views, (dx, dy) in pixels and a turn in degrees; one unmoved view: no TTA
+    names: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.names = [m.name for m in self.members]
+
+    @property
+    def network(self):
+        """The first member: what every member shares (input size and shape, classes) is read from it."""
+        return self.members[0].network
+
+    @property
+    def single(self) -> bool:
+        return len(self.members) == 1 and len(self.views) == 1
+
+    def member_probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+        """(members, N, classes) float64: each member's probabilities, averaged over the TTA views."""
+        out = np.empty((len(self.members), len(x), self.network.sizes[-1]))
+        for m, member in enumerate(self.members):
+            network = member.network
+            for start in range(0, len(x), batch_size):
+                rows = x[start:start + batch_size]
+                total = 0.0
+                for dx, dy, degrees in self.views:
+                    view = rows if (dx, dy, degrees) == (0, 0, 0) else \
+                        shifted(rows, image_shape(network), (dx, dy), degrees)
+                    scores = network.predict(to_device(view, network.xp), batch_size=batch_size)
+                    total = total + network.probabilities(to_host(scores).astype(np.float64))
+                out[m, start:start + len(rows)] = total / len(self.views)
+        return out
+
+    def probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+        """(N, classes) float64: the members' probabilities averaged (soft voting)."""
+        return self.member_probabilities(x, batch_size).mean(axis=0)
+
+    def score_gradient(self, x: np.ndarray, label: int) -> np.ndarray:
+        """The members' d(score of `label`)/d(pixels), averaged (the saliency of the ensemble's answer)."""
+        return np.mean([to_host(m.network.score_gradient(x, label)) for m in self.members], axis=0)
+
+
+def image_shape(network) -> tuple[int, int, int]:
+    """(C, H, W) of the pictures a network reads: a CNN's input_shape, or 28x28 for a 784-pixel MLP."""
+    channels, height, width = network.input_shape
+    if height > 1 and width > 1:
+        return channels, height, width
+    if network.sizes[0] == 784:
+        return 1, 28, 28
+    raise ModelFileError(f"--tta moves digits by a pixel, but this model reads {network.sizes[0]} values per "
+                         "digit, not a picture (give the config model.input_shape)")
+
+
+def check_compatible(members: list[Member]) -> None:
+    """Members must read the same digits and name the same classes; anything else may differ (an MLP and
+    a CNN read the same 784 pixels)."""
+    first = members[0]
+    for member in members[1:]:
+        for what, get in (("values per digit", lambda n: n.sizes[0]), ("classes", lambda n: n.sizes[-1])):
+            if get(member.network) != get(first.network):
+                raise ModelFileError(f"{member.name}: the model has {get(member.network)} {what}, but "
+                                     f"{first.name} has {get(first.network)}; an ensemble's members must "
+                                     "read the same digits into the same classes")
+
+
+def load_ensemble(paths, device: str = "cpu", tta: bool = False) -> Ensemble:
+    """Every model the --model paths stand for (files, run folders, ensemble folders), checked to fit
+    together. A missing, damaged or foreign member is refused with one line naming it."""
+    members = []
+    for path in paths:
+        for name, file in model_files(path):
+            network, config, meta = load_model(file, device=device)
+            members.append(Member(name, network, config, meta))
+    if not members:
+        raise ModelFileError("no model given: pass --model FILE (a model file, run folder or ensemble folder)")
+    check_compatible(members)
+    if tta:
+        image_shape(members[0].network)
+    return Ensemble(members, TTA_VIEWS if tta else NO_TTA)
