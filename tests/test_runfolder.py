@@ -247,3 +247,53 @@ def test_a_config_file_name_that_is_not_plain_gives_a_plain_run_name(tmp_path, t
     odd.write_text(tiny_config.read_text().replace("name: tiny\n", ""))
     assert fit("--config", odd, cwd=tmp_path).exit_code == 0
     assert (tmp_path / "runs" / "my-exp-v2" / "model.npz").is_file()
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_overwrite_clears_what_an_overwrite_killed_mid_way_left_behind(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    assert run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet").exit_code == 0
+    pid = dead_pid()
+    staging = tmp_path / f".run.new-{pid}"   # kill -9 before the swap: a half-trained staging folder
+    staging.mkdir()
+    (staging / "model.npz").write_bytes(b"half")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    running = tmp_path / f".run.new-{other.pid}"   # a live process's own: not ours to clear
+    running.mkdir()
+    try:
+        assert run_cli("fit", "--config", tiny_config, "--out", run, "--overwrite", "--epochs", "1",
+                       "--quiet").exit_code == 0
+    finally:
+        other.kill()
+        other.wait()
+    assert not staging.exists() and running.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".run.")) == [running.name]
+
+
+def test_a_swap_killed_between_its_two_renames_gets_the_previous_run_back(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    assert run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet").exit_code == 0
+    model = (run / "model.npz").read_bytes()
+    pid = dead_pid()
+    run.rename(tmp_path / f".run.old-{pid}")   # the old run moved aside, the new one not yet in place
+    (tmp_path / f".run.new-{pid}").mkdir()
+    result = run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet")
+    assert result.exit_code == 2 and "already holds a run" in result.output  # the previous run is back
+    assert (run / "model.npz").read_bytes() == model
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+
+
+def test_overwrite_through_a_link_replaces_the_run_where_it_lives_and_keeps_the_link(tmp_path, tiny_config):
+    real, link = tmp_path / "real", tmp_path / "link"
+    assert run_cli("fit", "--config", tiny_config, "--out", real, "--epochs", "1", "--quiet").exit_code == 0
+    link.symlink_to(real)
+    assert run_cli("fit", "--config", tiny_config, "--out", link, "--overwrite", "--epochs", "2", "--quiet").exit_code == 0
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert len((real / "metrics.csv").read_text().splitlines()) == 3  # the new, 2-epoch run
+    assert not (real / ".lock").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no .old-PID, no .new-PID

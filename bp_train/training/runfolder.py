@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
+import glob
 import os
 import shutil
 import socket
@@ -198,6 +199,33 @@ def numbered_folder(base: Path) -> RunFolder:
     raise BPTrainError(f"{base.parent}: 100,000 numbered runs of {base.name}; clear some out")
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's, and running
+    return True
+
+
+def remove_abandoned_swaps(target: Path) -> None:
+    """Clear what an --overwrite killed mid-way (kill -9, power loss) left beside `target`: its staging
+    folder .NAME.new-PID is deleted; its .NAME.old-PID, the previous run, is put back if the swap never
+    finished (no `target`), else deleted. Those of a process still running are its own, and left alone."""
+    leftovers = sorted(target.parent.glob(f".{glob.escape(target.name)}.*-*"), key=lambda p: "new" in p.name)
+    for leftover in leftovers:  # the old runs first: one may have to be put back
+        kind, _, pid = leftover.name[len(target.name) + 2:].partition("-")
+        if kind not in ("new", "old") or not pid.isdigit() or alive(int(pid)):
+            continue
+        if kind == "old" and not os.path.lexists(target):
+            os.rename(leftover, target)
+        elif leftover.is_symlink() or not leftover.is_dir():
+            leftover.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
                     resume: str | Path | None = None, runs: Path = Path("runs")) -> RunFolder:
     """The locked folder a `fit` writes: see the module's docstring for the rule."""
@@ -206,8 +234,12 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     if out is None:
         return numbered_folder(runs / name)
     target = Path(out)
+    if target.is_symlink() and target.is_dir():
+        # a link to a run folder: the run is replaced where it lives, and the link still leads to it
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise BPTrainError(f"--out {target} is a file, not a folder")
+    remove_abandoned_swaps(target)
     claimed = None if holds_run(target) else claim_empty(target)
     if claimed is not None:
         return claimed
