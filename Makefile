@@ -20,7 +20,7 @@ REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kagg
 TRAIN_CSV := $(firstword $(wildcard data/train.csv data/train.csv.gz) data/train.csv)
 TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.csv)
 
-.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench tune figures plot clean \
+.PHONY: help install test check train predict evaluate data gradcheck compare-speed bench tune figures plot clean kaggle \
 	compare-optimizers compare-init compare-batchnorm compare-dropout
 
 help:
@@ -29,6 +29,8 @@ help:
 	@echo "make test           install and run the whole test suite"
 	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
+	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS)) on the Kaggle train.csv in data/ into"
+	@echo "                    $(ENSEMBLE), then write submission.csv for data/test.csv with TTA; run again, it resumes"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
@@ -76,6 +78,22 @@ gradcheck: install
 
 compare-speed: install
 	$(BIN)/bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
+
+# The Kaggle entry: an ensemble of the fast CNN, one member per seed, averaged with test-time augmentation.
+# Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder).
+KAGGLE_CONFIG ?= configs/fast-cnn.yaml
+SEEDS    ?= 0,1,2,3,4
+ENSEMBLE ?= runs/kaggle-ensemble
+
+kaggle: install
+	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
+	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
+	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
+		$(BIN)/bp-train fit --resume "$(ENSEMBLE)"; \
+	else \
+		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --out "$(ENSEMBLE)"; \
+	fi
+	$(BIN)/bp-train predict --model "$(ENSEMBLE)" --tta --data "$(TEST_CSV)" --out submission.csv
 
 bench: install
 	$(BIN)/bp-train bench --data $(REPLICA) --busy --profile --config configs/default.yaml --config configs/deep.yaml \

@@ -142,8 +142,8 @@ def models_option(required: bool = True):
     read digits with a trained network."""
     def decorate(f):
         f = click.option("--tta", is_flag=True,
-                         help="Test-time augmentation: average each digit's probabilities over the digit and four "
-                              "copies moved one pixel left, right, up and down (5x the time).")(f)
+                         help="Test-time augmentation: average each digit's probabilities over the digit, four copies "
+                              "moved one pixel left, right, up and down, and two turned 8 degrees (7x the time).")(f)
         return click.option("--model", "model_paths", multiple=True, required=required, type=click.Path(),
                             help="A model.npz written by fit, a run folder, or an ensemble folder (fit --seeds). "
                                  "Repeat it to average several models' probabilities (soft voting).")(f)

@@ -82,13 +82,14 @@ def train_members(config: Config, seeds: list[int], folder: Path, overwrite: boo
 
 
 def finished_summary(member: Path) -> dict:
+    """The figures of a member trained earlier, read from its metrics.csv."""
     import csv
 
-    rows = list(csv.DictReader(open(member / "metrics.csv", encoding="utf-8")))
+    rows = list(csv.DictReader((member / "metrics.csv").read_text(encoding="utf-8").splitlines()))
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
+    seconds = round(sum(float(r["seconds"]) for r in rows), 3)
     return {"run_dir": str(member), "model": str(member / "model.npz"), "epochs": len(rows),
-            "val_accuracy": max(val) if val else None,
-            "train_seconds": round(sum(float(r["seconds"]) for r in rows), 3)}
+            "val_accuracy": max(val) if val else None, "train_seconds": seconds, "seconds": seconds}
 
 
 def ensemble_summary(folder: Path, seeds: list[int], summaries: list[dict], seconds: float) -> dict:

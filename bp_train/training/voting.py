@@ -5,7 +5,8 @@ trained alike from different seeds make different mistakes, so the average is ri
 one of them: on MNIST, the best-known entries are ensembles of the same CNN.
 
 Test-time augmentation (TTA) averages one network's probabilities over a few fixed copies of each digit
--- moved a pixel left, right, up, down -- resampled by the augmentation code training uses
+-- moved a pixel left, right, up, down, turned a little -- resampled by the augmentation code
+training uses
 (data/augment.py). A digit the network reads badly where it stands may be read well a pixel away.
 
 An Ensemble of one network with no TTA is that network: its probabilities are the network's own, the
@@ -24,9 +25,11 @@ from ..files.ensemble import model_files
 from ..files.model import load_model
 from ..nn.backend import to_device, to_host
 
-# The views --tta averages, (dx, dy, degrees): the digit where it is, and moved by one pixel each way.
-# Measured on MNIST t10k (docs/commands.md, "Ensembles and TTA"), including the rotations left out here.
-TTA_VIEWS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0))
+# The views --tta averages, (dx, dy, degrees): the digit where it is, moved by one pixel each way, and
+# turned 8 degrees each way. Measured on MNIST t10k with fast-cnn-like networks (seed 0): one network
+# 99.47% plain, 99.52% with the four shifts, 99.55% with the turns too; an ensemble of three 99.52%,
+# 99.53%, 99.58%. docs/commands.md ("Ensembles and TTA") has the figures of the shipped config.
+TTA_VIEWS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 8), (0, 0, -8))
 NO_TTA = ((0, 0, 0),)
 
 
