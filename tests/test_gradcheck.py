@@ -96,6 +96,47 @@ def test_gradcheck_replaces_rows_that_sit_on_a_relu_kink():
     assert result["passed"]
 
 
+def test_a_difference_that_straddles_a_kink_is_left_out_and_said_not_failed():
+    config = load_config(None, ["model.hidden=[{size: 5}]"])
+    net = build_network(config, dtype="float64")
+    x = np.random.default_rng(0).random((4, 784))
+    w = net.params["W1"][:, 0]
+    x[0] -= w * (x[0] @ w) / (w @ w)   # row 0 on unit 0's kink, and no spare row to put in its place
+    result = gradcheck(net, x, np.arange(4), batch=4)
+    assert result["replaced_near_kink"] == 0
+    assert result["kinks_crossed"] >= 1
+    w1 = next(r for r in result["params"] if r["param"] == "W1")
+    assert w1["kinks"] >= 1 and w1["checked"] == w1["shape"][0] * w1["shape"][1] - w1["kinks"]
+    assert result["passed"]
+
+
+def test_a_kink_is_told_by_the_decisions_flipping_not_by_the_size_of_the_error():
+    from bp_train.nn.gradient import numerical_gradient
+
+    config = load_config(None, ["model.hidden=[{size: 3}]"])
+    net = build_network(config, dtype="float64")
+    x = np.random.default_rng(1).random((2, 784))
+    with net.frozen():
+        net.loss(x, np.array([1, 2]), train=True)
+        pre = x @ net.params["W1"] + net.params["b1"]
+        net.params["b1"][0] -= pre[0, 0] - 3e-6   # unit 0 of row 0 sits 3e-6 above its kink
+        crossed = []
+        numerical_gradient(lambda: net.loss_terms(x, np.array([1, 2]), train=True), net.params["b1"],
+                           decisions=net.decisions, crossed=crossed)
+    assert crossed == [(0,)]   # b1[0] +- 1e-5 switches that unit on and off; b1[1], b1[2] do not
+
+
+def test_the_default_sample_is_the_same_on_every_machine(monkeypatch):
+    import time
+    from bp_train.cli.measure import default_entries
+
+    config = load_config(ROOT / "configs" / "cnn.yaml")
+    net = build_network(config, dtype="float64")
+    first = default_entries(config, net, 4)
+    monkeypatch.setattr(time, "perf_counter", lambda: (_ for _ in ()).throw(AssertionError("timed")))
+    assert default_entries(config, net, 4) == first and first[0] is not None
+
+
 def test_cli_gradcheck_reports_a_table_and_exit_code(tmp_path):
     result = run_cli("gradcheck", "--set", "model.hidden=[{size: 6}]", "--set", f"data.train={tmp_path}/none.csv")
     assert result.exit_code == 0, result.output

@@ -56,7 +56,7 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
                                   classes=config.model.output_size)
     sampled_note = None
     if entries is None:
-        entries, sampled_note = default_entries(network, x[:batch], t[:batch])
+        entries, sampled_note = default_entries(config, network, batch)
     elif entries == "all":
         entries = None
     else:
@@ -76,6 +76,9 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
         if result["replaced_near_kink"]:
             click.echo(f"({result['replaced_near_kink']} rows replaced: a ReLU input lay within "
                        f"{10 * step:g} of the kink at 0, where the loss has no derivative)")
+        if result["kinks_crossed"]:
+            click.echo(f"({result['kinks_crossed']} entries left out: between w-h and w+h a ReLU or a max pool "
+                       "flipped, so the loss has no derivative there to compare with)")
         click.echo(f"{'param':<8}{'shape':<14}{'checked':>9}{'rel error':>12}{'max entry':>12}"
                    f"{'mean |a-n|':>12}  result")
         for row in result["params"]:
@@ -88,26 +91,26 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
     sys.exit(0 if result["passed"] else EXIT_CHECK_FAILED)
 
 
-GRADCHECK_BUDGET = 60.0  # seconds: beyond this, gradcheck samples entries unless told --entries all
+# What a default gradcheck may cost, as a fixed function of the network (never of the machine's speed or
+# load, so that one config gets the same verdict on the same entries everywhere): the estimated seconds of
+# a forward pass on the batch, PASS_OVERHEAD plus its multiply-adds at PASS_RATE, two passes per entry.
+GRADCHECK_BUDGET = 60.0
+PASS_OVERHEAD = 5e-5  # seconds: the Python and NumPy calls of one small forward pass
+PASS_RATE = 5e9       # FLOP/s: float64 products on a batch of a few rows, one core
 
 
-def default_entries(network, x, t) -> tuple[int | None, str | None]:
-    """None (every entry) when that takes under GRADCHECK_BUDGET seconds; else a per-parameter sample
-    sized to take about that long, and a line saying so. Each entry costs two forward passes."""
-    import time
+def default_entries(config, network, batch: int) -> tuple[int | None, str | None]:
+    """None (every entry) when that is estimated to take under GRADCHECK_BUDGET seconds; else a seeded
+    sample per parameter sized to that budget, the same on every machine, and a line saying so."""
+    from ..config.build import flops_per_sample
 
-    with network.frozen():
-        network.loss(x, t, train=True)
-        start = time.perf_counter()
-        for _ in range(3):
-            network.loss(x, t, train=True)
-        per_entry = 2 * (time.perf_counter() - start) / 3
+    per_entry = 2 * (PASS_OVERHEAD + batch * flops_per_sample(config) / PASS_RATE)
     total = network.parameter_count
     if per_entry * total <= GRADCHECK_BUDGET:
         return None, None
     entries = max(10, int(GRADCHECK_BUDGET / per_entry / len(network.params)))
-    return entries, (f"(sampled: {entries} seeded random entries per parameter; all {total:,} entries would take "
-                     f"about {per_entry * total / 60:.0f} minutes. --entries all checks every one)")
+    return entries, (f"(sampled: {entries} seeded random entries per parameter, the same on every machine; "
+                     f"--entries all checks all {total:,})")
 
 
 def parse_entries(value: str) -> int:

@@ -305,22 +305,36 @@ class Network:
                     self.grads[keys[param]][...] = computed
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = DEFAULT_H, keep_masks: bool = False,
-                           indices: dict | None = None, progress=None) -> dict[str, np.ndarray]:
+                           indices: dict | None = None, progress=None, crossed: dict | None = None) -> dict[str, np.ndarray]:
         """Central differences over every entry of every parameter (float64 networks only); with
         `indices` ({key: list of index tuples}), over those entries only, the rest left at 0.
 
         Like a training step, it first runs one forward pass that draws fresh dropout masks and updates
         BatchNorm's running averages -- unless `keep_masks`, which reuses the masks of the last `gradient`
-        call so that the two can be compared. All other passes are made with the network frozen.
+        call so that the two can be compared. All other passes are made with the network frozen. With
+        `crossed` ({key: []}), the entries whose +-h passes flipped a ReLU or a max pool are listed there.
         """
         if not keep_masks:
             self.loss(x, t, train=True)
         with self.frozen():
             grads = {key: numerical_gradient(lambda: self.loss_terms(x, t, train=True), param, h,
-                                             indices=None if indices is None else indices[key], progress=progress)
+                                             indices=None if indices is None else indices[key], progress=progress,
+                                             decisions=self.decisions if crossed is not None else None,
+                                             crossed=None if crossed is None else crossed[key])
                      for key, param in self.params.items()}
             self.loss(x, t, train=True)  # leave last_loss and the softmax output at the unperturbed point
         return grads
+
+    def decisions(self) -> bytes:
+        """Which way every kink went in the last forward pass: each ReLU's mask (input > 0) and each max
+        pool's winners, packed into bytes. Two passes with equal decisions lie on one smooth piece of the
+        loss; a step of a numerical gradient that changes them has crossed a kink."""
+        parts = []
+        for layer in self.layers.values():
+            went = getattr(layer, "mask", None) if isinstance(layer, ReLU) else getattr(layer, "winner", None)
+            if went is not None:
+                parts.append(np.packbits(to_host(went)).tobytes())
+        return b"".join(parts)
 
     # --- state -------------------------------------------------------------------------------------------
 
