@@ -181,6 +181,54 @@ def test_a_bad_tune_section_fails_when_read_naming_the_key(tmp_path, tune_sectio
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("tune_section, message", [
+    ("  space: {train.epochs: {int: [1, 2]}, 'train.epochs ': {int: [1, 3]}}", "names the same config key"),
+    ("  space: {data.train_rows: {int: [1, 100]}}", "leaves no validation row"),
+])
+def test_a_space_that_would_silently_misbehave_is_refused_when_read(tmp_path, tune_section, message):
+    make_config(tmp_path, tune_section + "\n")
+    result = tune(tmp_path)
+    assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_device_tune_cannot_use_is_refused_before_any_trial(tmp_path, monkeypatch):
+    make_config(tmp_path)
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as on a machine without CuPy
+    result = tune(tmp_path, "--set", "train.device=cuda")
+    assert result.exit_code == 2 and "cupy" in result.stderr.lower() and result.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_study_named_like_a_fit_run_is_refused_and_the_run_untouched(tmp_path):
+    make_config(tmp_path)
+    assert run_cli("fit", "--config", tmp_path / "search.yaml", "--out", tmp_path / "runs" / "search", "--epochs", "1",
+                   "--quiet", cwd=tmp_path).exit_code == 0
+    before = sorted(p.name for p in (tmp_path / "runs" / "search").iterdir())
+    result = tune(tmp_path)
+    assert result.exit_code == 2 and "holds a fit run" in result.stderr and "--study" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "runs" / "search").iterdir()) == before
+
+
+def test_a_second_storage_for_one_study_folder_is_refused(tmp_path):
+    make_config(tmp_path)
+    assert tune(tmp_path, "--trials", "1").exit_code == 0
+    trials = (tmp_path / "runs" / "search" / "tune" / "trials.csv").read_bytes()
+    result = tune(tmp_path, "--storage", f"sqlite:///{tmp_path / 'other.db'}")
+    assert result.exit_code == 2 and "another" in result.stderr and result.stderr.count("\n") == 1
+    assert (tmp_path / "runs" / "search" / "tune" / "trials.csv").read_bytes() == trials
+
+
+def test_parallel_tpe_workers_lie_about_running_trials():
+    from bp_train.config import load_config
+    from bp_train.tune.study import sampler_for
+
+    config = load_config(None, ["tune.space={train.optimizer.lr: {log_uniform: [0.001, 0.1]}}",
+                                "data.val_fraction=0.2"])
+    study = optuna.create_study()
+    assert sampler_for(config, study, 0, False)._constant_liar
+
+
 def test_without_optuna_tune_says_how_to_install_it(tmp_path, monkeypatch):
     make_config(tmp_path)
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError

@@ -52,6 +52,8 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
     if config.tune is None:
         raise BadInput(f"{config_path}: no `tune` section; add one naming the values to search, e.g. "
                        "tune: {space: {train.optimizer.lr: {log_uniform: [0.0001, 0.1]}}}")
+    from ..nn.backend import array_module
+    array_module(config.train.device)  # no CuPy or no GPU: said now, not by every trial failing in turn
     search = Search(config, config_path, overrides, name=run_name(study_name or config.name, "--study"),
                     storage=storage, budget=trials or config.tune.trials, timeout=timeout,
                     threads=click.get_current_context().meta["threads"].threads, log=click.echo)

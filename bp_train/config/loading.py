@@ -149,19 +149,28 @@ def _check_tune(raw: dict, config: Config) -> None:
         raise ConfigError(f"'tune.metric' is {config.tune.metric} but data.val_fraction is 0: a search needs a "
                           "validation split to judge the trials by")
     base = {k: v for k, v in raw.items() if k != "tune"}
+    seen = {}
     for key, dist in config.tune.space.items():
         label = f"tune.space {short(key)}"
         path = parse_key(key, label)
         if path[0] in ("tune", "name"):
             raise ConfigError(f"{label}: '{path[0]}' cannot be searched; expected a key of model, data or train")
+        if tuple(path) in seen:  # 'train.epochs' and 'train.epochs ' are one key: one would go unused
+            raise ConfigError(f"{label}: names the same config key as tune.space {short(seen[tuple(path)])}; "
+                              "give each key once")
+        seen[tuple(path)] = key
         (kind, args), = dist.items()
         for value in args:
             trial = copy.deepcopy(base)
             assign(trial, path, value, label)
             try:
-                _validated(trial)
+                checked = _validated(trial)
             except ConfigError as exc:
                 raise ConfigError(f"{label} = {short(value)}: {exc}") from None
+            rows = checked.data.train_rows
+            if rows is not None and round(rows * checked.data.val_fraction) == 0:
+                raise ConfigError(f"{label} = {short(value)}: data.train_rows {rows} x data.val_fraction "
+                                  f"{checked.data.val_fraction:g} leaves no validation row to judge a trial by")
 
 
 def config_from_dict(raw: dict, source: str = "<config>", name: str | None = None) -> Config:

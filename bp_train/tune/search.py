@@ -32,7 +32,12 @@ class Search:
         self.log = log
         self.deadline = time.monotonic() + timeout if timeout else None
         self.folder = engine.study_folder(name)
+        run = self.folder.parent
+        if (run / "checkpoint.npz").exists() or (run / "config.yaml").exists():
+            raise BPTrainError(f"{run} holds a fit run; a study named {name} would write its trials into it "
+                               "(runs/STUDY/tune/): give --study another name")
         engine.require_optuna()
+        engine.claim_study_folder(self.folder, storage)
         self.study = engine.open_study(config, name, engine.open_storage(storage, self.folder))
 
     def run(self, jobs: int, quiet: bool) -> None:

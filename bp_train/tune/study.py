@@ -65,6 +65,35 @@ def lost_the_schema_race(exc: Exception) -> bool:
     return isinstance(exc, IntegrityError) or (isinstance(exc, DBAPIError) and "already exists" in str(exc))
 
 
+STORAGE_NOTE = "storage.txt"  # which storage the folder's files (trials.csv, best.yaml) come from
+
+
+def storage_label(url: str | None) -> str:
+    """The storage as the folder records it: 'journal' or the URL without its user and password."""
+    if url is None:
+        return "journal"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('@')[-1]}"
+
+
+def claim_study_folder(folder: Path, url: str | None) -> None:
+    """A study folder holds one storage's results: a second storage for the same study name would replace
+    trials.csv with its own trials. Refused, naming both."""
+    note = folder / STORAGE_NOTE
+    label = storage_label(url)
+    if note.is_file():
+        recorded = note.read_text(encoding="utf-8", errors="replace").strip()[:200]
+        if recorded != label:
+            raise BPTrainError(f"{folder} holds the study of the storage {recorded}, not {label}; give --study "
+                               "another name for a study in another storage")
+        return
+    if (folder / "journal.log").exists() and url is not None:
+        raise BPTrainError(f"{folder} holds the results of another storage (the journal file); give --study "
+                           "another name for a study in this one")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(note, label + "\n")
+
+
 def open_storage(url: str | None, folder: Path):
     """Optuna storage: a journal file in the study's folder by default, else the database at `url`."""
     optuna = require_optuna()
@@ -154,7 +183,9 @@ def sampler_for(config: Config, study, worker: int, shared: bool):
     seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     if config.tune.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    # constant_liar: a trial still running counts as a poor result, so that workers started together do
+    # not all propose the values TPE likes best (Optuna's remedy for parallel TPE)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
 def sample(trial, space: dict) -> dict:
