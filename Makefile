@@ -98,7 +98,7 @@ kaggle: install
 bench: install
 	$(BIN)/bp-train bench --data $(REPLICA) --busy --profile --config configs/default.yaml --config configs/deep.yaml \
 		--config configs/mlp-800-800.yaml --config configs/best.yaml \
-		--config configs/best-augmented.yaml --config configs/cnn.yaml
+		--config configs/best-augmented.yaml --config configs/cnn.yaml --config configs/fast-cnn.yaml
 
 tune: install $(TRAIN_CSV)
 	$(BIN)/bp-train tune --config configs/tune-default.yaml --data $(TRAIN_CSV)
