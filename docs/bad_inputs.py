@@ -142,6 +142,86 @@ def cases(tmp: Path):
     yield "run folder in use by another fit", busy
     yield "--overwrite of a run, diverging (lr 1e30)", lambda: fit + ["--overwrite", "--data", str(good), "--epochs", "3",
                                                                       "--set", "train.optimizer.lr=1e30"]
+    yield from newer_cases(tmp, good, test_csv, predict)
+
+
+def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
+    """Round three's classes: huge numbers, checkpoints, links, special files, tune, ensembles."""
+    import json
+    import zipfile
+
+    yield "a whole number too big for a float", lambda: ["fit", "--data", str(good), "--set",
+                                                         "train.optimizer.lr=1" + "0" * 400]
+    yield "--threads beyond any machine", lambda: ["fit", "--data", str(good), "--threads", "9" * 25]
+
+    def tampered_checkpoint():
+        run = tmp / "tampered"
+        CliRunner().invoke(main, ["fit", "--quiet", "--epochs", "1", "--out", str(run), "--data", str(good)])
+        checkpoint = run / "checkpoint.npz"
+        with zipfile.ZipFile(checkpoint) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        with np.load(checkpoint, allow_pickle=False) as arrays:
+            meta = json.loads(str(arrays["meta"]))
+        meta["run"]["epoch"] = "one"
+        with np.load(checkpoint, allow_pickle=False) as arrays:
+            kept = {name: arrays[name] for name in arrays.files if name != "meta"}
+        np.savez(checkpoint, meta=np.array(json.dumps(meta)), **kept)
+        return ["fit", "--resume", str(run), "--epochs", "2"]
+    yield "checkpoint with a tampered run state", tampered_checkpoint
+
+    def linked_lock():
+        folder = tmp / "linked"
+        folder.mkdir(exist_ok=True)
+        (folder / ".lock").unlink(missing_ok=True)
+        (folder / ".lock").symlink_to(tmp / "victim.txt")
+        return ["fit", "--quiet", "--epochs", "1", "--data", str(good), "--out", str(folder)]
+    yield "a run folder's .lock that is a symbolic link", linked_lock
+    yield "--out a folder, not a file", lambda: predict + ["--model", str(tmp / "run" / "model.npz"), "--out", str(tmp)]
+    yield "gradcheck labels beyond the outputs", lambda: ["gradcheck", "--set", f"data.train={good}",
+                                                          "--set", "model.output_size=3"]
+    search = tmp / "search.yaml"
+
+    def tune_case(space):
+        def make():
+            search.write_text(f"data: {{train: {good}, val_fraction: 0.3}}\ntune: {{space: {space}}}\n")
+            return ["tune", "--config", str(search)]
+        return make
+    yield "tune: two space keys naming one config key", tune_case("{train.epochs: {int: [1, 2]}, 'train.epochs ': "
+                                                               "{int: [1, 3]}}")
+    yield "tune: train_rows that leave no validation row", tune_case("{data.train_rows: {int: [1, 30]}}")
+    yield "tune --timeout nan", lambda: ["tune", "--config", str(search), "--timeout", "nan"]
+    ensemble = tmp / "ensemble"
+
+    def ensemble_case(damage):
+        def make():
+            if not ensemble.exists():
+                CliRunner().invoke(main, ["fit", "--quiet", "--epochs", "1", "--data", str(good), "--seeds", "1,2",
+                                          "--out", str(ensemble)])
+            damage()
+            return ["predict", "--model", str(ensemble)] + predict[1:]
+        return make
+    yield "ensemble: a member missing", ensemble_case(
+        lambda: (ensemble / "seed-2" / "model.npz").rename(ensemble / "seed-2" / "moved.npz"))
+    yield "ensemble: a member damaged", ensemble_case(
+        lambda: ((ensemble / "seed-2" / "moved.npz").rename(ensemble / "seed-2" / "model.npz"),
+                 (ensemble / "seed-1" / "model.npz").write_bytes(b"PK\x03\x04 not whole")))
+    yield "ensemble: a manifest naming a folder outside", ensemble_case(
+        lambda: (ensemble / "ensemble.yaml").write_text("format: bp-train-ensemble/1\nmembers: [../../etc]\nconfig: {}\n"))
+    yield "ensemble: a member of another input size", lambda: [
+        "predict", "--model", str(tmp / "run" / "model.npz"), "--model", str(other_size(tmp))] + predict[1:]
+    yield "--seed with --seeds", lambda: ["fit", "--data", str(good), "--seeds", "1,2", "--seed", "3"]
+    yield "evaluate --run of an ensemble", lambda: ["evaluate", "--run", str(ensemble)]
+
+
+def other_size(tmp: Path) -> Path:
+    """A model file of a network that reads 400 values per digit."""
+    from bp_train.config import build_network, load_config
+    from bp_train.files.model import save_model
+
+    config = load_config(None, ["model.input_size=400", "model.input_shape=[1, 20, 20]", "model.hidden=[{size: 8}]"])
+    path = tmp / "other-size.npz"
+    save_model(path, build_network(config, seed=0), config.to_dict())
+    return path
 
 
 def main_table():
@@ -157,7 +237,7 @@ def main_table():
             result = CliRunner().invoke(main, args)
             if after:
                 after()
-            message = (result.stderr or result.stdout).strip().replace(str(tmp) + "/", "")
+            message = (result.stderr or result.stdout).strip().replace(str(tmp) + "/", "").replace(str(tmp), ".")
             message = message.replace("|", "\\|").replace("\n", " ")
             print(f"| {name} | {result.exit_code} | `{message}` |")
 
