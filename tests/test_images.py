@@ -112,6 +112,20 @@ def test_predict_image_reads_files_and_folders_and_writes_what_it_is_asked(tmp_p
     assert text.startswith(f"{single}: ") and ", then " in text
 
 
+def test_save_inputs_keeps_pictures_of_one_name_from_two_folders_apart(tmp_path, digits_csv):
+    model = trained_model(tmp_path, digits_csv)
+    for folder, dark in (("left", True), ("right", False)):
+        (tmp_path / folder).mkdir()
+        picture(shape(30 if dark else 50), dark_on_light=dark).save(tmp_path / folder / "seven.png")
+    result = run_cli("predict", "--model", model, "--image", tmp_path / "left", "--image", tmp_path / "right",
+                     "--save-inputs", tmp_path / "seen")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == ["seven-2.png", "seven.png"]
+    for name, folder in (("seven.png", "left"), ("seven-2.png", "right")):
+        seen = np.asarray(Image.open(tmp_path / "seen" / name)).astype(float)
+        assert np.abs(seen - prepare(tmp_path / folder / "seven.png").pixels).max() <= 1
+
+
 def bad_images(tmp_path):
     """name -> a file each, every kind the issue lists."""
     made = {}

@@ -313,12 +313,20 @@ def predict_images(model_paths, tta, images, out, save_inputs, as_json, device):
 
 
 def save_pictures(results, folder: Path) -> None:
-    """Each 28x28 input as an 8-bit PNG named after its picture, written atomically."""
+    """Each 28x28 input as an 8-bit PNG named after its picture, written atomically; pictures of one name
+    from different folders (a/seven.png, b/seven.png) get seven.png, seven-2.png, ... in the order read."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
     for result in results:
-        target = folder / (Path(result["file"]).stem + ".png")
+        stem = Path(result["file"]).stem
+        name, number = f"{stem}.png", 1
+        while name in taken:
+            number += 1
+            name = f"{stem}-{number}.png"
+        taken.add(name)
+        target = folder / name
         with atomic_path(target) as tmp:
             pixels = (np.asarray(result["input"]) * 255).round().astype(np.uint8)
             Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
