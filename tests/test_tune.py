@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -217,6 +218,37 @@ def test_a_second_storage_for_one_study_folder_is_refused(tmp_path):
     result = tune(tmp_path, "--storage", f"sqlite:///{tmp_path / 'other.db'}")
     assert result.exit_code == 2 and "another" in result.stderr and result.stderr.count("\n") == 1
     assert (tmp_path / "runs" / "search" / "tune" / "trials.csv").read_bytes() == trials
+
+
+@pytest.mark.parametrize("damage", ["garbage line", "cut last line", "random bytes", "nul padding"])
+def test_a_damaged_journal_is_refused_and_never_written_to(tmp_path, damage):
+    make_config(tmp_path)
+    assert tune(tmp_path, "--trials", "1").exit_code == 0
+    journal = tmp_path / "runs" / "search" / "tune" / "journal.log"
+    good = journal.read_bytes()
+    journal.write_bytes({"garbage line": good + b"not json at all\n",
+                         "cut last line": good[:-7],
+                         "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)),
+                         "nul padding": good + b"\x00" * 4096}[damage])
+    before = journal.read_bytes()
+    result = tune(tmp_path, "--trials", "2")
+    assert result.exit_code == 2 and "journal.log" in result.stderr and "damaged" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["header", "cut in half"])
+def test_a_damaged_sqlite_study_is_refused_and_never_written_to(tmp_path, damage):
+    make_config(tmp_path)
+    database = tmp_path / "study.db"
+    assert tune(tmp_path, "--trials", "1", "--study", "db", "--storage", f"sqlite:///{database}").exit_code == 0
+    good = database.read_bytes()
+    database.write_bytes(b"garbage!" * 4 + good[32:] if damage == "header" else good[: len(good) // 2])
+    before = database.read_bytes()
+    result = tune(tmp_path, "--trials", "2", "--study", "db", "--storage", f"sqlite:///{database}")
+    assert result.exit_code == 2 and "study.db" in result.stderr and "damaged" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert database.read_bytes() == before
 
 
 def test_parallel_tpe_workers_lie_about_running_trials():

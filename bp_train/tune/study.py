@@ -94,13 +94,62 @@ def claim_study_folder(folder: Path, url: str | None) -> None:
     write_text(note, label + "\n")
 
 
+def damaged(path: Path, what: str) -> BPTrainError:
+    return BPTrainError(f"{path}: {what}; the study is damaged and was not touched (Optuna would append to it "
+                        "and keep it broken): move the file away to start the study anew, or restore it from a copy")
+
+
+def check_journal(path: Path) -> None:
+    """A journal file is one JSON record per line, each ending in a newline: refuse anything else (a
+    garbage line, a last line cut short, random bytes, NUL padding) before Optuna reads or appends."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise damaged(path, f"NUL bytes at byte {nul:,}")
+    if data and not data.endswith(b"\n"):
+        raise damaged(path, "its last line is cut short (no newline at its end)")
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise damaged(path, f"line {number:,} is not a journal record")
+
+
+def check_sqlite(path: Path) -> None:
+    """An SQLite study file must pass SQLite's own integrity check before Optuna opens it."""
+    import sqlite3
+
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise damaged(path, "not an SQLite database")
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, f"SQLite cannot read it ({exc})") from None
+    if verdict != "ok":
+        raise damaged(path, f"SQLite's integrity check says: {str(verdict)[:100]}")
+
+
 def open_storage(url: str | None, folder: Path):
     """Optuna storage: a journal file in the study's folder by default, else the database at `url`."""
     optuna = require_optuna()
     if url is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         folder.mkdir(parents=True, exist_ok=True)
+        check_journal(folder / "journal.log")
         return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    if url.startswith("sqlite:///"):
+        check_sqlite(Path(url[len("sqlite:///"):]))
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in DB_SCHEMES:
         raise BPTrainError(f"--storage {url.split('@')[-1]}: expected a database URL (postgresql://user@host/db, "
