@@ -334,7 +334,7 @@ def test_a_worker_that_loses_the_race_to_create_the_schema_looks_again(tmp_path,
     and must open the storage on a second look. Any other error is reported at once, as one line."""
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    from bp_train.tune import study as tune
+    from bp_train.tune import storage as tune
     from bp_train.errors import BPTrainError
 
     monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)

@@ -250,13 +250,15 @@ def model_inputs(model_paths) -> dict[str, str]:
     refuse_overwriting."""
     from ..files.ensemble import model_files
 
-    files = {}
+    found = []
     for path in model_paths:
         try:
-            files.update({f"model file {file}": str(file) for _, file in model_files(path)})
+            found += [str(file) for _, file in model_files(path)]
         except BPTrainError:  # said when the models are loaded
-            files[f"model file {path}"] = str(path)
-    return files
+            found.append(str(path))
+    if len(found) == 1:
+        return {"model file (--model)": found[0]}
+    return {f"model file {file} (--model)": file for file in found}
 
 
 def predict_csv(model_paths, tta, data, out, proba, device, no_cache):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..errors import BPTrainError, Interrupted
-from . import study as engine
+from . import storage as storages, study as engine
 
 POLL_SECONDS = 1.0
 
@@ -37,8 +37,9 @@ class Search:
             raise BPTrainError(f"{run} holds a fit run; a study named {name} would write its trials into it "
                                "(runs/STUDY/tune/): give --study another name")
         engine.require_optuna()
-        engine.claim_study_folder(self.folder, storage)
-        self.study = engine.open_study(config, name, engine.open_storage(storage, self.folder))
+        storages.check_study_folder(self.folder, storage)
+        self.study = engine.open_study(config, name, storages.open_storage(storage, self.folder))
+        storages.record_storage(self.folder, storage)
 
     def run(self, jobs: int, quiet: bool) -> None:
         """Run what is left of the budget with `jobs` processes, reporting each ended trial, then write
