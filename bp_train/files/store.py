@@ -60,14 +60,20 @@ def remove_orphaned_temporaries(folder: Path) -> None:
     loss); those of a process still running are left alone."""
     for tmp in Path(folder).glob(".*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # alive, someone else's
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs (ours or someone else's): a temporary or staging folder named
+    after it may still be in use."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    return True
 
 
 def write_text(destination: str | os.PathLike, content: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
 from ..files.ensemble import MANIFEST, is_ensemble, member_name, read_manifest, unfinished, write_manifest
-from .runfolder import FolderLock, claim_empty, holds_run, numbered_folder, open_run_folder
+from .runfolder import FolderLock, claim_out, numbered_folder, open_run_folder
 from .trainer import fit as fit_run, resume_config, resumed
 
 
@@ -34,9 +34,7 @@ def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Pat
         claimed = numbered_folder(runs / f"{name}-ensemble")
         return claimed.target, claimed.lock
     target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise BPTrainError(f"--out {target} is a file, not a folder")
-    claimed = None if holds_run(target) else claim_empty(target)
+    claimed = claim_out(target)
     if claimed is not None:
         return claimed.target, claimed.lock
     if not is_ensemble(target):

@@ -23,6 +23,7 @@ import socket
 from pathlib import Path
 
 from ..errors import BPTrainError
+from ..files.store import process_alive
 
 LOCK_NAME = ".lock"
 # What fit and plot write into a run folder. --overwrite replaces a folder holding only these: never a
@@ -152,6 +153,11 @@ class RunFolder:
                 pass  # someone put something there meanwhile: leave it
 
 
+def is_run(folder: Path) -> bool:
+    """Whether `folder` holds a fit run: its config.yaml or checkpoint.npz."""
+    return (folder / "checkpoint.npz").exists() or (folder / "config.yaml").exists()
+
+
 def check_replaceable(target: Path) -> None:
     """Refuse, as --out, a folder that is not a bp-train run: one holding anything but what fit and plot
     write (a subfolder, other files), or the folder we stand in or one holding it."""
@@ -161,7 +167,7 @@ def check_replaceable(target: Path) -> None:
                            "run, e.g. --out runs/NAME")
     foreign = sorted(entry.name for entry in target.iterdir()
                      if entry.is_dir() or not (entry.name in RUN_FILES or entry.name.endswith(RUN_SUFFIXES)))
-    if foreign or not ((target / "checkpoint.npz").exists() or (target / "config.yaml").exists()):
+    if foreign or not is_run(target):
         what = f"holds {foreign[0]!r}, which" if foreign else "has no config.yaml or checkpoint.npz: it"
         raise BPTrainError(f"--out {target} {what} is not part of a bp-train run; --out takes a new or empty "
                            "folder, or a run folder (which --overwrite may replace)")
@@ -189,6 +195,15 @@ def claim_empty(folder: Path) -> RunFolder | None:
     return RunFolder(folder, lock, created=created, parent_created=parent_created)
 
 
+def claim_out(target: Path) -> RunFolder | None:
+    """--out DIR locked for a new run if it is new or empty; None if it holds something; a file refused.
+    What a killed --overwrite of DIR left beside it is cleared first (it may put the previous run back)."""
+    if target.exists() and not target.is_dir():
+        raise BPTrainError(f"--out {target} is a file, not a folder")
+    remove_abandoned_swaps(target)
+    return None if holds_run(target) else claim_empty(target)
+
+
 def numbered_folder(base: Path) -> RunFolder:
     """runs/<name>/, or the first of runs/<name>-2/, -3, ... that holds no run."""
     for number in range(1, 100_000):
@@ -199,16 +214,6 @@ def numbered_folder(base: Path) -> RunFolder:
     raise BPTrainError(f"{base.parent}: 100,000 numbered runs of {base.name}; clear some out")
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's, and running
-    return True
-
-
 def remove_abandoned_swaps(target: Path) -> None:
     """Clear what an --overwrite killed mid-way (kill -9, power loss) left beside `target`: its staging
     folder .NAME.new-PID is deleted; its .NAME.old-PID, the previous run, is put back if the swap never
@@ -216,7 +221,7 @@ def remove_abandoned_swaps(target: Path) -> None:
     leftovers = sorted(target.parent.glob(f".{glob.escape(target.name)}.*-*"), key=lambda p: "new" in p.name)
     for leftover in leftovers:  # the old runs first: one may have to be put back
         kind, _, pid = leftover.name[len(target.name) + 2:].partition("-")
-        if kind not in ("new", "old") or not pid.isdigit() or alive(int(pid)):
+        if kind not in ("new", "old") or not pid.isdigit() or process_alive(int(pid)):
             continue
         if kind == "old" and not os.path.lexists(target):
             os.rename(leftover, target)
@@ -237,10 +242,7 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     if target.is_symlink() and target.is_dir():
         # a link to a run folder: the run is replaced where it lives, and the link still leads to it
         target = target.resolve()
-    if target.exists() and not target.is_dir():
-        raise BPTrainError(f"--out {target} is a file, not a folder")
-    remove_abandoned_swaps(target)
-    claimed = None if holds_run(target) else claim_empty(target)
+    claimed = claim_out(target)
     if claimed is not None:
         return claimed
     check_replaceable(target)  # before anything is written into it, a lock file included

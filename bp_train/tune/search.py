@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..errors import BPTrainError, Interrupted
+from ..training.runfolder import is_run
 from . import storage as storages, study as engine
 
 POLL_SECONDS = 1.0
@@ -33,7 +34,7 @@ class Search:
         self.deadline = time.monotonic() + timeout if timeout else None
         self.folder = engine.study_folder(name)
         run = self.folder.parent
-        if (run / "checkpoint.npz").exists() or (run / "config.yaml").exists():
+        if is_run(run):
             raise BPTrainError(f"{run} holds a fit run; a study named {name} would write its trials into it "
                                "(runs/STUDY/tune/): give --study another name")
         engine.require_optuna()
