@@ -75,7 +75,7 @@ def test_an_ensemble_of_one_without_tta_is_the_network_itself(ensemble):
     network, config, meta = load_model(ensemble / "seed-1" / "model.npz")
     x = np.random.default_rng(0).random((40, 784)).astype(np.float32)
     plain = network.probabilities(network.predict(x).astype(np.float64))
-    model = Ensemble([Member("one", network, config, meta)])
+    model = Ensemble([Member("one", ensemble / "seed-1" / "model.npz", network, config, meta)])
     np.testing.assert_array_equal(model.probabilities(x), plain)
     # TTA whose views are all the unmoved digit is plain prediction too, to the last bit
     model.views = NO_TTA * 5

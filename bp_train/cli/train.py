@@ -245,29 +245,21 @@ def predict(model_paths, tta, data, images, out, proba, save_inputs, as_json, de
     predict_csv(model_paths, tta, data, out or "submission.csv", proba, device, no_cache)
 
 
-def model_inputs(model_paths) -> dict[str, str]:
+def model_inputs(model) -> dict[str, str]:
     """The model files an output must never replace (an ensemble folder's: each member's), for
     refuse_overwriting."""
-    from ..files.ensemble import model_files
-
-    found = []
-    for path in model_paths:
-        try:
-            found += [str(file) for _, file in model_files(path)]
-        except BPTrainError:  # said when the models are loaded
-            found.append(str(path))
-    if len(found) == 1:
-        return {"model file (--model)": found[0]}
-    return {f"model file {file} (--model)": file for file in found}
+    if len(model.members) == 1:
+        return {"model file (--model)": str(model.members[0].file)}
+    return {f"model file {m.file} (--model)": str(m.file) for m in model.members}
 
 
 def predict_csv(model_paths, tta, data, out, proba, device, no_cache):
     from ..data.digits import resolve
     from ..training.voting import load_ensemble
 
-    refuse_overwriting({"--out": out, "--proba": proba},
-                       {"input file (--data)": str(resolve(data)), **model_inputs(model_paths)})
     model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
+    refuse_overwriting({"--out": out, "--proba": proba},
+                       {"input file (--data)": str(resolve(data)), **model_inputs(model)})
     digits = load_digits(data, cache=not no_cache)
     if digits.images.shape[1] != model.network.sizes[0]:
         raise BadInput(f"{data}: rows have {digits.images.shape[1]} pixels but the model expects "
@@ -293,8 +285,8 @@ def predict_images(model_paths, tta, images, out, save_inputs, as_json, device):
     from ..training.voting import load_ensemble
 
     files = image_files(images)
-    refuse_overwriting({"--out": out}, {**model_inputs(model_paths), **{f"image {f}": str(f) for f in files}})
     model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
+    refuse_overwriting({"--out": out}, {**model_inputs(model), **{f"image {f}": str(f) for f in files}})
     check_fits(model.network, model_paths[0])
     results = recognize(model, [prepare(f) for f in files])
     if out:

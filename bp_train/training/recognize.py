@@ -8,7 +8,6 @@ import numpy as np
 from ..data.digits import to_float
 from ..data.images import Prepared
 from ..errors import DataError
-from ..nn.backend import to_host
 
 
 def check_fits(network, source: str) -> None:
@@ -28,7 +27,7 @@ def recognize(model, prepared: list[Prepared], saliency: bool = False) -> list[d
         result = {"file": item.source, "label": label, "probabilities": probabilities[i].round(6).tolist(),
                   "notes": item.notes, "input": x[i].reshape(28, 28).round(4).tolist()}
         if saliency:
-            gradient = to_host(model.score_gradient(x[i:i + 1], label)).reshape(28, 28).astype(np.float64)
+            gradient = model.score_gradient(x[i:i + 1], label).reshape(28, 28).astype(np.float64)
             top = np.abs(gradient).max()
             result["saliency"] = (gradient / top if top > 0 else gradient).round(4).tolist()
         results.append(result)

@@ -15,7 +15,8 @@ same numbers, so every command can take one or several models through the same c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,7 @@ NO_TTA = ((0, 0, 0),)
 @dataclass
 class Member:
     name: str
+    file: Path  # the model file it was loaded from
     network: object
     config: object
     meta: dict
@@ -45,10 +47,10 @@ class Member:
 class Ensemble:
     members: list[Member]
     views: tuple = NO_TTA  # TTA's views, (dx, dy) in pixels and a turn in degrees; one unmoved view: no TTA
-    names: list[str] = field(init=False)
 
-    def __post_init__(self):
-        self.names = [m.name for m in self.members]
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
 
     @property
     def network(self):
@@ -60,19 +62,23 @@ class Ensemble:
         return len(self.members) == 1 and len(self.views) == 1
 
     def member_probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
-        """(members, N, classes) float64: each member's probabilities, averaged over the TTA views."""
-        out = np.empty((len(self.members), len(x), self.network.sizes[-1]))
-        for m, member in enumerate(self.members):
-            network = member.network
-            for start in range(0, len(x), batch_size):
-                rows = x[start:start + batch_size]
-                total = 0.0
-                for dx, dy, degrees in self.views:
-                    view = rows if (dx, dy, degrees) == (0, 0, 0) else \
-                        shifted(rows, image_shape(network), (dx, dy), degrees)
+        """(members, N, classes) float64: each member's probabilities, averaged over the TTA views. Each
+        view of a batch is made once and read by every member (once per picture shape they read)."""
+        out = np.zeros((len(self.members), len(x), self.network.sizes[-1]))
+        for start in range(0, len(x), batch_size):
+            rows = x[start:start + batch_size]
+            for dx, dy, degrees in self.views:
+                moved = {}  # picture shape -> the rows moved to this view
+                for m, member in enumerate(self.members):
+                    network, view = member.network, rows
+                    if (dx, dy, degrees) != (0, 0, 0):
+                        shape = image_shape(network)
+                        if shape not in moved:
+                            moved[shape] = shifted(rows, shape, (dx, dy), degrees)
+                        view = moved[shape]
                     scores = network.predict(to_device(view, network.xp), batch_size=batch_size)
-                    total = total + network.probabilities(to_host(scores).astype(np.float64))
-                out[m, start:start + len(rows)] = total / len(self.views)
+                    out[m, start:start + len(rows)] += network.probabilities(to_host(scores).astype(np.float64))
+        out /= len(self.views)
         return out
 
     def probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
@@ -114,7 +120,7 @@ def load_ensemble(paths, device: str = "cpu", tta: bool = False) -> Ensemble:
     for path in paths:
         for name, file in model_files(path):
             network, config, meta = load_model(file, device=device)
-            members.append(Member(name, network, config, meta))
+            members.append(Member(name, Path(file), network, config, meta))
     if not members:
         raise ModelFileError("no model given: pass --model FILE (a model file, run folder or ensemble folder)")
     check_compatible(members)
