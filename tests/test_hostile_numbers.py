@@ -61,3 +61,31 @@ def test_labels_beyond_the_networks_outputs_are_one_line_in_every_command(tmp_pa
 def test_tune_timeout_nan_is_a_usage_error(tmp_path):
     result = run_cli("tune", "--config", "configs/tune-default.yaml", "--timeout", "nan")
     assert result.exit_code == 2 and "finite" in result.stderr
+
+
+@pytest.mark.parametrize("cells", [{10: "", 20: "1e400"}, {10: "1e400"}, {10: "-inf", 30: ""}, {10: "0.5", 11: "inf"},
+                                   {10: "9" * 25}, {10: "", 11: "nan", 12: "1e400"}])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict"])
+def test_a_huge_or_infinite_cell_is_one_line_with_no_warning_from_pandas(cells, command, tmp_path):
+    """numpy warns 'invalid value encountered in cast' (two lines) when pandas tries such a cell as an
+    integer; the user sees only bp-train's line naming the first bad cell."""
+    import numpy as np
+    from bp_train.config import build_network, load_config
+    from bp_train.files.model import save_model
+
+    path = tmp_path / "cells.csv"
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    rows = [[str(i % 10)] + [str(v) for v in np.random.default_rng(i).integers(0, 256, 784)] for i in range(8)]
+    for column, cell in cells.items():
+        rows[3 + column % 2][column] = cell
+    path.write_text(header + "\n" + "\n".join(",".join(row) for row in rows) + "\n")
+    config = load_config(None, ["model.hidden=[{size: 8}]"])
+    save_model(tmp_path / "model.npz", build_network(config), config.to_dict())
+    args = {"fit": ["--data", path, "--out", tmp_path / "run", "--set", "model.hidden=[{size: 8}]"],
+            "evaluate": ["--model", tmp_path / "model.npz", "--data", path],
+            "predict": ["--model", tmp_path / "model.npz", "--data", path, "--out", tmp_path / "p.csv"]}[command]
+    code, stderr, seconds, peak = run_measured(command, *args)
+    error_lines = [line for line in stderr.splitlines() if not line.startswith(("training ", "writing "))]
+    assert code == 2 and len(error_lines) == 1 and f"{path}: line " in error_lines[0], stderr
+    assert "Warning" not in stderr and seconds < 10 and peak < 500
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "run" / "model.npz").exists()

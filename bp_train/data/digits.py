@@ -164,6 +164,9 @@ def _parse(path: Path, text: bytes, dtype) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed types: diagnosed cell by cell later
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a first row longer than the header
+            # numpy's "invalid value encountered in cast" as pandas tries a huge or infinite cell as int16:
+            # the loose parse that follows names that cell in bp-train's own one-line error
+            warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
             return pd.read_csv(io.BytesIO(text), dtype=dtype, encoding="utf-8", skip_blank_lines=False,
                                index_col=False, keep_default_na=False, na_values=[""])
     except pd.errors.ParserError as exc:
