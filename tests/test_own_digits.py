@@ -18,15 +18,15 @@ def test_each_style_is_read_within_a_few_points_of_the_csv_rows(tmp_path):
     train = tmp_path / "mnist-train.csv"
     assert run_cli("data", "convert", "--images", MNIST / "train-images-idx3-ubyte.gz", "--labels",
                    MNIST / "train-labels-idx1-ubyte.gz", "--out", train).exit_code == 0
-    result = run_cli("fit", "--config", ROOT / "configs" / "default.yaml", "--data", train, "--out", tmp_path / "run",
-                     "--set", "data.val_fraction=0", "--quiet", "--threads", "2")
+    # fast-cnn.yaml cut to 2 of its 16 epochs (about a minute): a CNN, as the README's table uses
+    result = run_cli("fit", "--config", ROOT / "configs" / "fast-cnn.yaml", "--data", train, "--out", tmp_path / "run",
+                     "--set", "train.epochs=2", "--quiet", "--threads", "2")
     assert result.exit_code == 0, result.stderr
     images, labels = read_pair(MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz")
     figures = styles.accuracies(tmp_path / "run" / "model.npz", images[:1000], labels[:1000])
     rows = figures.pop("csv rows")[0]
-    assert rows > 0.96
+    assert rows > 0.97
     for style, (prepared, resized) in figures.items():
-        # measured: 1.0-1.5 points below the rows; the bold pen, whose strokes MNIST's rarely match, 2.6
-        allowed = 0.03 if style == "bold pen" else 0.02
-        assert rows - prepared <= allowed, (style, rows, prepared)
+        # the bar; measured at 2 epochs: rows 98.8%, the styles 0.1-0.5 points below
+        assert rows - prepared <= 0.02, (style, rows, prepared)
         assert resized < 0.5 < prepared, (style, resized)  # resizing alone reads almost nothing
