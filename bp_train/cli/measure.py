@@ -24,8 +24,9 @@ from .common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, cache_optio
 @click.option("--h", "step", default=1e-5, show_default=True, type=FiniteFloat(0.0),
               help="Step of the central differences.")
 @click.option("--entries", metavar="N|all",
-              help="Difference N seeded random entries per parameter, or 'all' (default: all where that takes "
-                   "under about a minute, else a sample sized to take about a minute).")
+              help="Difference N seeded random entries per parameter, or 'all' (default: all where the "
+                   "network's size says that takes under about a minute, else a seeded sample sized by it: the "
+                   "same entries on every machine, idle or busy).")
 @click.option("--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"]),
               help="Precision of the check; float32 is refused, as its central differences are noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
