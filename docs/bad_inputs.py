@@ -65,6 +65,7 @@ def cases(tmp: Path):
         "row with too many fields": csv_text(ROW, ROW + ",7"),
         "first row with extra fields": csv_text(ROW + ",7,7,7", ROW),
         "cell 'nan'": csv_text(ROW, with_cell(5, "nan")),
+        "cell too big for a float (1e400)": csv_text(ROW, with_cell(9, "1e400")),
         "repeated column": csv_text(ROW, header=HEADER.replace("pixel5,", "pixel3,", 1)),
         "no label column (training)": csv_text(",".join(["0"] * 784), header=HEADER.split(",", 1)[1]),
         "not a CSV at all (binary)": bytes(range(256)) * 8,

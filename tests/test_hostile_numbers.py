@@ -87,5 +87,7 @@ def test_a_huge_or_infinite_cell_is_one_line_with_no_warning_from_pandas(cells, 
     code, stderr, seconds, peak = run_measured(command, *args)
     error_lines = [line for line in stderr.splitlines() if not line.startswith(("training ", "writing "))]
     assert code == 2 and len(error_lines) == 1 and f"{path}: line " in error_lines[0], stderr
+    told = error_lines[0].split("the value ")[1]
+    assert told.startswith(("is empty", "is infinite", "is 'nan'", "is 0.5", "is " + "9" * 25)), told  # what the cell holds, in words
     assert "Warning" not in stderr and seconds < 10 and peak < 500
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "run" / "model.npz").exists()

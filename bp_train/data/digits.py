@@ -103,6 +103,8 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
         problem = "is empty"
     elif np.isnan(values[row, col]):
         problem = f"is {raw!r}, not a number"
+    elif np.isinf(values[row, col]):
+        problem = "is infinite or too big to be a number (e.g. 1e400)"
     else:
         problem = f"is {raw}"
     raise DataError(f"{path}: line {line}, column {columns[col]!r}: the value {problem}; "
