@@ -428,3 +428,37 @@ def test_ctrl_c_stops_all_worker_processes_and_leaves_no_trial_running(tmp_path)
     states = [t.state.name for t in optuna.load_study(study_name="search", storage=storage).trials]
     assert states and "RUNNING" not in states and "WAITING" not in states
     assert (journal / "trials.csv").is_file()
+
+
+def test_a_database_study_keeps_a_heartbeat_so_a_killed_workers_trial_is_failed_not_left_running(tmp_path):
+    """ask/tell gets no heartbeat from Optuna (it warns so, once per trial): tune keeps one itself, so the
+    trial of a worker killed with -9 is found stale and failed, and no warning reaches the user."""
+    import sqlite3
+    import warnings
+    import optuna
+    from bp_train.tune.storage import open_storage
+
+    make_config(tmp_path, epochs=100000)  # a trial that runs until it is killed
+    database = tmp_path / "study.db"
+    worker = subprocess.Popen(command(tmp_path, "--trials", "1", "--study", "db", "--storage", f"sqlite:///{database}"),
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    beats, deadline = [], time.monotonic() + 60
+    while not beats and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if database.exists():
+            with sqlite3.connect(database) as db:
+                tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+                if "trial_heartbeats" in tables:
+                    beats = db.execute("select trial_id from trial_heartbeats").fetchall()
+    worker.kill()
+    _, stderr = worker.communicate(timeout=30)
+    assert beats, "no heartbeat recorded for the running trial"
+    assert "Warning" not in stderr, stderr
+    with sqlite3.connect(database) as db:  # as if the grace period had passed since the worker died
+        db.execute("update trial_heartbeats set heartbeat = datetime('now', '-1 day')")
+    study = optuna.load_study(study_name="db", storage=open_storage(f"sqlite:///{database}", tmp_path))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]

@@ -205,7 +205,9 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
             return
         trial, ended = None, False
         try:
-            with ctrl_c_held():  # the trial exists in the storage once ask returns it: ours to end
+            with ctrl_c_held(), warnings.catch_warnings():  # once ask returns, the trial is ours to end
+                # Optuna warns that ask/tell gets no heartbeat: this loop keeps one itself (below)
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
             # Another worker may have taken the last place between our count and our ask: then this trial
             # is surplus and never runs, so the study ends with exactly `budget` trials.
@@ -218,7 +220,11 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
             if trial is not None and not ended:
                 end_trial(study, trial, "interrupted", TrialState.FAIL)
             raise
-        run_trial(study, trial, config, digits, folder)
+        # The heartbeat Study.optimize keeps (a database study's storage only; a no-op otherwise): while it
+        # beats, other workers know the trial is alive; once it stops, fail_stale_trials above fails it.
+        from optuna.storages._heartbeat import get_heartbeat_thread
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            run_trial(study, trial, config, digits, folder)
         if on_done is not None:
             on_done(_frozen(study, trial.number))
 
