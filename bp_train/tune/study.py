@@ -195,6 +195,7 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
                on_done=None) -> None:
     """Run trials until the study has `budget` of them (counting other workers') or the deadline passes."""
     optuna = require_optuna()
+    from optuna.storages._heartbeat import get_heartbeat_thread  # Study.optimize's own; ask/tell has none
     from optuna.trial import TrialState
 
     while deadline is None or time.monotonic() < deadline:
@@ -222,7 +223,6 @@ def run_worker(study, config: Config, digits, budget: int, folder: Path, deadlin
             raise
         # The heartbeat Study.optimize keeps (a database study's storage only; a no-op otherwise): while it
         # beats, other workers know the trial is alive; once it stops, fail_stale_trials above fails it.
-        from optuna.storages._heartbeat import get_heartbeat_thread
         with get_heartbeat_thread(trial._trial_id, study._storage):
             run_trial(study, trial, config, digits, folder)
         if on_done is not None:
