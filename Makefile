@@ -29,7 +29,7 @@ help:
 	@echo "make test           install and run the whole test suite"
 	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
-	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS)) on the Kaggle train.csv in data/ into"
+	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS), JOBS=$(JOBS) at a time) on the Kaggle train.csv in data/ into"
 	@echo "                    $(ENSEMBLE), then write submission.csv for data/test.csv with TTA; run again, it resumes"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
@@ -83,15 +83,17 @@ compare-speed: install
 # Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder).
 KAGGLE_CONFIG ?= configs/fast-cnn.yaml
 SEEDS    ?= 0,1,2,3,4
+# Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core.
+JOBS     ?= $(if $(filter 1,$(shell nproc 2>/dev/null || echo 1)),1,2)
 ENSEMBLE ?= runs/kaggle-ensemble
 
 kaggle: install
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
 	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
 	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
-		$(BIN)/bp-train fit --resume "$(ENSEMBLE)"; \
+		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --jobs $(JOBS); \
 	else \
-		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --out "$(ENSEMBLE)"; \
+		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --jobs $(JOBS) --out "$(ENSEMBLE)"; \
 	fi
 	$(BIN)/bp-train predict --model "$(ENSEMBLE)" --tta --data "$(TEST_CSV)" --out submission.csv
 

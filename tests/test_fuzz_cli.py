@@ -44,7 +44,7 @@ def value(files_by_name):
 # command -> (arguments always given first, so that a run is small and fast; options to draw from)
 COMMANDS = {
     "fit": (["--config", "config", "--epochs", "1", "--quiet"],
-            ["--set", "--data", "--seed", "--train-rows", "--out", "--resume", "--gradient", "--config"]),
+            ["--set", "--data", "--seed", "--train-rows", "--out", "--resume", "--gradient", "--config", "--jobs"]),
     "evaluate": ([], ["--model", "--data", "--labels", "--run", "--json"]),
     "predict": ([], ["--model", "--data", "--out", "--proba"]),
     "gradcheck": (["--config", "config", "--batch", "2"],

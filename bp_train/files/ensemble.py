@@ -74,18 +74,23 @@ def read_manifest(folder: Path) -> dict:
 
 def unfinished(run_dir: Path) -> str | None:
     """Why a member's run is not done ('stopped after epoch 3 of 15'), or None when it is."""
-    checkpoint = run_dir / "checkpoint.npz"
-    if not checkpoint.is_file():
+    if not (run_dir / "checkpoint.npz").is_file():
         return "has no checkpoint.npz"
-    meta = read_meta(checkpoint, kind="checkpoint")
-    try:
-        done, planned = int(meta["run"]["epoch"]), int(meta["config"]["train"]["epochs"])
-        stopped_early = meta["run"]["stopped_early"] is True
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(f"{checkpoint}: its run state is not bp-train's") from None
+    done, planned, stopped_early = run_progress(run_dir)
     if done < planned and not stopped_early:
         return f"stopped after epoch {done} of {planned}"
     return None
+
+
+def run_progress(run_dir: Path) -> tuple[int, int, bool]:
+    """(epochs trained, epochs planned, stopped early) from a run's checkpoint.npz."""
+    checkpoint = run_dir / "checkpoint.npz"
+    meta = read_meta(checkpoint, kind="checkpoint")
+    try:
+        return (int(meta["run"]["epoch"]), int(meta["config"]["train"]["epochs"]),
+                meta["run"]["stopped_early"] is True)
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"{checkpoint}: its run state is not bp-train's") from None
 
 
 def model_files(path: str | Path) -> list[tuple[str, Path]]:

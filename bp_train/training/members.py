@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
-from ..files.ensemble import MANIFEST, is_ensemble, member_name, read_manifest, unfinished, write_manifest
+from ..files.ensemble import MANIFEST, is_ensemble, member_name, read_manifest, run_progress, unfinished, write_manifest
 from .runfolder import FolderLock, claim_out, numbered_folder, open_run_folder
 from .trainer import fit as fit_run, resume_config, resumed
 
@@ -49,34 +49,76 @@ def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Pat
     return target, lock
 
 
+def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[str, Config | None]:
+    """What member `seed` needs: ('finished already', None), ('<why>, resuming', its config) or
+    ('training', its config)."""
+    member, wanted = folder / member_name(seed), member_config(config, seed)
+    if resume and (member / "checkpoint.npz").is_file():
+        why = unfinished(member)
+        if why is None:
+            return "finished already", None
+        return f"{why}, resuming", resume_config(member, wanted)
+    return "training", wanted
+
+
 def train_members(config: Config, seeds: list[int], folder: Path, overwrite: bool = False, resume: bool = False,
-                  cache: bool = True, show_progress: bool = True, log=print) -> dict:
-    """Train (or finish) every member in turn; the summary holds each member's figures and their spread."""
-    started, summaries = time.perf_counter(), []
+                  cache: bool = True, show_progress: bool = True, log=print, jobs: int = 1,
+                  threads: int = 1) -> dict:
+    """Train (or finish) every member, in turn or `jobs` at a time (member_workers.py, each with `threads`
+    BLAS threads); the summary holds each member's figures and their spread."""
+    started, summaries, todo = time.perf_counter(), {}, {}
     for number, seed in enumerate(seeds, start=1):
         member = folder / member_name(seed)
-        wanted = member_config(config, seed)
-        if resume and (member / "checkpoint.npz").is_file():
-            why = unfinished(member)
-            if why is None:
-                log(f"member {number}/{len(seeds)} ({member.name}): finished already")
-                summaries.append(finished_summary(member))
-                continue
-            log(f"member {number}/{len(seeds)} ({member.name}): {why}, resuming")
-            wanted, resuming = resume_config(member, wanted), True
+        what, wanted = member_plan(config, seed, folder, resume)
+        log(f"member {number}/{len(seeds)} ({member.name}): {what}")
+        if wanted is None:
+            summaries[number] = finished_summary(member)
         else:
-            log(f"member {number}/{len(seeds)} ({member.name}): training")
-            resuming = False
-        run = open_run_folder(None, config.name, resume=member) if resuming else \
-            open_run_folder(member, config.name, overwrite=overwrite)
+            todo[number] = (member, wanted, what != "training")
+    if jobs > 1 and len(todo) > 1:
+        summaries.update(train_side_by_side(config.name, todo, folder, overwrite, cache, show_progress, log,
+                                            jobs, threads))
+    else:
+        for number, (member, wanted, resuming) in todo.items():
+            summaries[number] = train_in_turn(member, wanted, resuming, folder, overwrite, cache, show_progress, log)
+    return ensemble_summary(folder, seeds, [summaries[n] for n in sorted(summaries)], time.perf_counter() - started)
+
+
+def train_in_turn(member: Path, wanted: Config, resuming: bool, folder: Path, overwrite: bool, cache: bool,
+                  show_progress: bool, log) -> dict:
+    """One member, in this process."""
+    run = open_run_folder(None, wanted.name, resume=member) if resuming else \
+        open_run_folder(member, wanted.name, overwrite=overwrite)
+    try:
+        with run:
+            return fit_run(wanted, run, resume=resuming, cache=cache, show_progress=show_progress, log=log)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc} (member {member.name}); to finish the whole ensemble: "
+                          f"bp-train fit --resume {folder}") from None
+
+
+def train_side_by_side(name: str, todo: dict, folder: Path, overwrite: bool, cache: bool, show_progress: bool,
+                       log, jobs: int, threads: int) -> dict[int, dict]:
+    """The members of `todo` {number: (folder, config, resuming)}, `jobs` at a time, under one progress bar
+    counting their epochs."""
+    from tqdm import tqdm
+
+    from .member_workers import SideBySide, member_job
+
+    epochs = sum(wanted.train.epochs - (run_progress(member)[0] if resuming else 0)
+                 for member, wanted, resuming in todo.values())
+    work = {number: member_job(wanted.to_dict(), name, member, resuming, overwrite, cache, threads)
+            for number, (member, wanted, resuming) in todo.items()}
+    with tqdm(total=epochs, unit="epoch", desc=f"{min(jobs, len(todo))} members at a time", leave=False,
+              disable=not show_progress, dynamic_ncols=True) as bar:
+        def member_log(number, line):
+            with tqdm.external_write_mode():
+                log(f"{todo[number][0].name}: {line}")
+
         try:
-            with run:
-                summaries.append(fit_run(wanted, run, resume=resuming, cache=cache,
-                                         show_progress=show_progress, log=log))
+            return SideBySide(work, jobs, member_log, lambda: bar.update(1)).run()
         except Interrupted as exc:
-            raise Interrupted(f"{exc} (member {member.name}); to finish the whole ensemble: "
-                              f"bp-train fit --resume {folder}") from None
-    return ensemble_summary(folder, seeds, summaries, time.perf_counter() - started)
+            raise Interrupted(f"{exc}; to finish the whole ensemble: bp-train fit --resume {folder}") from None
 
 
 def finished_summary(member: Path) -> dict:
@@ -100,9 +142,10 @@ def ensemble_summary(folder: Path, seeds: list[int], summaries: list[dict], seco
 
 def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None, overwrite: bool = False,
                  resume: str | None = None, cache: bool = True, show_progress: bool = True, log=print,
-                 threads: str = "") -> dict:
+                 threads: str = "", jobs: int = 1, threads_per_job: int = 1) -> dict:
     """`fit --seeds` (a new ensemble, or --overwrite of one) or `fit --resume ENSEMBLE` (finish it, where
-    `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device)."""
+    `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device).
+    `threads` describes the command's BLAS threads; with `jobs` > 1 each job has `threads_per_job`."""
     if resume is not None:
         folder = Path(resume)
         manifest = read_manifest(folder)
@@ -114,8 +157,12 @@ def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None
         folder, lock = claim_ensemble_folder(out, config.name, overwrite)
     try:
         write_manifest(folder, seeds, config.to_dict())
+        how = f", with {threads}" if threads else ""
+        if jobs > 1:
+            how = f", {jobs} at a time with {threads_per_job} BLAS thread{'s' if threads_per_job > 1 else ''} each"
         log(f"training the ensemble {folder} of {config.name}: {len(seeds)} members, seeds "
-            f"{', '.join(map(str, seeds))}" + (f", with {threads}" if threads else ""))
-        return train_members(config, seeds, folder, overwrite, resume is not None, cache, show_progress, log)
+            f"{', '.join(map(str, seeds))}{how}")
+        return train_members(config, seeds, folder, overwrite, resume is not None, cache, show_progress, log,
+                             jobs, threads_per_job)
     finally:
         lock.release()

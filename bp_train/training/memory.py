@@ -32,9 +32,14 @@ def estimate_bytes(config: Config) -> tuple[int, int]:
     return (dense_weights * 4 + config.train.batch_size * dense_per_sample) * itemsize + conv_total, conv_total
 
 
-def check_training_memory(config: Config, have: int | None = None) -> None:
-    """A ConfigError naming the part at fault when training `config` needs more memory than is free."""
+def check_training_memory(config: Config, have: int | None = None, at_once: int = 1) -> None:
+    """A ConfigError naming the part at fault when training `config` (`at_once` copies of it, side by side)
+    needs more memory than is free."""
     (need, conv_need), have = estimate_bytes(config), available_memory() if have is None else have
+    if at_once > 1 and need * at_once > have:
+        raise ConfigError(f"--jobs {at_once}: {at_once} members side by side need about "
+                          f"{need * at_once / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB available; "
+                          "use fewer --jobs")
     if need <= have:
         return
     if conv_need > need / 2:
