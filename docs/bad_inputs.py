@@ -207,6 +207,7 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
     yield "ensemble: a member of another input size", lambda: [
         "predict", "--model", str(tmp / "run" / "model.npz"), "--model", str(other_size(tmp))] + predict[1:]
     yield "--seed with --seeds", lambda: ["fit", "--data", str(good), "--seeds", "1,2", "--seed", "3"]
+    yield "--jobs without --seeds", lambda: ["fit", "--data", str(good), "--jobs", "2"]
     yield "evaluate --run of an ensemble", lambda: ["evaluate", "--run", str(ensemble)]
 
 
