@@ -81,9 +81,10 @@ compare-speed: install
 
 # The Kaggle entry: an ensemble of the fast CNN, one member per seed, averaged with test-time augmentation.
 # Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder).
-KAGGLE_CONFIG ?= configs/fast-cnn.yaml
-SEEDS    ?= 0,1,2,3,4
-# Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core.
+KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
+SEEDS    ?= 0,1,2,3
+# Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core. An
+# even number of members, so that none trains alone on one of two cores at the end.
 JOBS     ?= $(if $(filter 1,$(shell nproc 2>/dev/null || echo 1)),1,2)
 ENSEMBLE ?= runs/kaggle-ensemble
 

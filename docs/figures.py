@@ -1,13 +1,13 @@
 """Re-measure the figures of the README and docs pages from the code as it is, and copy them there.
 
-Each section (results, classroom, own-digits, gradcheck, compare-speed, bench, pytorch, gpu, tune, bad-inputs) runs the real
-`bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
+Each section (results, ensembles, jobs, kaggle, classroom, own-digits, gradcheck, compare-speed, bench,
+pytorch, gpu, tune, bad-inputs) runs the real `bp-train` command in a fresh process and writes its output, with the date and the machine it ran on, to
 docs/figures.md between markers `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README and the
 pages under docs/ hold the same marked blocks, each block on one page; `--readme` (on by default) copies
 them over, and tests/test_readme.py fails when a page and figures.md differ, so a change that moves a
 figure has to come with the new figures.
 
-    python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (~15 min)
+    python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (hours: ensembles)
     python docs/figures.py --data ... --only results,bench --rows default,deep  # some sections, rows
     python docs/figures.py --data ... --only gpu --torch-python python3          # on a machine with a GPU
 
@@ -438,6 +438,29 @@ def ensembles(args, *_):
     return "".join(lines)
 
 
+JOBS_ROWS, JOBS_EPOCHS, JOBS_PAIRS = 12_000, 2, 3
+
+
+def jobs(args, *_):
+    """`fit --seeds 0,1 --jobs 2` (two members at once, one BLAS thread each) against `fit --seeds 0,1` (in
+    turn, two threads each) on configs/fast-cnn.yaml, interleaved A B A B so that the machine's drift falls
+    on both alike: the median of the pairs' ratios."""
+    import statistics
+
+    work = Path(tempfile.mkdtemp(prefix="bp-train-jobs-"))
+    common = ["fit", "--config", ROOT / "configs" / "fast-cnn.yaml", "--data", args.data, "--seeds", "0,1",
+              "--train-rows", JOBS_ROWS, "--epochs", JOBS_EPOCHS, "--quiet", "--threads", THREADS]
+    side, turn = [], []
+    for pair in range(JOBS_PAIRS):
+        side.append(bp_train(*common, "--jobs", "2", "--out", work / f"side-{pair}")[1])
+        turn.append(bp_train(*common, "--out", work / f"turn-{pair}")[1])
+    ratio = statistics.median(t / s for s, t in zip(side, turn))
+    return (stamp() + f"\nTwo members of `fast-cnn.yaml` ({JOBS_ROWS:,} rows of the replica's `train.csv`, "
+            f"{JOBS_EPOCHS} epochs each), {JOBS_PAIRS} times each way, interleaved: `fit --seeds 0,1 --jobs 2` took "
+            f"{statistics.median(side):.0f} s (median), `fit --seeds 0,1` in turn {statistics.median(turn):.0f} s: "
+            f"**{ratio:.2f}x** as fast side by side, start-up included.\n")
+
+
 def kaggle(args, *_):
     """`make kaggle` from a fresh clone of this checkout, on the Kaggle-format files beside --data; its
     submission.csv checked for the format Kaggle takes and scored against the test rows' labels (looked up
@@ -459,13 +482,16 @@ def kaggle(args, *_):
     assert header == "ImageId,Label" and len(submission) == 28_000, "not the submission Kaggle takes"
     assert (submission[:, 0] == np.arange(1, 28_001)).all() and set(submission[:, 1]) <= set(range(10))
     score = _score_submission(args, clone / "submission.csv", test_csv)
-    return (stamp() + f"\n`make kaggle` in a fresh clone (install included; {FAST_SEEDS.count(',') + 1} members of "
-            f"`fast-cnn.yaml` trained on the 42,000 rows of the Kaggle-format `train.csv`, then `predict --tta` on "
-            f"`test.csv`) took {human_time(seconds)} and wrote a `submission.csv` of 28,000 rows, `ImageId,Label`, "
+    seeds, config, at_once = subprocess.run(
+        ["make", "-s", "-f", "Makefile", "-f", "-", "settings"], cwd=clone, text=True, capture_output=True,
+        input="settings:\n\t@echo $(SEEDS) $(notdir $(KAGGLE_CONFIG)) $(JOBS)\n").stdout.split()
+    return (stamp() + f"\n`make kaggle` in a fresh clone (install included; {seeds.count(',') + 1} members of "
+            f"`{config}`, {at_once} at a time, trained on the 42,000 rows of the Kaggle-format `train.csv`, then "
+            f"`predict --tta` on `test.csv`) took {human_time(seconds)} and wrote a `submission.csv` of 28,000 rows, `ImageId,Label`, "
             f"which scores **{score:.2%}** on the 28,000 test rows.\n")
 
 
-SECTIONS = {"results": results, "ensembles": ensembles, "kaggle": kaggle, "classroom": classroom, "own-digits": own_digits, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
+SECTIONS = {"results": results, "ensembles": ensembles, "jobs": jobs, "kaggle": kaggle, "classroom": classroom, "own-digits": own_digits, "gradcheck": gradcheck, "compare-speed": compare_speed, "bench": bench,
             "pytorch": pytorch, "gpu": gpu, "tune": tune_search, "bad-inputs": bad_inputs}
 
 

@@ -9,9 +9,9 @@ job gets the command's thread count divided by the jobs, at least one.
 Each worker trains exactly what `fit --seeds` trains in turn: the same run folder, lock, checkpoints and
 figures (members.py decides what each member needs). What a worker logs reaches the parent through a pipe
 of its own (no lock shared between workers that a killed one could hold) and is printed there, named by
-member. A Ctrl-C reaches every process of the terminal: each worker keeps
-its member's last checkpoint and says so, the parent waits for them all, then tells how to resume. If only
-the parent is interrupted, it passes the interrupt on. A member that fails stops the others the same way.
+member. A Ctrl-C reaches every process of the terminal: each worker keeps its member's last checkpoint
+and says so, the parent waits for them all, then tells how to resume. If only the parent is interrupted,
+it passes the interrupt on. A member that fails, or whose process is killed, stops the others the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ RESEND_SECONDS = 5.0  # a worker still starting ignores Ctrl-C; the parent repea
 
 
 def _train_one(messages, number: int, **job) -> None:
-    """The worker: train one member, report each line and then the outcome on `messages`."""
+    """The worker: train one member, send each line and then the outcome down `messages` (a pipe)."""
     # Started with Ctrl-C ignored (see start_worker), so that one landing while Python starts up cannot
     # end the worker with a traceback; from here on it is a KeyboardInterrupt the trainer handles.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -42,15 +42,18 @@ def _train_one(messages, number: int, **job) -> None:
     except KeyboardInterrupt:  # pressed again while the first was being handled
         outcome = ("interrupted", number, "")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome must get through
-    messages.send(outcome)
+    try:
+        messages.send(outcome)
+    except OSError:  # the parent is gone (killed): nobody is left to tell
+        pass
 
 
 def _training_outcome(messages, number: int, raw_config: dict, name: str, member: str, resuming: bool,
                       overwrite: bool, cache: bool, threads: int) -> tuple[str, int, object]:
     try:
-        from ..config import config_from_dict
         from tqdm import tqdm
 
+        from ..config import config_from_dict
         from ..machine.threads import blas_threads
         from .runfolder import open_run_folder
         from .trainer import fit
