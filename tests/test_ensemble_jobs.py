@@ -49,11 +49,16 @@ def test_members_trained_side_by_side_equal_members_trained_in_turn(tmp_path, ti
     assert weights(tmp_path / "side" / "seed-1")["W1"].tobytes() != weights(tmp_path / "side" / "seed-2")["W1"].tobytes()
 
 
-def slow_config(tmp_path, epochs=60) -> Path:
-    images, labels = synthetic_digits(3000, seed=5)
+EPOCHS = 40
+
+
+def slow_config(tmp_path, epochs=EPOCHS) -> Path:
+    """40 epochs of about a sixth of a second: a member is still training when the parent, interrupted
+    alone, passes the Ctrl-C on after its grace period (member_workers.GRACE_SECONDS)."""
+    images, labels = synthetic_digits(6000, seed=5)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     path = tmp_path / "slow.yaml"
-    path.write_text(f"name: slow\nmodel: {{hidden: [{{size: 64, activation: relu}}]}}\n"
+    path.write_text(f"name: slow\nmodel: {{hidden: [{{size: 512, activation: relu}}]}}\n"
                     f"data: {{train: {data}, val_fraction: 0.1}}\n"
                     f"train: {{epochs: {epochs}, batch_size: 50, optimizer: {{name: sgd, lr: 0.05}}, seed: 0}}\n")
     return path
@@ -101,11 +106,11 @@ def test_ctrl_c_stops_every_member_in_one_line_and_resume_finishes_them_exactly(
     assert f"bp-train fit --resume {folder}" in err
     assert not (folder / "seed-3").exists()
     stopped = {seed: epochs_written(folder / f"seed-{seed}") for seed in (1, 2)}
-    assert all(2 <= done < 60 for done in stopped.values()), stopped
+    assert all(2 <= done < EPOCHS for done in stopped.values()), stopped
     resumed = run_cli("fit", "--resume", folder, "--jobs", "2", "--threads", "2", "--quiet")
     assert resumed.exit_code == 0, resumed.output
     for seed in (1, 2):
-        assert f"seed-{seed}): stopped after epoch {stopped[seed]} of 60, resuming" in resumed.output
+        assert f"seed-{seed}): stopped after epoch {stopped[seed]} of {EPOCHS}, resuming" in resumed.output
     assert "seed-3): training" in resumed.output
     # a resume is exact: each member equals the same seed trained in one go with one thread
     whole = run_cli("fit", "--config", config, "--seeds", "1,2,3", "--threads", "1", "--out", tmp_path / "whole",
@@ -127,7 +132,7 @@ def test_a_killed_worker_is_one_line_and_the_other_member_keeps_its_checkpoint(t
     assert "its process ended (exit code -9) before finishing" in err
     resumed = run_cli("fit", "--resume", folder, "--jobs", "2", "--quiet")
     assert resumed.exit_code == 0, resumed.output
-    assert all(epochs_written(folder / f"seed-{seed}") == 60 for seed in (1, 2, 3))
+    assert all(epochs_written(folder / f"seed-{seed}") == EPOCHS for seed in (1, 2, 3))
 
 
 def test_a_member_that_fails_ends_the_command_in_one_line(tmp_path):
