@@ -55,15 +55,14 @@ def _training_outcome(messages, number: int, raw_config: dict, name: str, member
 
         from ..config import config_from_dict
         from ..machine.threads import blas_threads
-        from .runfolder import open_run_folder
+        from .members import member_run_folder
         from .trainer import fit
 
         # tqdm's default lock is a named semaphore shared across processes, which a killed worker would
         # leave behind (and Python would warn of at exit); the worker draws no bars, a thread lock will do.
         tqdm.set_lock(threading.RLock())
         config = config_from_dict(raw_config, f"{member} (its config)", name=name)
-        run = open_run_folder(None, name, resume=member) if resuming else \
-            open_run_folder(member, name, overwrite=overwrite)
+        run = member_run_folder(Path(member), name, resuming, overwrite)
         with blas_threads(threads), run:
             summary = fit(config, run, resume=resuming, cache=cache, show_progress=False,
                           log=lambda line: messages.send(("log", number, line)),

@@ -49,16 +49,22 @@ def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Pat
     return target, lock
 
 
-def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[str, Config | None]:
-    """What member `seed` needs: ('finished already', None), ('<why>, resuming', its config) or
-    ('training', its config)."""
+def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[str, Config | None, bool]:
+    """What member `seed` needs: ('finished already', None, False), ('<why>, resuming', its config, True)
+    or ('training', its config, False)."""
     member, wanted = folder / member_name(seed), member_config(config, seed)
     if resume and (member / "checkpoint.npz").is_file():
         why = unfinished(member)
         if why is None:
-            return "finished already", None
-        return f"{why}, resuming", resume_config(member, wanted)
-    return "training", wanted
+            return "finished already", None, False
+        return f"{why}, resuming", resume_config(member, wanted), True
+    return "training", wanted, False
+
+
+def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
+    """The locked run folder a member trains in, here or in a worker (member_workers.py)."""
+    return open_run_folder(None, name, resume=member) if resuming else \
+        open_run_folder(member, name, overwrite=overwrite)
 
 
 def train_members(config: Config, seeds: list[int], folder: Path, overwrite: bool = False, resume: bool = False,
@@ -69,12 +75,12 @@ def train_members(config: Config, seeds: list[int], folder: Path, overwrite: boo
     started, summaries, todo = time.perf_counter(), {}, {}
     for number, seed in enumerate(seeds, start=1):
         member = folder / member_name(seed)
-        what, wanted = member_plan(config, seed, folder, resume)
+        what, wanted, resuming = member_plan(config, seed, folder, resume)
         log(f"member {number}/{len(seeds)} ({member.name}): {what}")
         if wanted is None:
             summaries[number] = finished_summary(member)
         else:
-            todo[number] = (member, wanted, what != "training")
+            todo[number] = (member, wanted, resuming)
     if jobs > 1 and len(todo) > 1:
         summaries.update(train_side_by_side(config.name, todo, folder, overwrite, cache, show_progress, log,
                                             jobs, threads))
@@ -87,8 +93,7 @@ def train_members(config: Config, seeds: list[int], folder: Path, overwrite: boo
 def train_in_turn(member: Path, wanted: Config, resuming: bool, folder: Path, overwrite: bool, cache: bool,
                   show_progress: bool, log) -> dict:
     """One member, in this process."""
-    run = open_run_folder(None, wanted.name, resume=member) if resuming else \
-        open_run_folder(member, wanted.name, overwrite=overwrite)
+    run = member_run_folder(member, wanted.name, resuming, overwrite)
     try:
         with run:
             return fit_run(wanted, run, resume=resuming, cache=cache, show_progress=show_progress, log=log)
