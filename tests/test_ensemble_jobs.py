@@ -110,8 +110,8 @@ def test_ctrl_c_stops_every_member_in_one_line_and_resume_finishes_them_exactly(
     resumed = run_cli("fit", "--resume", folder, "--jobs", "2", "--threads", "2", "--quiet")
     assert resumed.exit_code == 0, resumed.output
     for seed in (1, 2):
-        assert f"seed-{seed}): stopped after epoch {stopped[seed]} of {EPOCHS}, resuming" in resumed.output
-    assert "seed-3): training" in resumed.output
+        assert f"seed-{seed}): stopped after epoch {stopped[seed]} of {EPOCHS}, to resume" in resumed.output
+    assert "seed-3): to train" in resumed.output
     # a resume is exact: each member equals the same seed trained in one go with one thread
     whole = run_cli("fit", "--config", config, "--seeds", "1,2,3", "--threads", "1", "--out", tmp_path / "whole",
                     "--quiet")

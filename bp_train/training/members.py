@@ -50,15 +50,15 @@ def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Pat
 
 
 def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[str, Config | None, bool]:
-    """What member `seed` needs: ('finished already', None, False), ('<why>, resuming', its config, True)
-    or ('training', its config, False)."""
+    """What member `seed` needs: ('finished already', None, False), ('<why>, to resume', its config, True)
+    or ('to train', its config, False)."""
     member, wanted = folder / member_name(seed), member_config(config, seed)
     if resume and (member / "checkpoint.npz").is_file():
         why = unfinished(member)
         if why is None:
             return "finished already", None, False
-        return f"{why}, resuming", resume_config(member, wanted), True
-    return "training", wanted, False
+        return f"{why}, to resume", resume_config(member, wanted), True
+    return "to train", wanted, False
 
 
 def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
