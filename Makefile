@@ -79,7 +79,8 @@ gradcheck: install
 compare-speed: install
 	$(BIN)/bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
 
-# The Kaggle entry: an ensemble of the fast CNN, one member per seed, averaged with test-time augmentation.
+# The Kaggle entry: an ensemble of kaggle-cnn.yaml (the fast CNN with a 5x5 first convolution), one member
+# per seed, averaged with test-time augmentation.
 # Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder).
 KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
 SEEDS    ?= 0,1,2,3
