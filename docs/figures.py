@@ -2,10 +2,11 @@
 
 Each section (results, ensembles, jobs, kaggle, classroom, own-digits, gradcheck, compare-speed, bench,
 pytorch, gpu, tune, bad-inputs) runs the real `bp-train` command in a fresh process and writes its
-output, with the date and the machine it ran on, to docs/figures.md between markers `<!-- figures:NAME
--->` and `<!-- /figures:NAME -->`. The README and the pages under docs/ hold the same marked blocks, each
-block on one page; `--readme` (on by default) copies them over, and tests/test_readme.py fails when a
-page and figures.md differ, so a change that moves a figure has to come with the new figures.
+output, with the date and the machine it ran on, to docs/figures.md between markers
+`<!-- figures:NAME -->` and `<!-- /figures:NAME -->`. The README and the pages under docs/ hold the same
+marked blocks, each block on one page; `--readme` (on by default) copies them over, and
+tests/test_readme.py fails when a page and figures.md differ, so a change that moves a figure has to come
+with the new figures.
 
     python docs/figures.py --data TRAIN_CSV --mnist MNIST_IDX_FOLDER            # everything (hours: ensembles)
     python docs/figures.py --data ... --only results,bench --rows default,deep  # some sections, rows
