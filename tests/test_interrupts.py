@@ -44,6 +44,29 @@ def test_sigint_at_any_moment_of_fit_is_one_line_and_exit_130(tmp_path, delay):
     check_run_folder(run_dir)
 
 
+def test_a_ctrl_c_while_an_epoch_is_saved_waits_until_its_files_agree(tmp_path, monkeypatch):
+    # The Ctrl-C lands right after metrics.csv is written, before checkpoint.npz: the files must still
+    # say the same number of epochs, the one the checkpoint resumes from (a race seen in CI, made certain).
+    from bp_train.files.ensemble import run_progress
+    from bp_train.training.trainer import Trainer
+
+    write_metrics = Trainer.write_metrics
+
+    def write_then_ctrl_c(self):
+        write_metrics(self)
+        if self.state.epoch == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "write_metrics", write_then_ctrl_c)
+    images, labels = synthetic_digits(500, seed=1)
+    data = write_digit_csv(tmp_path / "d.csv", images, labels)
+    result = run_cli("fit", "--data", data, "--out", tmp_path / "run", "--epochs", "5", "--quiet")
+    assert result.exit_code == 130, result.output
+    assert "interrupted during epoch 3" in result.output
+    rows = len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) - 1
+    assert rows == run_progress(tmp_path / "run")[0] == 2
+
+
 @pytest.mark.parametrize("delay", [0.15, 0.4, 0.9])
 def test_sigint_at_any_moment_of_predict_leaves_no_output(tmp_path, delay, digits_csv):
     assert run_cli("fit", "--data", digits_csv, "--out", tmp_path / "run", "--epochs", "1", "--quiet").exit_code == 0

@@ -26,7 +26,7 @@ from ..data.augment import Augmenter, augment_rng
 from ..nn.backend import to_device
 from ..config import Config, build_network, config_from_dict, dump_config
 from ..data.digits import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
-from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted
+from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
 from ..nn.network import Network
 from ..config.build import learning_rate_at, optimizer_for
 from .checkpoint import load_checkpoint
@@ -247,16 +247,19 @@ class Trainer:
         row = self.run_epoch(epoch)
         self.state.history.append(row)
         self.state.epoch = epoch
-        if self.monitor(row):
-            save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
-                       {"epoch": epoch, "val_accuracy": row["val_accuracy"]}, fingerprint=self.fingerprint)
-        self.write_metrics()
-        self.save_checkpoint()
-        if self.folder is not None:
-            self.run_dir = self.folder.epoch_saved()  # an --overwrite takes the old run's place now
-        val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
-        log(f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
-            f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
+        # The epoch's files go as a whole: a Ctrl-C between metrics.csv and checkpoint.npz would leave one
+        # a row ahead of the other, so it waits until both (and the log line) are out.
+        with ctrl_c_held():
+            if self.monitor(row):
+                save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
+                           {"epoch": epoch, "val_accuracy": row["val_accuracy"]}, fingerprint=self.fingerprint)
+            self.write_metrics()
+            self.save_checkpoint()
+            if self.folder is not None:
+                self.run_dir = self.folder.epoch_saved()  # an --overwrite takes the old run's place now
+            val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
+            log(f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
+                f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
         if self.on_epoch is not None:
             self.on_epoch(row)  # e.g. `tune` reporting to its pruner, which may stop the run by raising
 
