@@ -81,7 +81,8 @@ compare-speed: install
 
 # The Kaggle entry: an ensemble of kaggle-cnn.yaml (the fast CNN with a 5x5 first convolution), one member
 # per seed, averaged with test-time augmentation.
-# Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder).
+# Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder); with
+# more SEEDS it adds the members the folder lacks.
 KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
 SEEDS    ?= 0,1,2,3
 # Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core. An
@@ -93,7 +94,7 @@ kaggle: install
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
 	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
 	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
-		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --jobs $(JOBS); \
+		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS); \
 	else \
 		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --jobs $(JOBS) --out "$(ENSEMBLE)"; \
 	fi

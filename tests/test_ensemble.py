@@ -1,8 +1,6 @@
 """Ensembles and test-time augmentation: soft voting checked against a hand-made average, TTA without a
 shift against plain prediction, an ensemble folder's members trained, resumed and refused one by one."""
 
-import os
-
 import numpy as np
 import pytest
 import yaml
@@ -206,12 +204,30 @@ def test_resuming_one_member_by_its_folder_leaves_the_others_alone(tmp_path, ens
     assert {n: (ensemble / "seed-1" / n).read_bytes() for n in other} == other
 
 
+def test_resume_with_seeds_adds_the_members_it_lacks_and_leaves_the_others_alone(tmp_path, tiny_config, ensemble):
+    before = {s: (ensemble / f"seed-{s}" / "model.npz").read_bytes() for s in (1, 2)}
+    result = run_cli("fit", "--resume", ensemble, "--seeds", "2,3", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "member 2/3 (seed-2): finished already" in result.output
+    assert "member 3/3 (seed-3): to train" in result.output
+    assert yaml.safe_load((ensemble / "ensemble.yaml").read_text())["members"] == ["seed-1", "seed-2", "seed-3"]
+    assert {s: (ensemble / f"seed-{s}" / "model.npz").read_bytes() for s in (1, 2)} == before
+    alone = tmp_path / "alone"  # the added member is the one a new ensemble of seed 3 would have
+    assert run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", alone, "--quiet").exit_code == 0
+    np.testing.assert_array_equal(np.load(ensemble / "seed-3" / "model.npz")["W1"],
+                                  np.load(alone / "seed-3" / "model.npz")["W1"])
+    again = run_cli("fit", "--resume", ensemble, "--seeds", "1", "--quiet")  # nothing to add, nothing to do
+    assert again.exit_code == 0 and "to train" not in again.output
+
+
 def test_ensemble_options_that_contradict_are_refused(tmp_path, tiny_config, ensemble):
     one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,2", "--seed", "3"), "--seed and --seeds")
     one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,x"), "--seeds", "whole numbers")
     one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,2", "--out", ensemble), "already holds an ensemble",
                    "--overwrite")
-    one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4"), "--resume")
+    one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4", "--out", tmp_path / "x"), "--resume",
+                   "--out")
+    one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4,x"), "--seeds", "whole numbers")
     one_line_error(run_cli("fit", "--resume", ensemble, "--set", "model.hidden=[{size: 9}]"), "cannot resume",
                    "model.hidden")
     one_line_error(run_cli("evaluate", "--run", ensemble), "own seeds", "--model")

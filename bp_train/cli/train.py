@@ -41,7 +41,7 @@ from .common import BadInput, cache_option, device_option, emit_json, models_opt
                    "train.early_stopping may change.")
 @click.option("--seeds", help="Train an ensemble: one member per seed (e.g. 0,1,2,3,4), each a run folder of its "
               "own inside --out (default runs/<name>-ensemble), which --model then takes as one model. "
-              "--resume on that folder finishes every member.")
+              "--resume on that folder finishes every member; --resume with --seeds adds the seeds it lacks.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="With --seeds (or --resume of an ensemble): train N members at once, each in a process of its "
                    "own, the --threads shared out among them. Much of an epoch runs on one core whatever the "
@@ -115,15 +115,16 @@ def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, jobs,
     if seed is not None:
         raise BadInput("--seed and --seeds contradict each other: an ensemble's members take the seeds of --seeds")
     if resume:
-        if seeds is not None or out or overwrite:
-            raise BadInput(f"--resume {resume} finishes the ensemble its manifest describes; --seeds, --out and "
-                           "--overwrite do not go with it")
+        if out or overwrite:
+            raise BadInput(f"--resume {resume} finishes the ensemble in that folder (and adds the members of "
+                           "--seeds it lacks); --out and --overwrite do not go with it")
         base = None if config_path else read_manifest(Path(resume))["config"]
-        config, chosen = load_config(config_path, overrides, base=base), None
+        config = load_config(config_path, overrides, base=base)
+        chosen = None if seeds is None else parse_seeds(seeds, most=MAX_MEMBERS)
     else:
         config, chosen = load_config(config_path, overrides), parse_seeds(seeds, most=MAX_MEMBERS)
+        jobs = min(jobs, len(chosen))
     array_module(config.train.device)
-    jobs = min(jobs, len(chosen)) if chosen else jobs
     if jobs > 1 and config.train.device != "cpu":
         raise BadInput(f"--jobs {jobs} shares out a CPU's cores; on a GPU (train.device: "
                        f"{config.train.device}) train the members one after another")
@@ -138,7 +139,7 @@ def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, jobs,
         return
     for member in summary["members"]:
         val = f", validation accuracy {member['val_accuracy']:.4f}" if member["val_accuracy"] is not None else ""
-        click.echo(f"  seed {member['seed']}: {member['model']} ({member['epochs']} epochs, "
+        click.echo(f"  seed {member['seed']}: {member['model']} ({member['epochs']} epoch{'' if member['epochs'] == 1 else 's'}, "
                    f"{member['train_seconds']:.0f} s{val})")
     spread = ""
     if summary["val_accuracy_mean"] is not None:

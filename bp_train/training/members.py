@@ -4,7 +4,8 @@
 Each member is an ordinary run, so it is written, locked, checkpointed and resumed as any run is: a
 Ctrl-C costs at most the epoch under way of the member under way. `fit --resume ENSEMBLE` finishes
 whatever is left -- members stopped half way are resumed, members never started are trained, finished
-ones are left alone -- and `fit --resume ENSEMBLE/seed-1` resumes that member alone.
+ones are left alone -- and `fit --resume ENSEMBLE/seed-1` resumes that member alone. `fit --resume ENSEMBLE
+--seeds 4,5` adds members 4 and 5 (seeds it holds already are left as they are).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
-from ..files.ensemble import MANIFEST, is_ensemble, member_name, read_manifest, run_progress, unfinished, write_manifest
+from ..files.ensemble import MANIFEST, MAX_MEMBERS, is_ensemble, member_name, read_manifest, run_progress, unfinished, write_manifest
 from .runfolder import FolderLock, claim_out, numbered_folder, open_run_folder
 from .trainer import fit as fit_run, resume_config, resumed
 
@@ -149,12 +150,17 @@ def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None
                  resume: str | None = None, cache: bool = True, show_progress: bool = True, log=print,
                  threads: str = "", jobs: int = 1, threads_per_job: int = 1) -> dict:
     """`fit --seeds` (a new ensemble, or --overwrite of one) or `fit --resume ENSEMBLE` (finish it, where
-    `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device).
+    `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device;
+    `seeds` given with it are added as new members, the way to grow an ensemble later).
     `threads` describes the command's BLAS threads; with `jobs` > 1 each job has `threads_per_job`."""
     if resume is not None:
         folder = Path(resume)
         manifest = read_manifest(folder)
-        seeds = [int(name.split("-", 1)[1]) for name in manifest["members"]]
+        members = [int(name.split("-", 1)[1]) for name in manifest["members"]]
+        seeds = members + [seed for seed in seeds or [] if seed not in members]
+        if len(seeds) > MAX_MEMBERS:
+            raise BPTrainError(f"--seeds: {folder} has {len(members)} members; adding "
+                               f"{len(seeds) - len(members)} would make more than {MAX_MEMBERS}")
         saved = config_from_dict(manifest["config"], f"{folder / MANIFEST} (its config)")
         config = resumed(saved, config, str(folder))
         lock = FolderLock(folder).acquire()
