@@ -30,7 +30,7 @@ help:
 	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
 	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS), JOBS=$(JOBS) at a time) on the Kaggle train.csv in data/ into"
-	@echo "                    $(ENSEMBLE), then write submission.csv for data/test.csv with TTA; run again, it resumes"
+	@echo "                    $(ENSEMBLE), then write submission.csv for data/test.csv with TTA; again: resumes, adds new SEEDS"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
@@ -80,7 +80,8 @@ compare-speed: install
 	$(BIN)/bp-train compare-speed --config $(CONFIG) --sizes 10,50,100,200
 
 # The Kaggle entry: an ensemble of kaggle-cnn.yaml (the fast CNN with a 5x5 first convolution), one member
-# per seed, averaged with test-time augmentation.
+# per seed, averaged with test-time augmentation; KAGGLE_CONFIG=configs/kaggle-deep.yaml trains stronger
+# members in twice the time.
 # Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder); with
 # more SEEDS it adds the members the folder lacks.
 KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
@@ -88,7 +89,8 @@ SEEDS    ?= 0,1,2,3
 # Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core. An
 # even number of members, so that none trains alone on one of two cores at the end.
 JOBS     ?= $(if $(filter 1,$(shell nproc 2>/dev/null || echo 1)),1,2)
-ENSEMBLE ?= runs/kaggle-ensemble
+# The folder is named after the config, as fit --seeds names one, so that each config keeps its own members.
+ENSEMBLE ?= runs/$(basename $(notdir $(KAGGLE_CONFIG)))-ensemble
 
 kaggle: install
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
