@@ -206,14 +206,15 @@ def test_resuming_one_member_by_its_folder_leaves_the_others_alone(tmp_path, ens
 
 def test_resume_with_seeds_adds_the_members_it_lacks_and_leaves_the_others_alone(tmp_path, tiny_config, ensemble):
     before = {s: (ensemble / f"seed-{s}" / "model.npz").read_bytes() for s in (1, 2)}
-    result = run_cli("fit", "--resume", ensemble, "--seeds", "2,3", "--quiet")
+    result = run_cli("fit", "--resume", ensemble, "--seeds", "2,3", "--quiet", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "member 2/3 (seed-2): finished already" in result.output
     assert "member 3/3 (seed-3): to train" in result.output
     assert yaml.safe_load((ensemble / "ensemble.yaml").read_text())["members"] == ["seed-1", "seed-2", "seed-3"]
     assert {s: (ensemble / f"seed-{s}" / "model.npz").read_bytes() for s in (1, 2)} == before
     alone = tmp_path / "alone"  # the added member is the one a new ensemble of seed 3 would have
-    assert run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", alone, "--quiet").exit_code == 0
+    assert run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", alone, "--quiet",
+                   "--threads", "1").exit_code == 0  # one thread each: the same sums in the same order
     np.testing.assert_array_equal(np.load(ensemble / "seed-3" / "model.npz")["W1"],
                                   np.load(alone / "seed-3" / "model.npz")["W1"])
     again = run_cli("fit", "--resume", ensemble, "--seeds", "1", "--quiet")  # nothing to add, nothing to do
