@@ -114,15 +114,15 @@ def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, jobs,
 
     if seed is not None:
         raise BadInput("--seed and --seeds contradict each other: an ensemble's members take the seeds of --seeds")
+    chosen = None if seeds is None else parse_seeds(seeds, most=MAX_MEMBERS)  # always given without --resume
     if resume:
         if out or overwrite:
             raise BadInput(f"--resume {resume} finishes the ensemble in that folder (and adds the members of "
                            "--seeds it lacks); --out and --overwrite do not go with it")
         base = None if config_path else read_manifest(Path(resume))["config"]
         config = load_config(config_path, overrides, base=base)
-        chosen = None if seeds is None else parse_seeds(seeds, most=MAX_MEMBERS)
     else:
-        config, chosen = load_config(config_path, overrides), parse_seeds(seeds, most=MAX_MEMBERS)
+        config = load_config(config_path, overrides)
         jobs = min(jobs, len(chosen))
     array_module(config.train.device)
     if jobs > 1 and config.train.device != "cpu":
