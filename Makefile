@@ -30,7 +30,8 @@ help:
 	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
 	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS), JOBS=$(JOBS) at a time) on the Kaggle train.csv in data/ into"
-	@echo "                    $(ENSEMBLE), then write submission.csv for data/test.csv with TTA; again: resumes, adds new SEEDS"
+	@echo "                    $(ENSEMBLE), then write $(SUBMISSION) for data/test.csv with TTA; again: resumes, adds new SEEDS;"
+	@echo "                    DEVICE=cuda trains on an NVIDIA GPU"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
@@ -86,21 +87,27 @@ compare-speed: install
 # more SEEDS it adds the members the folder lacks.
 KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
 SEEDS    ?= 0,1,2,3
-# Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core. An
-# even number of members, so that none trains alone on one of two cores at the end.
-JOBS     ?= $(if $(filter 1,$(shell nproc 2>/dev/null || echo 1)),1,2)
+# DEVICE=cuda trains the members on an NVIDIA GPU (CuPy: .venv/bin/python -m pip install -e '.[gpu]'),
+# one after another; empty, the config's train.device decides (cpu for the shipped ones).
+DEVICE   ?=
+# Members trained at once (fit --jobs): two on a machine of two cores or more, one on a single core or a
+# GPU. An even number of members, so that none trains alone on one of two cores at the end.
+JOBS     ?= $(if $(filter cuda,$(DEVICE)),1,$(if $(filter 1,$(shell nproc 2>/dev/null || echo 1)),1,2))
 # The folder is named after the config, as fit --seeds names one, so that each config keeps its own members.
 ENSEMBLE ?= runs/$(basename $(notdir $(KAGGLE_CONFIG)))-ensemble
+SUBMISSION ?= submission.csv
+DEVICE_OPTION = $(if $(DEVICE),--device $(DEVICE))
 
 kaggle: install
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
 	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
 	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
-		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS); \
+		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS) $(DEVICE_OPTION); \
 	else \
-		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --jobs $(JOBS) --out "$(ENSEMBLE)"; \
+		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --jobs $(JOBS) \
+			--out "$(ENSEMBLE)" $(DEVICE_OPTION); \
 	fi
-	$(BIN)/bp-train predict --model "$(ENSEMBLE)" --tta --data "$(TEST_CSV)" --out submission.csv
+	$(BIN)/bp-train predict --model "$(ENSEMBLE)" --tta --data "$(TEST_CSV)" --out "$(SUBMISSION)" $(DEVICE_OPTION)
 
 bench: install
 	$(BIN)/bp-train bench --data $(REPLICA) --busy --profile --config configs/default.yaml --config configs/deep.yaml \
