@@ -13,20 +13,28 @@ import pytest
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 VENV = Path(sys.executable).parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
 
 
-def make_kaggle(tmp_path, config, seeds, **settings):
-    """`make kaggle` in the checkout, everything it writes sent under tmp_path; -o keeps make from
-    reinstalling into the test's environment."""
-    variables = {"KAGGLE_CONFIG": config, "SEEDS": seeds, "JOBS": 2, "VENV": VENV,
-                 "TRAIN_CSV": tmp_path / "train.csv", "TEST_CSV": tmp_path / "test.csv",
-                 "ENSEMBLE": tmp_path / "ensemble", "SUBMISSION": tmp_path / "submission.csv", **settings}
-    return subprocess.run(["make", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", "kaggle",
-                           *[f"{key}={value}" for key, value in variables.items()]],
-                          capture_output=True, text=True, timeout=300)
+def run_make_kaggle(*options, timeout=300, **variables):
+    """`make kaggle` in the checkout with the test's environment as VENV; -o keeps make from reinstalling
+    into it."""
+    return subprocess.run(["make", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", *options, "kaggle",
+                           *[f"{key}={value}" for key, value in {"VENV": VENV, **variables}.items()]],
+                          capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def make_kaggle(tmp_path, config, seeds):
+    """`make kaggle` on the CSVs in tmp_path, everything it writes sent under tmp_path."""
+    return run_make_kaggle(KAGGLE_CONFIG=config, SEEDS=seeds, JOBS=2, TRAIN_CSV=tmp_path / "train.csv",
+                           TEST_CSV=tmp_path / "test.csv", ENSEMBLE=tmp_path / "ensemble",
+                           SUBMISSION=tmp_path / "submission.csv")
+
+
+def members(ensemble: Path) -> list[str]:
+    return sorted(p.name for p in ensemble.iterdir() if p.is_dir())
+
+
 def test_make_kaggle_trains_the_ensemble_writes_the_tta_submission_and_adds_seeds(tmp_path, tiny_config):
     write_digit_csv(tmp_path / "train.csv", *synthetic_digits(600, seed=3))
     images, _ = synthetic_digits(300, seed=4)
@@ -34,13 +42,12 @@ def test_make_kaggle_trains_the_ensemble_writes_the_tta_submission_and_adds_seed
     write_digit_csv(tmp_path / "test.csv", np.roll(images.reshape(-1, 28, 28), 1, axis=1).reshape(300, -1), None)
     first = make_kaggle(tmp_path, tiny_config, "0,1")
     assert first.returncode == 0, first.stderr
-    members = sorted(p.name for p in (tmp_path / "ensemble").iterdir() if p.is_dir())
-    assert members == ["seed-0", "seed-1"]
+    assert members(tmp_path / "ensemble") == ["seed-0", "seed-1"]
     kept = (tmp_path / "ensemble" / "seed-0" / "model.npz").read_bytes()
 
     again = make_kaggle(tmp_path, tiny_config, "0,1,2")
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in (tmp_path / "ensemble").iterdir() if p.is_dir()) == ["seed-0", "seed-1", "seed-2"]
+    assert members(tmp_path / "ensemble") == ["seed-0", "seed-1", "seed-2"]
     assert (tmp_path / "ensemble" / "seed-0" / "model.npz").read_bytes() == kept  # trained once, not again
 
     # The submission is the three members' average with TTA, as predict writes it, not the plain average.
@@ -53,18 +60,14 @@ def test_make_kaggle_trains_the_ensemble_writes_the_tta_submission_and_adds_seed
     assert written == (tmp_path / "tta.csv").read_text() != (tmp_path / "plain.csv").read_text()
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
 def test_make_kaggle_without_the_competition_files_says_where_to_get_them(tmp_path, tiny_config):
     result = make_kaggle(tmp_path, tiny_config, "0,1")  # no train.csv or test.csv written
     assert result.returncode == 2 and "kaggle.com/competitions/digit-recognizer" in result.stderr
     assert not (tmp_path / "ensemble").exists() and not (tmp_path / "submission.csv").exists()
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
-def test_make_kaggle_device_cuda_trains_on_the_gpu_one_member_at_a_time(tmp_path):
-    planned = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", "kaggle", "DEVICE=cuda",
-                              f"VENV={VENV}", "TRAIN_CSV=Makefile", "TEST_CSV=Makefile"],
-                             capture_output=True, text=True, timeout=60).stdout
+def test_make_kaggle_device_cuda_trains_on_the_gpu_one_member_at_a_time():
+    planned = run_make_kaggle("-n", timeout=60, DEVICE="cuda", TRAIN_CSV="Makefile", TEST_CSV="Makefile").stdout
     fit_lines = [line for line in planned.splitlines() if "fit --" in line]
     assert fit_lines and all("--jobs 1" in line for line in fit_lines)
     assert planned.count("--device cuda") == 3  # the new ensemble, the resumed one, and predict
