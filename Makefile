@@ -82,7 +82,8 @@ compare-speed: install
 
 # The Kaggle entry: an ensemble of kaggle-cnn.yaml (the fast CNN with a 5x5 first convolution), one member
 # per seed, averaged with test-time augmentation; KAGGLE_CONFIG=configs/kaggle-deep.yaml trains stronger
-# members in twice the time, KAGGLE_CONFIG=configs/kaggle-strided.yaml the strongest in three times.
+# members in twice the time, KAGGLE_CONFIG=configs/kaggle-strided.yaml the strongest in 2.5 times (55 against
+# 22 minutes a member).
 # Interrupted, `make kaggle` again finishes the members left (fit --resume on the ensemble folder); with
 # more SEEDS it adds the members the folder lacks.
 KAGGLE_CONFIG ?= configs/kaggle-cnn.yaml
