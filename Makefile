@@ -31,7 +31,7 @@ help:
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
 	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS), JOBS=$(JOBS) at a time) on the Kaggle train.csv in data/ into"
 	@echo "                    $(ENSEMBLE), then write $(SUBMISSION) for data/test.csv with TTA; again: resumes, adds new SEEDS;"
-	@echo "                    DEVICE=cuda trains on an NVIDIA GPU"
+	@echo "                    DEVICE=cuda trains on an NVIDIA GPU, EPOCHS=N each member N epochs"
 	@echo "make evaluate       report on data/test.csv with data/test_labels.csv"
 	@echo "make data           download MNIST and write data/train.csv, test.csv, test_labels.csv"
 	@echo "make gradcheck      backprop against numerical gradients for CONFIG"
@@ -98,15 +98,20 @@ JOBS     ?= $(if $(filter cuda,$(DEVICE)),1,$(if $(filter 1,$(shell nproc 2>/dev
 ENSEMBLE ?= runs/$(basename $(notdir $(KAGGLE_CONFIG)))-ensemble
 SUBMISSION ?= submission.csv
 DEVICE_OPTION = $(if $(DEVICE),--device $(DEVICE))
+# EPOCHS=45 trains each member that many epochs instead of the config's (fit --epochs). Run again with more,
+# it trains finished members on from their last epoch, their schedule stretched to the new length: not
+# the same weights as that many epochs from the start.
+EPOCHS   ?=
+EPOCHS_OPTION = $(if $(EPOCHS),--epochs $(EPOCHS))
 
 kaggle: install
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
 	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
 	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
-		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS) $(DEVICE_OPTION); \
+		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS) $(EPOCHS_OPTION) $(DEVICE_OPTION); \
 	else \
 		$(BIN)/bp-train fit --config $(KAGGLE_CONFIG) --data "$(TRAIN_CSV)" --seeds $(SEEDS) --jobs $(JOBS) \
-			--out "$(ENSEMBLE)" $(DEVICE_OPTION); \
+			--out "$(ENSEMBLE)" $(EPOCHS_OPTION) $(DEVICE_OPTION); \
 	fi
 	$(BIN)/bp-train predict --model "$(ENSEMBLE)" --tta --data "$(TEST_CSV)" --out "$(SUBMISSION)" $(DEVICE_OPTION)
 

@@ -24,11 +24,11 @@ def run_make_kaggle(*options, timeout=300, **variables):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def make_kaggle(tmp_path, config, seeds):
+def make_kaggle(tmp_path, config, seeds, **variables):
     """`make kaggle` on the CSVs in tmp_path, everything it writes sent under tmp_path."""
     return run_make_kaggle(KAGGLE_CONFIG=config, SEEDS=seeds, JOBS=2, TRAIN_CSV=tmp_path / "train.csv",
                            TEST_CSV=tmp_path / "test.csv", ENSEMBLE=tmp_path / "ensemble",
-                           SUBMISSION=tmp_path / "submission.csv")
+                           SUBMISSION=tmp_path / "submission.csv", **variables)
 
 
 def members(ensemble: Path) -> list[str]:
@@ -71,3 +71,19 @@ def test_make_kaggle_device_cuda_trains_on_the_gpu_one_member_at_a_time():
     fit_lines = [line for line in planned.splitlines() if "fit --" in line]
     assert fit_lines and all("--jobs 1" in line for line in fit_lines)
     assert planned.count("--device cuda") == 3  # the new ensemble, the resumed one, and predict
+
+
+def test_make_kaggle_epochs_overrides_the_configs_and_trains_the_members_on(tmp_path, tiny_config):
+    write_digit_csv(tmp_path / "train.csv", *synthetic_digits(300, seed=3))
+    write_digit_csv(tmp_path / "test.csv", synthetic_digits(50, seed=4)[0], None)
+
+    def epochs_trained() -> list[int]:
+        return [len((tmp_path / "ensemble" / name / "metrics.csv").read_text().splitlines()) - 1
+                for name in members(tmp_path / "ensemble")]
+
+    first = make_kaggle(tmp_path, tiny_config, "0,1", EPOCHS=1)  # the config says 3
+    assert first.returncode == 0, first.stderr
+    assert epochs_trained() == [1, 1]
+    longer = make_kaggle(tmp_path, tiny_config, "0,1", EPOCHS=4)  # resumed: three epochs more each
+    assert longer.returncode == 0, longer.stderr
+    assert epochs_trained() == [4, 4]

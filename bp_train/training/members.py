@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
-from ..files.ensemble import MANIFEST, MAX_MEMBERS, is_ensemble, member_name, read_manifest, run_progress, unfinished, write_manifest
+from ..files.ensemble import MANIFEST, MAX_MEMBERS, is_ensemble, member_name, read_manifest, run_progress, write_manifest
 from .runfolder import FolderLock, claim_out, numbered_folder, open_run_folder
 from .trainer import fit as fit_run, resume_config, resumed
 
@@ -55,10 +55,13 @@ def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[
     or ('to train', its config, False)."""
     member, wanted = folder / member_name(seed), member_config(config, seed)
     if resume and (member / "checkpoint.npz").is_file():
-        why = unfinished(member)
-        if why is None:
+        wanted = resume_config(member, wanted)
+        # Against the epochs asked for now, not those it was planned with: --epochs 45 trains a finished
+        # 30-epoch member on, as `fit --resume` does a single run.
+        done, _, stopped_early = run_progress(member)
+        if stopped_early or done >= wanted.train.epochs:
             return "finished already", None, False
-        return f"{why}, to resume", resume_config(member, wanted), True
+        return f"stopped after epoch {done} of {wanted.train.epochs}, to resume", wanted, True
     return "to train", wanted, False
 
 
