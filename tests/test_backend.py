@@ -173,7 +173,7 @@ def test_every_device_command_runs_on_the_fake_device(fake_gpu, tmp_path, tiny_c
 
 def test_bench_runs_on_the_fake_device_and_reports_the_gpus_figures(fake_gpu, monkeypatch, tmp_path, tiny_config,
                                                                      digits_csv):
-    from bp_train.machine import speed
+    from bp_train.training import speed
 
     # The GPU's peak is measured with 8192^2 products, minutes on a CPU; the code path is the same at 256.
     monkeypatch.setattr(speed.matmul_gflops, "__defaults__", (np, 256, 3))

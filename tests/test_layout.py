@@ -11,8 +11,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "bp_train"
 # From the bottom up. A module may import modules of a lower rank, or of its own package.
-RANKS = {"errors": 0, "nn": 1, "machine": 2, "machine.memory": 2, "machine.threads": 2, "config": 3, "files": 4, "data": 5,
-         "training": 6, "machine.speed": 7, "views": 7, "exercises": 7, "serve": 8, "export": 8, "tune": 8, "cli": 9, "launch": 10}
+RANKS = {"errors": 0, "nn": 1, "machine": 2, "config": 3, "files": 4, "data": 5,
+         "training": 6, "views": 7, "exercises": 7, "serve": 8, "export": 8, "tune": 8, "cli": 9, "launch": 10}
 
 
 def module_name(path: Path) -> str:
@@ -74,6 +74,51 @@ def test_lower_files_never_import_higher_ones(path):
         assert there is not None, f"{path}:{line} imports {name}, which has no place in RANKS"
         assert there[0] < here[0] or there[1] == here[1], \
             f"{path.relative_to(ROOT)}:{line} ({here[1]}, rank {here[0]}) imports {name} ({there[1]}, rank {there[0]})"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the bp_train modules it imports}, lazy imports included; `from .x import name` counts as
+    an import of module x, not of a module called name."""
+    modules = {".".join(filter(None, ["bp_train", module_name(p)])): p for p in SOURCES}
+
+    def module_of(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    return {module: {found for _, name in imported_modules(path) if name.startswith("bp_train")
+                     if (found := module_of(name)) not in (None, module)}
+            for module, path in modules.items()}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as [a, b, ..., a], or None: a depth-first walk that meets a module still on
+    its own path has closed a loop."""
+    state: dict[str, str] = {}  # 'open' while on the path, 'done' once everything below it was seen
+
+    def walk(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                return path[path.index(imported):] + [imported]
+            if imported not in state and (cycle := walk(imported, path + [imported])):
+                return cycle
+        state[module] = "done"
+        return None
+
+    return next((cycle for module in sorted(graph) if module not in state if (cycle := walk(module, [module]))),
+                None)
+
+
+def test_no_two_modules_import_each_other_even_through_others_or_inside_one_folder():
+    cycle = import_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle_inside_one_folder_and_through_a_third_module():
+    assert import_cycle({"a.x": {"a.y"}, "a.y": {"a.x"}}) == ["a.x", "a.y", "a.x"]
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
 def test_every_module_has_a_place_and_every_folder_is_a_package():

@@ -154,7 +154,7 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
       bp-train compare-speed --config configs/default.yaml --sizes 10,50,100,200
     """
     from ..data.digits import sample_rows
-    from ..machine.speed import EPOCH_ROWS, compare_speed as run, human_seconds, with_hidden_size
+    from ..training.speed import EPOCH_ROWS, compare_speed as run, human_seconds, with_hidden_size
 
     overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     config = load_config(config_path, overrides)
@@ -210,7 +210,7 @@ def bench(data_path, config_paths, epochs, busy, threads, profile, as_json, devi
     """Training speed against this machine's own float32 matmul peak, measured in the same run; with
     --busy, also on a machine where another process keeps one core busy."""
     from ..data.digits import load_digits
-    from ..machine.speed import bench_training, busy_neighbour, load_benchmarks
+    from ..training.speed import bench_training, busy_neighbour, load_benchmarks
 
     figures = load_benchmarks(data_path, log=None if as_json else click.echo)
     digits = load_digits(data_path, require_labels=True)

@@ -1,1 +1,1 @@
-"""This machine: its free cores (threads.py), its free memory (memory.py), and how fast training runs on it (speed.py)."""
+"""This machine: its free cores (threads.py) and its free memory (memory.py); how fast training runs on it is measured by training/speed.py."""

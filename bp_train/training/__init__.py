@@ -1,1 +1,1 @@
-"""Training runs: the loop and its checkpoints (trainer.py), the run folder (runfolder.py), the memory a run needs (memory.py), evaluation reports (report.py)."""
+"""Training runs: the loop (trainer.py) and its checkpoints (checkpoint.py), the run folder (runfolder.py), the memory a run needs (memory.py), evaluation reports (report.py), ensembles (members.py, voting.py), and how fast it all runs (speed.py)."""

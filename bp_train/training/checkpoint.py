@@ -1,4 +1,7 @@
-"""A checkpoint gets the checks a model file gets: every array named, shaped and typed as the network and
+"""The checkpoint format, in one place: what a checkpoint holds (the network's and the optimizer's arrays,
+the run state, the random streams), writing it, and reading it back.
+
+A checkpoint gets the checks a model file gets: every array named, shaped and typed as the network and
 optimizer its config describes, read from the headers before any data; the run state and random streams
 checked key by key. A tampered or damaged checkpoint is one line, before anything is written."""
 
@@ -6,12 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelFileError
-from ..files.store import load_arrays
+from ..files.store import MODEL_FORMAT, load_arrays, save_arrays
+
+
+@dataclass
+class RunState:
+    """Everything that changes during a run and must be saved for an exact resume."""
+    epoch: int = 0                       # epochs completed
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    bad_epochs: int = 0                  # epochs without improvement, for early stopping
+    stopped_early: bool = False
 
 
 def expected_arrays(network, optimizer) -> dict[str, tuple]:
@@ -52,8 +67,6 @@ def check_random_streams(rng, path: Path) -> None:
 
 def load_checkpoint(path: Path, network, optimizer) -> tuple[dict, dict]:
     """(arrays, meta) of a checkpoint that fits `network` and `optimizer`, or a ModelFileError."""
-    from .trainer import RunState
-
     fields = {f.name: f for f in dataclasses.fields(RunState)}
     wanted = expected_arrays(network, optimizer)
 
@@ -74,3 +87,25 @@ def load_checkpoint(path: Path, network, optimizer) -> tuple[dict, dict]:
         check_random_streams(meta.get("rng"), path)
 
     return load_arrays(path, kind="checkpoint", check=check)
+
+
+def save_checkpoint(path: Path, config_dict: dict, network, optimizer, state: RunState, streams: dict) -> None:
+    """Write everything an exact resume needs: `streams` maps 'shuffle', 'dropout', 'augment' to their
+    random generators."""
+    arrays = {f"param/{k}": v for k, v in network.state().items()}
+    arrays.update({f"opt/{k}": v for k, v in optimizer.state().items()})
+    meta = {"format": MODEL_FORMAT, "config": config_dict, "run": vars(state),
+            "rng": {name: rng.bit_generator.state for name, rng in streams.items()}}
+    save_arrays(path, arrays, meta)
+
+
+def restore_checkpoint(path: Path, network, optimizer, streams: dict) -> RunState:
+    """Set `network`, `optimizer` and the random generators in `streams` as the checkpoint at `path` left
+    them, and return its run state; everything is checked before anything is set."""
+    arrays, meta = load_checkpoint(path, network, optimizer)
+    network.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+    optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+    for name, rng in streams.items():
+        if name in meta["rng"]:  # checkpoints from before augmentation have no 'augment' stream
+            rng.bit_generator.state = meta["rng"][name]
+    return RunState(**meta["run"])

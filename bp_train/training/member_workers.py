@@ -55,7 +55,7 @@ def _training_outcome(messages, number: int, raw_config: dict, name: str, member
 
         from ..config import config_from_dict
         from ..machine.threads import blas_threads
-        from .members import member_run_folder
+        from .runfolder import member_run_folder
         from .trainer import fit
 
         # tqdm's default lock is a named semaphore shared across processes, which a killed worker would

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
 from ..files.ensemble import MANIFEST, MAX_MEMBERS, is_ensemble, member_name, read_manifest, run_progress, write_manifest
-from .runfolder import FolderLock, claim_out, numbered_folder, open_run_folder
+from .runfolder import FolderLock, claim_out, member_run_folder, numbered_folder
 from .trainer import fit as fit_run, resume_config, resumed
 
 
@@ -63,12 +63,6 @@ def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[
             return "finished already", None, False
         return f"stopped after epoch {done} of {wanted.train.epochs}, to resume", wanted, True
     return "to train", wanted, False
-
-
-def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
-    """The locked run folder a member trains in, here or in a worker (member_workers.py)."""
-    return open_run_folder(None, name, resume=member) if resuming else \
-        open_run_folder(member, name, overwrite=overwrite)
 
 
 def train_members(config: Config, seeds: list[int], folder: Path, overwrite: bool = False, resume: bool = False,

@@ -257,3 +257,8 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     staging.mkdir()
     return RunFolder(target, lock, staging=staging, staging_lock=FolderLock(staging).acquire())
 
+
+def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
+    """The locked run folder a member trains in, in the ensemble's process or in a worker of its own (members.py, member_workers.py)."""
+    return open_run_folder(None, name, resume=member) if resuming else \
+        open_run_folder(member, name, overwrite=overwrite)

@@ -16,7 +16,6 @@ import csv
 import io
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,11 @@ from ..data.digits import Digits, Shuffler, fingerprints, load_digits, resolve, 
 from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
 from ..nn.network import Network
 from ..config.build import learning_rate_at, optimizer_for
-from .checkpoint import load_checkpoint
+from .checkpoint import RunState, restore_checkpoint, save_checkpoint
 from .memory import check_training_memory
 from .runfolder import RunFolder
 from ..files.model import save_model
-from ..files.store import MODEL_FORMAT, load_arrays, remove_orphaned_temporaries, save_arrays, write_text
+from ..files.store import load_arrays, remove_orphaned_temporaries, write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 # A mean cross-entropy this large gives the true digit a probability of e^-10000: only exploding weights
@@ -41,17 +40,6 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 DIVERGED_LOSS = 1e4
 # What `fit --resume` lets a user change: everything else must match the interrupted run.
 RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping", "train.device")  # a checkpoint is device-free
-
-
-@dataclass
-class RunState:
-    """Everything that changes during a run and must be saved for an exact resume."""
-    epoch: int = 0                       # epochs completed
-    history: list = field(default_factory=list)
-    best_epoch: int = 0
-    best_value: float | None = None
-    bad_epochs: int = 0                  # epochs without improvement, for early stopping
-    stopped_early: bool = False
 
 
 def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
@@ -273,28 +261,19 @@ class Trainer:
             writer.writerow({k: (repr(v) if isinstance(v, float) else "" if v is None else v) for k, v in row.items()})
         write_text(self.run_dir / "metrics.csv", out.getvalue())
 
+    def random_streams(self) -> dict:
+        return {"shuffle": self.shuffle_rng, "dropout": self.network.dropout_rng, "augment": self.augment_rng}
+
     def save_checkpoint(self) -> None:
-        arrays = {f"param/{k}": v for k, v in self.network.state().items()}
-        arrays.update({f"opt/{k}": v for k, v in self.optimizer.state().items()})
-        meta = {"format": MODEL_FORMAT, "config": self.config.to_dict(), "run": vars(self.state),
-                "rng": {"shuffle": self.shuffle_rng.bit_generator.state,
-                        "dropout": self.network.dropout_rng.bit_generator.state,
-                        "augment": self.augment_rng.bit_generator.state}}
-        save_arrays(self.run_dir / "checkpoint.npz", arrays, meta)
+        save_checkpoint(self.run_dir / "checkpoint.npz", self.config.to_dict(), self.network, self.optimizer,
+                        self.state, self.random_streams())
         self.saved_epoch = self.state.epoch  # what a resume would start from
 
     def restore(self, checkpoint: Path) -> None:
-        """The run as its checkpoint left it; everything is checked (checkpoint.py) before anything is set."""
-        arrays, meta = load_checkpoint(checkpoint, self.network, self.optimizer)
-        self.network.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
-        self.optimizer.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
-        self.state = RunState(**meta["run"])
+        """The run as its checkpoint left it (checkpoint.py checks everything before anything is set)."""
+        self.state = restore_checkpoint(checkpoint, self.network, self.optimizer, self.random_streams())
         self.saved_epoch = self.state.epoch
         self.state.stopped_early = False  # more epochs were asked for: let the run go on
-        self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
-        self.network.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
-        if "augment" in meta["rng"]:  # checkpoints from before augmentation have none
-            self.augment_rng.bit_generator.state = meta["rng"]["augment"]
 
 
 # --- resuming --------------------------------------------------------------------------------------------

@@ -195,8 +195,8 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
     FLOPs per sample are counted as 3 x those of the forward products (`config.build.flops_per_sample`): the
     forward product, and the two backward ones (dW and dx) of the same size; for a dense network that is
     6 x weights."""
-    from .threads import blas_threads, choose_threads
-    from ..training.trainer import Trainer
+    from ..machine.threads import blas_threads, choose_threads
+    from .trainer import Trainer
 
     trainer = Trainer(config, run_dir="/nonexistent", show_progress=False, digits=digits)
     choice = choose_threads(threads)
