@@ -65,7 +65,8 @@ def accuracies(model_path, images: np.ndarray, labels: np.ndarray, seed: int = 0
     """{style: (prepared as MNIST's, simply resized to 28x28)} accuracies, and "csv rows": the same digits
     as the rows a CSV holds. Every picture goes through the very preparation `predict --image` uses."""
     from bp_train.data.digits import to_float
-    from bp_train.data.images import decode, prepare_bytes, resized as naive_resize
+    from bp_train.data.images import decode, prepare_bytes
+    from bp_train.data.images import resized as naive_resize
     from bp_train.files.model import load_model
 
     network, _, _ = load_model(model_path)

@@ -341,10 +341,11 @@ def own_digits(args, *_):
     """The README's "your own digits" figures: t10k digits drawn as people draw them (docs/digit_styles.py),
     read by fast-cnn.yaml's network and by default.yaml's MLP, both trained on MNIST's 60,000, and the
     draw-a-digit server's latency (the CNN answering)."""
+    import http.client
     import importlib.util
     import statistics
     from concurrent.futures import ThreadPoolExecutor
-    import http.client
+
     from bp_train.data.mnist import read_pair
 
     spec = importlib.util.spec_from_file_location("digit_styles", ROOT / "docs" / "digit_styles.py")

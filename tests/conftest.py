@@ -76,6 +76,7 @@ train: {{epochs: 3, batch_size: 50, optimizer: {{name: momentum, lr: 0.05}}, see
 def run_cli(*args, cwd=None):
     """Run the CLI in-process; return click's Result (exit_code, output, stdout/stderr)."""
     from click.testing import CliRunner
+
     from bp_train.cli import main
 
     runner = CliRunner()

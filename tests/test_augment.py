@@ -4,12 +4,11 @@ and resumable draws, training batches only, and bad settings refused when the co
 
 import numpy as np
 import pytest
-
-from bp_train.data.augment import Augmenter, affine_matrices, bilinear, distort, gaussian_matrix
-from bp_train.config import load_config
-from bp_train.errors import ConfigError
-
 from conftest import run_cli
+
+from bp_train.config import load_config
+from bp_train.data.augment import Augmenter, affine_matrices, bilinear, distort, gaussian_matrix
+from bp_train.errors import ConfigError
 
 IDENTITY = affine_matrices(np.zeros(1), np.ones(1), np.zeros(1))
 NO_SHIFT = np.zeros((1, 2))

@@ -7,16 +7,15 @@ import json
 import sys
 import types
 
+import fake_cupy  # a test helper beside this file
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
-from bp_train.nn.backend import array_module, like, module_of, to_device, to_host
 from bp_train.config import load_config
 from bp_train.data.digits import Digits
+from bp_train.nn.backend import array_module, like, module_of, to_device, to_host
 from bp_train.training.trainer import Trainer
-
-import fake_cupy  # a test helper beside this file
-from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 
 def test_numpy_is_the_cpu_module_and_moving_costs_nothing_there():

@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli, synthetic_digits
 
+from bp_train.config import build_network, load_config
+from bp_train.errors import ConfigError
 from bp_train.nn import layers as L
 from bp_train.nn import losses
-from bp_train.config import load_config
-from bp_train.errors import ConfigError
 from bp_train.nn.gradient import gradcheck
-from bp_train.config import build_network
-
-from conftest import ROOT, run_cli, synthetic_digits
 
 
 def explain(example, *args):
@@ -275,6 +273,7 @@ def test_graph_drawings_cannot_mislead_no_edge_through_a_box_no_label_on_another
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from bp_train.views import explain as E
 
     graph = E.EXAMPLES[example]
@@ -298,6 +297,7 @@ def test_a_branch_shows_each_uses_gradient_on_its_own_edge_and_their_sum_at_the_
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from bp_train.views import explain as E
 
     graph = E.EXAMPLES["max-copy"]

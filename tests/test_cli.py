@@ -6,10 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 from bp_train import __version__
-
-from conftest import run_cli, synthetic_digits, write_digit_csv
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """Configs: every mistake is one clear message naming the file, the key and what is allowed."""
 
 import pytest
+from conftest import ROOT, run_cli
 
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
-
-from conftest import ROOT, run_cli
 
 
 def write(tmp_path, text, name="exp.yaml"):

@@ -6,15 +6,12 @@ import re
 
 import numpy as np
 import pytest
-
-from bp_train.nn import conv as C
-from bp_train.config import load_config
-from bp_train.errors import ConfigError
-from bp_train.nn.gradient import gradcheck, parameter_error
-from bp_train.config import build_network
-
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
+from bp_train.config import build_network, load_config
+from bp_train.errors import ConfigError
+from bp_train.nn import conv as C
+from bp_train.nn.gradient import gradcheck, parameter_error
 
 # --- oracles: the definitions, written as plain loops ---------------------------------------------------
 

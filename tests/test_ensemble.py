@@ -4,12 +4,11 @@ shift against plain prediction, an ensemble folder's members trained, resumed an
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.data.augment import shifted
 from bp_train.files.model import load_model
 from bp_train.training.voting import NO_TTA, Ensemble, Member, load_ensemble
-
-from conftest import run_cli, synthetic_digits, write_digit_csv
 
 
 @pytest.fixture

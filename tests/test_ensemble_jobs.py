@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
 from bp_train.training.memory import check_training_memory, estimate_bytes
-
-from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 LAUNCH = [sys.executable, "-c", "from bp_train.launch import main; main()"]  # what the bp-train script runs
 FILES = ("model.npz", "checkpoint.npz")

@@ -4,10 +4,9 @@ numbers behind compare-init, compare-batchnorm and compare-dropout, trained here
 import json
 
 import pytest
+from conftest import REPLICA_TRAIN, needs_shared, run_cli
 
 from bp_train.training.experiments import run_experiment
-
-from conftest import REPLICA_TRAIN, needs_shared, run_cli
 
 
 def figures(name, tmp_path):

@@ -10,12 +10,11 @@ import time
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.config import load_config
 from bp_train.errors import ConfigError
 from bp_train.machine.threads import busy_cores, choose_threads, usable_cores
-
-from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 
 def gz_digits(path, n=300, seed=0):

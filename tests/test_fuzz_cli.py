@@ -4,11 +4,11 @@ files. Whatever the input, the CLI ends with exit code 0, 1 or 2 and never with 
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import synthetic_digits, write_digit_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bp_train.cli import main
-
-from conftest import synthetic_digits, write_digit_csv
 
 # Values that are wrong in every way an option can be, and none that is valid but slow (a huge epoch count
 # is a long run, not a hostile input).

@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.config import load_config
 from bp_train.data.digits import Digits
 from bp_train.training.trainer import Trainer
-
-from conftest import run_cli, synthetic_digits, write_digit_csv
 
 cupy = pytest.importorskip("cupy", reason="CuPy is the optional extra gpu (.venv/bin/python -m pip install -e '.[gpu]'); GPU tests need it")
 try:

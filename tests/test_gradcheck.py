@@ -4,13 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from bp_train.nn import layers as L
-from bp_train.config import load_config
-from bp_train.nn.gradient import gradcheck
-from bp_train.config import build_network
-
 from conftest import REPLICA_TRAIN, ROOT, needs_shared, run_cli
+
+from bp_train.config import build_network, load_config
+from bp_train.nn import layers as L
+from bp_train.nn.gradient import gradcheck
 
 
 def check(*overrides, seed=0):
@@ -128,6 +126,7 @@ def test_a_kink_is_told_by_the_decisions_flipping_not_by_the_size_of_the_error()
 
 def test_the_default_sample_is_the_same_on_every_machine(monkeypatch):
     import time
+
     from bp_train.cli.measure import default_entries
 
     config = load_config(ROOT / "configs" / "cnn.yaml")

@@ -13,8 +13,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli, run_measured, synthetic_digits, write_digit_csv
+
 
 def assert_bounded(code, stderr, seconds, peak, message):
     assert code == 2, stderr

@@ -3,7 +3,6 @@
 the long value cut."""
 
 import pytest
-
 from conftest import run_cli, run_measured
 
 BIG = "1" + "0" * 400          # too big for a float
@@ -70,6 +69,7 @@ def test_a_huge_or_infinite_cell_is_one_line_with_no_warning_from_pandas(cells, 
     """numpy warns 'invalid value encountered in cast' (two lines) when pandas tries such a cell as an
     integer; the user sees only bp-train's line naming the first bad cell."""
     import numpy as np
+
     from bp_train.config import build_network, load_config
     from bp_train.files.model import save_model
 

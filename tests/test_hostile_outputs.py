@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, run_measured
 
 

@@ -7,11 +7,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import run_cli, run_measured
 from PIL import Image
 
 from bp_train.data.images import BOX, centre_of_mass, prepare
-
-from conftest import run_cli, run_measured
 
 
 def shape(size=40):

@@ -8,10 +8,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.files.model import load_model
-
-from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 LAUNCH = [sys.executable, "-c", "from bp_train.launch import main; main()"]  # what the bp-train script runs
 

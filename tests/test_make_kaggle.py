@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 VENV = Path(sys.executable).parent.parent

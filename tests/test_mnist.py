@@ -8,12 +8,11 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import MNIST, needs_shared, run_cli, synthetic_digits
 
 from bp_train.data.digits import read_csv, read_labels
-from bp_train.errors import DataError
 from bp_train.data.mnist import FILES, fetch, parse_idx, read_pair
-
-from conftest import MNIST, needs_shared, run_cli, synthetic_digits
+from bp_train.errors import DataError
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -3,7 +3,6 @@ probabilities `predict --proba` gives, and bad requests are one line with nothin
 
 import numpy as np
 import pytest
-
 from conftest import MNIST, REPLICA_TRAIN, ROOT, needs_shared, run_cli
 
 onnx = pytest.importorskip("onnx", reason="export --onnx needs the optional onnx extra (in the dev extra)")
@@ -85,6 +84,7 @@ def test_bad_exports_are_one_line_and_clobber_nothing(tmp_path, tiny_config):
 def test_the_readmes_onnx_runtime_snippet_runs_as_written(tmp_path, tiny_config, monkeypatch):
     pytest.importorskip("onnxruntime", reason="the snippet needs ONNX Runtime (in the dev extra)")
     import re
+
     from bp_train.data.mnist import write_digit_csv
 
     readme = (ROOT / "README.md").read_text()

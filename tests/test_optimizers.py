@@ -5,14 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import REPLICA_TRAIN, needs_shared, synthetic_digits
 
-from bp_train.config import load_config
+from bp_train.config import build_network, load_config
 from bp_train.data.digits import load_digits, to_float
-from bp_train.config import build_network
 from bp_train.nn.optimizers import learning_rate, make_optimizer
 from bp_train.nn.vectors import views
-
-from conftest import REPLICA_TRAIN, needs_shared, synthetic_digits
 
 NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
 

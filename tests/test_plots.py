@@ -4,11 +4,10 @@ import builtins
 
 import numpy as np
 import pytest
-
-from bp_train.views import plots
-from bp_train.errors import BPTrainError
-
 from conftest import run_cli
+
+from bp_train.errors import BPTrainError
+from bp_train.views import plots
 
 matplotlib = pytest.importorskip("matplotlib", reason="plots need the optional matplotlib extra")
 matplotlib.use("Agg")

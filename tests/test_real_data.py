@@ -4,7 +4,6 @@ the Kaggle submission for the 28,000-row test file, gradients on real digits, an
 import json
 
 import pytest
-
 from conftest import REPLICA_TEST, REPLICA_TRAIN, ROOT, needs_shared, run_cli, run_measured
 
 pytestmark = needs_shared

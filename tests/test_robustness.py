@@ -11,14 +11,14 @@ import time
 
 import numpy as np
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import ROOT, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bp_train.config import load_config
 from bp_train.data.digits import read_csv
 from bp_train.errors import BPTrainError
 from bp_train.files.model import load_model
-
-from conftest import ROOT, run_cli
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

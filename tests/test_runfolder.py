@@ -8,11 +8,10 @@ import sys
 import time
 
 import pytest
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.training.runfolder import FolderLock, holds_run, open_run_folder
 from bp_train.training.trainer import Trainer
-
-from conftest import run_cli, synthetic_digits, write_digit_csv
 
 
 def snapshot(folder):

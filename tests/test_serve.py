@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
 from conftest import REPLICA_TRAIN, run_cli
+from PIL import Image, ImageDraw
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -7,14 +7,13 @@ import re
 
 import numpy as np
 import pytest
+from conftest import synthetic_digits
 
 from bp_train.config import load_config
 from bp_train.data.digits import Digits
 from bp_train.errors import ConfigError, DivergenceError
 from bp_train.files.model import load_model
 from bp_train.training.trainer import Interrupted, Trainer, fit, resume_config
-
-from conftest import synthetic_digits
 
 IMAGES, LABELS = synthetic_digits(500, seed=2)
 DIGITS = Digits(IMAGES, LABELS, "synthetic")
@@ -60,7 +59,7 @@ def test_model_file_is_plain_arrays_and_json_loadable_without_pickle(tmp_path):
 
 def test_same_seed_gives_identical_weights_and_metrics_and_another_seed_does_not(tmp_path):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        quiet_fit(config("train.seed=%d" % seed, "model.hidden=[{size: 24, dropout: 0.2}]"), tmp_path / name)
+        quiet_fit(config(f"train.seed={seed}", "model.hidden=[{size: 24, dropout: 0.2}]"), tmp_path / name)
     a, b, c = (weights(tmp_path / n) for n in "abc")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["W1"], c["W1"])

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.training.trainer import Trainer
-
-from conftest import run_cli, synthetic_digits, write_digit_csv
 
 optuna = pytest.importorskip("optuna", reason="Optuna is the optional extra tune (make install has it)")
 
@@ -334,8 +333,8 @@ def test_a_worker_that_loses_the_race_to_create_the_schema_looks_again(tmp_path,
     and must open the storage on a second look. Any other error is reported at once, as one line."""
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    from bp_train.tune import storage as tune
     from bp_train.errors import BPTrainError
+    from bp_train.tune import storage as tune
 
     monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
     url = "postgresql://bp:secret@db.example/study"
@@ -435,7 +434,9 @@ def test_a_database_study_keeps_a_heartbeat_so_a_killed_workers_trial_is_failed_
     trial of a worker killed with -9 is found stale and failed, and no warning reaches the user."""
     import sqlite3
     import warnings
+
     import optuna
+
     from bp_train.tune.storage import open_storage
 
     make_config(tmp_path, epochs=100000)  # a trial that runs until it is killed

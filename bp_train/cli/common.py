@@ -7,7 +7,11 @@ import json
 
 import click
 
-from ..errors import BPTrainError, Interrupted, release_ctrl_c  # cheap: a Ctrl-C while heavy modules load is caught below
+from ..errors import (  # cheap: a Ctrl-C while heavy modules load is caught below
+    BPTrainError,
+    Interrupted,
+    release_ctrl_c,
+)
 from ..nn.errors import NetworkError  # the lesson's one error: as cheap (nn/__init__ imports nothing)
 
 EXIT_CHECK_FAILED = 1

@@ -28,7 +28,8 @@ def fetch(dest, mirrors, no_default_mirrors):
     """
     from tqdm import tqdm
 
-    from ..data.mnist import MIRRORS, fetch as run_fetch
+    from ..data.mnist import MIRRORS
+    from ..data.mnist import fetch as run_fetch
 
     if no_default_mirrors and not mirrors:
         raise BadInput("--no-default-mirrors needs at least one --mirror URL")

@@ -8,8 +8,16 @@ import sys
 import click
 
 from ..config import load_config
-from .common import (EXIT_CHECK_FAILED, SEED, BadInput, FiniteFloat, cache_option, device_option, emit_json,
-                     threads_option)
+from .common import (
+    EXIT_CHECK_FAILED,
+    SEED,
+    BadInput,
+    FiniteFloat,
+    cache_option,
+    device_option,
+    emit_json,
+    threads_option,
+)
 
 
 @click.command()
@@ -45,9 +53,10 @@ def gradcheck(config_path, overrides, batch, seed, tol, step, entries, dtype, as
     """
     from tqdm import tqdm
 
-    from ..data.digits import sample_rows
-    from ..nn.gradient import gradcheck as run_gradcheck, require_float64
     from ..config import build_network
+    from ..data.digits import sample_rows
+    from ..nn.gradient import gradcheck as run_gradcheck
+    from ..nn.gradient import require_float64
 
     overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     config = load_config(config_path, overrides)
@@ -154,7 +163,8 @@ def compare_speed(config_path, overrides, batch, steps, sizes, budget, as_json, 
       bp-train compare-speed --config configs/default.yaml --sizes 10,50,100,200
     """
     from ..data.digits import sample_rows
-    from ..training.speed import EPOCH_ROWS, compare_speed as run, human_seconds, with_hidden_size
+    from ..training.speed import EPOCH_ROWS, human_seconds, with_hidden_size
+    from ..training.speed import compare_speed as run
 
     overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     config = load_config(config_path, overrides)

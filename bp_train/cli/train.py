@@ -15,7 +15,17 @@ from ..data.digits import load_digits, to_float
 from ..errors import BPTrainError
 from ..files.store import atomic_path
 from ..nn.backend import array_module
-from .common import BadInput, cache_option, device_option, emit_json, models_option, parse_seeds, refuse_overwriting, threads_option, SEED
+from .common import (
+    SEED,
+    BadInput,
+    cache_option,
+    device_option,
+    emit_json,
+    models_option,
+    parse_seeds,
+    refuse_overwriting,
+    threads_option,
+)
 
 
 @click.command()
@@ -61,7 +71,8 @@ def fit(config_path, overrides, data, epochs, seed, gradient, train_rows, out, o
     """
     from ..training.memory import check_training_memory
     from ..training.runfolder import open_run_folder
-    from ..training.trainer import fit as run_fit, resume_config, saved_config
+    from ..training.trainer import fit as run_fit
+    from ..training.trainer import resume_config, saved_config
 
     overrides = list(overrides)
     for key, value in (("data.train", data), ("train.epochs", epochs), ("train.seed", seed),
@@ -184,7 +195,8 @@ def evaluate(model_paths, tta, data, labels, run_dir, as_json, device, no_cache)
     """
     from ..data.digits import seen_in_training
     from ..files.ensemble import is_ensemble
-    from ..training.report import evaluate as run_evaluate, format_report, validation_rows
+    from ..training.report import evaluate as run_evaluate
+    from ..training.report import format_report, validation_rows
     from ..training.voting import load_ensemble
 
     if run_dir:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from .common import BadInput, FiniteFloat, threads_option
 from ..config import load_config, run_name
+from .common import BadInput, FiniteFloat, threads_option
 
 
 @click.command()

@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .common import BadInput, cache_option, emit_json, refuse_overwriting
-from ..config.safeyaml import short
 from ..config import load_config
+from ..config.safeyaml import short
 from ..data.digits import load_digits, to_float
 from ..files.model import load_model
+from .common import BadInput, cache_option, emit_json, refuse_overwriting
 
 
 def training_data(config) -> dict[str, str]:
@@ -96,8 +96,8 @@ def plot(sources, augment, activations, weights, out, no_cache):
 
 def plot_activations(source: Path, path: Path, cache: bool) -> Path:
     """Histograms of the hidden activations of a run's trained model, or of a config's fresh network."""
-    from ..data.digits import sample_rows
     from ..config import build_network
+    from ..data.digits import sample_rows
     from ..views.plots import activation_histograms, hidden_activations, save_figure
 
     if source.is_dir():

@@ -7,8 +7,9 @@ import dataclasses
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from .safeyaml import short

@@ -141,8 +141,8 @@ class Augmenter:
 def augmented_samples(config, count: int = 4, versions: int = 3, cache: bool = True):
     """The first `count` training rows of a config's data (uint8 images) with `versions` distortions of
     each, as `train.augment` would draw them (seeded like a run): [(original, [distorted, ...]), ...]."""
-    from .digits import load_digits, to_float
     from ..errors import ConfigError
+    from .digits import load_digits, to_float
 
     if config.train.augment is None:
         raise ConfigError(f"{config.name}: the config has no train.augment section to show; add e.g. "

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..nn.backend import like
 from ..errors import DataError
 from ..files.store import atomic_path
+from ..nn.backend import like
 
 PIXELS = 784
 CACHE_FORMAT = 1
@@ -40,7 +40,7 @@ class Digits:
     def __len__(self):
         return len(self.images)
 
-    def subset(self, rows: np.ndarray) -> "Digits":
+    def subset(self, rows: np.ndarray) -> Digits:
         return Digits(self.images[rows], None if self.labels is None else self.labels[rows], self.source)
 
 

@@ -7,8 +7,8 @@ the gradient check, and a hint for the typical bug behind each wrong gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -14,7 +14,6 @@ from ..config.loading import config_from_dict
 from ..errors import BPTrainError, ModelFileError
 from .store import MODEL_FORMAT, load_arrays, save_arrays
 
-
 FINGERPRINT = "train_fingerprint"  # the hashes of the training rows (see data.fingerprints), if saved
 
 

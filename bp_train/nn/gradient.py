@@ -14,7 +14,7 @@ rounding noise.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -92,9 +92,8 @@ KINK_MARGIN = 10  # in units of h: a ReLU input closer than 10 h to 0 could be p
 def kink_margins(network, x: np.ndarray) -> np.ndarray:
     """Per sample, the smallest |input| of any ReLU in a training-mode forward pass: how close the sample
     sits to a kink, where the loss is not differentiable and central differences are meaningless."""
-    from .layers import ReLU
-
     from .conv import Pooling, im2col
+    from .layers import ReLU
 
     network.set_flag("train", True)
     margins = np.full(len(x), np.inf)

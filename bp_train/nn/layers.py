@@ -25,7 +25,6 @@ import numpy as np
 
 from .backend import arange_like, like  # host arrays and indices where the input lives: see backend.py
 
-
 # --- 1. Two gates: multiply and add ------------------------------------------------------------------------
 
 class Mul:

@@ -48,7 +48,7 @@ EXPERIMENTS = {
         "dropout (0.5, and 0.2 on the input) narrows the gap to validation and lifts validation. In the "
         "textbook's narrow 5-layer network it barely did here, so this one is the wide 784-800-800-10 that "
         "dropout was made for",
-        {f"dropout {p}": ["model.hidden=[{{size: 800, dropout: {0}}}, {{size: 800, dropout: {0}}}]".format(p),
+        {f"dropout {p}": [f"model.hidden=[{{size: 800, dropout: {p}}}, {{size: 800, dropout: {p}}}]",
                           f"model.input_dropout={q}", "train.optimizer={name: sgd, lr: 0.05}",
                           "train.schedule.name=constant", "data.train_rows=10000", "data.val_fraction=0.9"]
          for p, q in (("0.0", "0.0"), ("0.5", "0.2"))}, 100),

@@ -17,9 +17,18 @@ from pathlib import Path
 
 from ..config import Config, config_from_dict
 from ..errors import BPTrainError, Interrupted
-from ..files.ensemble import MANIFEST, MAX_MEMBERS, is_ensemble, member_name, read_manifest, run_progress, write_manifest
+from ..files.ensemble import (
+    MANIFEST,
+    MAX_MEMBERS,
+    is_ensemble,
+    member_name,
+    read_manifest,
+    run_progress,
+    write_manifest,
+)
 from .runfolder import FolderLock, claim_out, member_run_folder, numbered_folder
-from .trainer import fit as fit_run, resume_config, resumed
+from .trainer import fit as fit_run
+from .trainer import resume_config, resumed
 
 
 def member_config(config: Config, seed: int) -> Config:

@@ -3,9 +3,9 @@ text art for terminals without a display."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
+
+import numpy as np
 
 from ..data.digits import check_labels, load_digits, to_float
 from ..errors import DataError

@@ -49,7 +49,7 @@ class FolderLock:
         self.folder = Path(folder)
         self.fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         path = self.folder / LOCK_NAME
         while True:
             try:  # never through a link: a .lock that is a symbolic link would truncate whatever it points to
@@ -135,7 +135,7 @@ class RunFolder:
         shutil.rmtree(old, ignore_errors=True)
         return self.target
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..nn.backend import synchronize, to_device
 from ..config import Config, build_network, config_from_dict
 from ..config.build import flops_per_sample, optimizer_for
+from ..nn.backend import synchronize, to_device
 
 EPOCH_ROWS = 42_000  # the Kaggle training set
 

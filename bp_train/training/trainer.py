@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.augment import Augmenter, augment_rng
-from ..nn.backend import to_device
 from ..config import Config, build_network, config_from_dict, dump_config
+from ..config.build import learning_rate_at, optimizer_for
+from ..data.augment import Augmenter, augment_rng
 from ..data.digits import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
 from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
+from ..files.model import save_model
+from ..files.store import load_arrays, remove_orphaned_temporaries, write_text
+from ..nn.backend import to_device
 from ..nn.network import Network
-from ..config.build import learning_rate_at, optimizer_for
 from .checkpoint import RunState, restore_checkpoint, save_checkpoint
 from .memory import check_training_memory
 from .runfolder import RunFolder
-from ..files.model import save_model
-from ..files.store import load_arrays, remove_orphaned_temporaries, write_text
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 # A mean cross-entropy this large gives the true digit a probability of e^-10000: only exploding weights

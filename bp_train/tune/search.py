@@ -17,7 +17,8 @@ from tqdm import tqdm
 from ..config import Config
 from ..errors import BPTrainError, Interrupted
 from ..training.runfolder import is_run
-from . import storage as storages, study as engine
+from . import storage as storages
+from . import study as engine
 
 POLL_SECONDS = 1.0
 

@@ -29,11 +29,11 @@ import numpy as np
 
 from ..config import Config, assign, config_from_dict, dump_config, parse_key
 from ..errors import BPTrainError, Interrupted, ctrl_c_held
+from ..files.store import write_text
 from ..nn.errors import NetworkError
 from ..training.runfolder import open_run_folder
-from ..files.store import write_text
-from .storage import require_optuna
 from ..training.trainer import fit
+from .storage import require_optuna
 
 # Trials that end this way do not use up the budget: an interrupted one is run again by the next command,
 # a surplus one (asked for when another worker had taken the last place) never ran, and a stale one (its

@@ -88,7 +88,7 @@ def draw(graph, result, plt):
     rows = max(sum(1 for p in position.values() if p[0] == x) for x in {p[0] for p in position.values()})
     figure, axes = plt.subplots(figsize=(2.2 + 2.3 * (depth + 1), 1.6 + 1.15 * rows))
     artists = {"nodes": {}, "edges": [], "labels": []}
-    for node, (column, label) in nodes.items():
+    for node, (_, label) in nodes.items():
         x, y = position[node]
         gate = node.startswith("step")
         artists["nodes"][node] = (axes.text(x, y, label, ha="center", va="center", fontsize=9, zorder=3, bbox={

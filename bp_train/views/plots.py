@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BPTrainError
 from ..config.safeyaml import short
+from ..errors import BPTrainError
 
 GRID_MAX = 25  # misclassified digits shown, at most (a 5 x 5 grid)
 
