@@ -27,7 +27,7 @@ help:
 	@echo "make train          install into $(VENV)/, fetch MNIST unless data/train.csv(.gz) exists, train CONFIG=$(CONFIG)"
 	@echo "                    into RUN=$(RUN), replacing the run there once the new one has an epoch to show"
 	@echo "make test           install and run the whole test suite"
-	@echo "make check          install and run a quick smoke subset of the tests (under a minute)"
+	@echo "make check          install, lint and format-check (ruff), and run a quick smoke subset of the tests (under a minute)"
 	@echo "make predict        write submission.csv from $(RUN)/model.npz and $(TEST_CSV)"
 	@echo "make kaggle         train an ensemble of $(KAGGLE_CONFIG) (seeds $(SEEDS), JOBS=$(JOBS) at a time) on the Kaggle train.csv in data/ into"
 	@echo "                    $(ENSEMBLE), then write $(SUBMISSION) for data/test.csv with TTA; again: resumes, adds new SEEDS;"
@@ -38,7 +38,7 @@ help:
 	@echo "make compare-speed  how much faster backprop is, for growing networks"
 	@echo "make bench          training speed against this machine's matmul peak, idle and busy"
 	@echo "make tune           search hyper-parameters around default.yaml (configs/tune-default.yaml, a few minutes)"
-	@echo "make figures        re-measure the README's figures (docs/figures.md) and copy them into README.md"
+	@echo "make figures        re-measure the figures (docs/figures.md) and copy them into the docs pages"
 	@echo "make plot           learning curves, confusion matrix, misclassified digits of $(RUN)"
 	@echo "make compare-optimizers / compare-init / compare-batchnorm / compare-dropout"
 	@echo "                    the textbook's chapter-6 experiments side by side, one PNG each in runs/compare-*/"
@@ -57,6 +57,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -x tests/test_layers.py tests/test_conv.py tests/test_config.py tests/test_cli.py tests/test_readme.py
 
 data/train.csv:

@@ -20,8 +20,13 @@ __version__ = "0.1.0"
 __all__ = ["BPTrainError", "Config", "Network", "build_network", "load_config", "__version__"]
 # Imported on first use, so that `import bp_train` (and the `bp-train` launcher) costs nothing before the
 # launcher can catch a Ctrl-C (see launch.py).
-_HOME = {"Config": "config", "load_config": "config", "BPTrainError": "errors", "Network": "nn.network",
-         "build_network": "config"}
+_HOME = {
+    "Config": "config",
+    "load_config": "config",
+    "BPTrainError": "errors",
+    "Network": "nn.network",
+    "build_network": "config",
+}
 
 
 def __getattr__(name):

@@ -45,8 +45,9 @@ def cases(tmp: Path):
         "input_shape disagrees with input_size": "model: {input_shape: [3, 28, 28]}\n",
         "duplicate key": "train:\n  epochs: 3\n  epochs: 5\n",
         "non-finite number": "train: {optimizer: {lr: .inf}}\n",
-        "YAML alias bomb": "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
-            f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi")) + "model: {hidden: *i}\n",
+        "YAML alias bomb": "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        + "model: {hidden: *i}\n",
         "YAML nested 600 deep": "model: " + "[" * 600 + "]" * 600 + "\n",
     }
     for name, text in yaml_cases.items():
@@ -72,11 +73,13 @@ def cases(tmp: Path):
     }
     for name, content in data_cases.items():
         path = tmp / "bad.csv"
+
         def make(path=path, content=content):
             path.unlink(missing_ok=True)
             if content is not None:
                 path.write_bytes(content if isinstance(content, bytes) else content.encode())
             return fit + ["--data", str(path)]
+
         yield name, make
     model = tmp / "run" / "model.npz"
     CliRunner().invoke(main, fit + ["--data", str(good)])
@@ -90,44 +93,72 @@ def cases(tmp: Path):
             bad.unlink(missing_ok=True)
             writer(bad)
             return ["predict", "--model", str(bad)] + predict[1:]
+
         return make
 
     yield "model: not a model (text)", model_case(lambda p: p.write_text("hello"))
     yield "model: truncated", model_case(lambda p: p.write_bytes(model.read_bytes()[:300]))
     yield "model: made by another program", model_case(lambda p: np.savez(p, weights=np.zeros(3)))
-    yield "model: contains pickled objects", model_case(
-        lambda p: np.savez(p, meta=np.array([{"x": 1}], dtype=object)))
+    yield "model: contains pickled objects", model_case(lambda p: np.savez(p, meta=np.array([{"x": 1}], dtype=object)))
     small = tmp / "small.csv"
     small.write_text("pixel0,pixel1\n1,2\n")
+
     def with_array(**changes):
         def write(path):
             with np.load(model, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
             arrays.update(changes(arrays) if callable(changes) else changes)
             np.savez(path, **arrays)
+
         return write
 
     yield "model: NaN weights", model_case(with_array(**{"W1": np.full((784, 100), np.nan, np.float32)}))
     yield "model: an array the config does not name", model_case(with_array(extra=np.zeros(3)))
-    yield "model: compressed (a small file declaring a huge array)", model_case(
-        lambda p: np.savez_compressed(p, meta=np.array('{"format": "bp-train-model/1"}'), W1=np.zeros((2000, 2000))))
-    yield "--out names the model file", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
-                                                 "--out", str(model)]
+    yield (
+        "model: compressed (a small file declaring a huge array)",
+        model_case(
+            lambda p: np.savez_compressed(p, meta=np.array('{"format": "bp-train-model/1"}'), W1=np.zeros((2000, 2000)))
+        ),
+    )
+    yield (
+        "--out names the model file",
+        lambda: ["predict", "--model", str(model), "--data", str(test_csv), "--out", str(model)],
+    )
     yield "reversed --rows", lambda: ["show", str(good), "--rows", "5-2"]
     yield "--tol nan", lambda: ["gradcheck", "--tol", "nan"]
     yield "data of another input size", lambda: ["predict", "--model", str(model), "--data", str(small)]
-    yield "output folder does not exist", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
-                                                   "--out", str(tmp / "no" / "such" / "sub.csv")]
-    yield "output path is the input file", lambda: ["predict", "--model", str(model), "--data", str(test_csv),
-                                                    "--out", str(test_csv)]
+    yield (
+        "output folder does not exist",
+        lambda: [
+            "predict",
+            "--model",
+            str(model),
+            "--data",
+            str(test_csv),
+            "--out",
+            str(tmp / "no" / "such" / "sub.csv"),
+        ],
+    )
+    yield (
+        "output path is the input file",
+        lambda: ["predict", "--model", str(model), "--data", str(test_csv), "--out", str(test_csv)],
+    )
     yield "contradictory options", lambda: ["fit", "--resume", str(tmp / "run"), "--out", str(tmp / "other")]
-    yield "resume with changed layer sizes", lambda: ["fit", "--resume", str(tmp / "run"), "--set",
-                                                      "model.hidden=[{size: 7}]"]
+    yield (
+        "resume with changed layer sizes",
+        lambda: ["fit", "--resume", str(tmp / "run"), "--set", "model.hidden=[{size: 7}]"],
+    )
     yield "bad --set value", lambda: ["fit", "--data", str(good), "--set", "train.epochs=ten"]
     yield "--set list index out of range", lambda: ["fit", "--data", str(good), "--set", "model.hidden[3].size=5"]
-    yield "--run of a run without validation split", lambda: (
-        CliRunner().invoke(main, fit[:-1] + [str(tmp / "noval"), "--data", str(good), "--set", "data.val_fraction=0"]),
-        ["evaluate", "--run", str(tmp / "noval")])[1]
+    yield (
+        "--run of a run without validation split",
+        lambda: (
+            CliRunner().invoke(
+                main, fit[:-1] + [str(tmp / "noval"), "--data", str(good), "--set", "data.val_fraction=0"]
+            ),
+            ["evaluate", "--run", str(tmp / "noval")],
+        )[1],
+    )
     yield "bad --entries", lambda: ["gradcheck", "--entries", "some"]
     yield "--out holds a run (no --overwrite)", lambda: fit + ["--data", str(good)]
     yield "run name that climbs out of runs/", lambda: ["fit", "--data", str(good), "--set", "name=../../x"]
@@ -135,14 +166,18 @@ def cases(tmp: Path):
     def project():
         (tmp / "project" / "src").mkdir(parents=True, exist_ok=True)
         return ["fit", "--data", str(good), "--out", str(tmp / "project"), "--overwrite"]
+
     yield "--overwrite of a folder that is not a run", project
 
     def busy():
         lock = FolderLock(tmp / "run").acquire()  # as a running fit holds it
         return ["fit", "--resume", str(tmp / "run")], lock.release
+
     yield "run folder in use by another fit", busy
-    yield "--overwrite of a run, diverging (lr 1e30)", lambda: fit + ["--overwrite", "--data", str(good), "--epochs", "3",
-                                                                      "--set", "train.optimizer.lr=1e30"]
+    yield (
+        "--overwrite of a run, diverging (lr 1e30)",
+        lambda: fit + ["--overwrite", "--data", str(good), "--epochs", "3", "--set", "train.optimizer.lr=1e30"],
+    )
     yield from newer_cases(tmp, good, test_csv, predict)
 
 
@@ -150,8 +185,10 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
     """Round three's classes: huge numbers, checkpoints, links, special files, tune, ensembles."""
     import json
 
-    yield "a whole number too big for a float", lambda: ["fit", "--data", str(good), "--set",
-                                                         "train.optimizer.lr=1" + "0" * 400]
+    yield (
+        "a whole number too big for a float",
+        lambda: ["fit", "--data", str(good), "--set", "train.optimizer.lr=1" + "0" * 400],
+    )
     yield "--threads beyond any machine", lambda: ["fit", "--data", str(good), "--threads", "9" * 25]
 
     def tampered_checkpoint():
@@ -164,6 +201,7 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
         meta["run"]["epoch"] = "one"
         np.savez(checkpoint, meta=np.array(json.dumps(meta)), **kept)
         return ["fit", "--resume", str(run), "--epochs", "2"]
+
     yield "checkpoint with a tampered run state", tampered_checkpoint
 
     def linked_lock():
@@ -172,19 +210,26 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
         (folder / ".lock").unlink(missing_ok=True)
         (folder / ".lock").symlink_to(tmp / "victim.txt")
         return ["fit", "--quiet", "--epochs", "1", "--data", str(good), "--out", str(folder)]
+
     yield "a run folder's .lock that is a symbolic link", linked_lock
     yield "--out a folder, not a file", lambda: predict + ["--model", str(tmp / "run" / "model.npz"), "--out", str(tmp)]
-    yield "gradcheck labels beyond the outputs", lambda: ["gradcheck", "--set", f"data.train={good}",
-                                                          "--set", "model.output_size=3"]
+    yield (
+        "gradcheck labels beyond the outputs",
+        lambda: ["gradcheck", "--set", f"data.train={good}", "--set", "model.output_size=3"],
+    )
     search = tmp / "search.yaml"
 
     def tune_case(space):
         def make():
             search.write_text(f"data: {{train: {good}, val_fraction: 0.3}}\ntune: {{space: {space}}}\n")
             return ["tune", "--config", str(search)]
+
         return make
-    yield "tune: two space keys naming one config key", tune_case("{train.epochs: {int: [1, 2]}, 'train.epochs ': "
-                                                               "{int: [1, 3]}}")
+
+    yield (
+        "tune: two space keys naming one config key",
+        tune_case("{train.epochs: {int: [1, 2]}, 'train.epochs ': {int: [1, 3]}}"),
+    )
     yield "tune: train_rows that leave no validation row", tune_case("{data.train_rows: {int: [1, 30]}}")
     yield "tune --timeout nan", lambda: ["tune", "--config", str(search), "--timeout", "nan"]
     ensemble = tmp / "ensemble"
@@ -192,20 +237,40 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
     def ensemble_case(damage):
         def make():
             if not ensemble.exists():
-                CliRunner().invoke(main, ["fit", "--quiet", "--epochs", "1", "--data", str(good), "--seeds", "1,2",
-                                          "--out", str(ensemble)])
+                CliRunner().invoke(
+                    main,
+                    ["fit", "--quiet", "--epochs", "1", "--data", str(good), "--seeds", "1,2", "--out", str(ensemble)],
+                )
             damage()
             return ["predict", "--model", str(ensemble)] + predict[1:]
+
         return make
-    yield "ensemble: a member missing", ensemble_case(
-        lambda: (ensemble / "seed-2" / "model.npz").rename(ensemble / "seed-2" / "moved.npz"))
-    yield "ensemble: a member damaged", ensemble_case(
-        lambda: ((ensemble / "seed-2" / "moved.npz").rename(ensemble / "seed-2" / "model.npz"),
-                 (ensemble / "seed-1" / "model.npz").write_bytes(b"PK\x03\x04 not whole")))
-    yield "ensemble: a manifest naming a folder outside", ensemble_case(
-        lambda: (ensemble / "ensemble.yaml").write_text("format: bp-train-ensemble/1\nmembers: [../../etc]\nconfig: {}\n"))
-    yield "ensemble: a member of another input size", lambda: [
-        "predict", "--model", str(tmp / "run" / "model.npz"), "--model", str(other_size(tmp))] + predict[1:]
+
+    yield (
+        "ensemble: a member missing",
+        ensemble_case(lambda: (ensemble / "seed-2" / "model.npz").rename(ensemble / "seed-2" / "moved.npz")),
+    )
+    yield (
+        "ensemble: a member damaged",
+        ensemble_case(
+            lambda: (
+                (ensemble / "seed-2" / "moved.npz").rename(ensemble / "seed-2" / "model.npz"),
+                (ensemble / "seed-1" / "model.npz").write_bytes(b"PK\x03\x04 not whole"),
+            )
+        ),
+    )
+    yield (
+        "ensemble: a manifest naming a folder outside",
+        ensemble_case(
+            lambda: (ensemble / "ensemble.yaml").write_text(
+                "format: bp-train-ensemble/1\nmembers: [../../etc]\nconfig: {}\n"
+            )
+        ),
+    )
+    yield (
+        "ensemble: a member of another input size",
+        lambda: ["predict", "--model", str(tmp / "run" / "model.npz"), "--model", str(other_size(tmp))] + predict[1:],
+    )
     yield "--seed with --seeds", lambda: ["fit", "--data", str(good), "--seeds", "1,2", "--seed", "3"]
     yield "--jobs without --seeds", lambda: ["fit", "--data", str(good), "--jobs", "2"]
     yield "evaluate --run of an ensemble", lambda: ["evaluate", "--run", str(ensemble)]

@@ -24,7 +24,7 @@ def scan(digit, rng) -> bytes:
     paper = np.linspace(205, 240, page_w)[None, :] + rng.normal(0, 4, (page_h, page_w))  # a shadow across it
     ink = np.zeros((page_h, page_w))
     top, left = int(rng.integers(5, page_h - size - 5)), int(rng.integers(5, page_w - size - 5))
-    ink[top:top + size, left:left + size] = np.asarray(_big(digit, size), dtype=float)
+    ink[top : top + size, left : left + size] = np.asarray(_big(digit, size), dtype=float)
     page = paper - ink / 255 * (paper - 25)
     out = io.BytesIO()
     Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(out, format="JPEG", quality=75)
@@ -57,8 +57,12 @@ def bold_pen(digit, rng) -> bytes:
     return out.getvalue()
 
 
-STYLES = {"scanned on paper (JPEG)": scan, "drawn on a transparent canvas": canvas,
-          "white on black screenshot": screenshot, "bold pen": bold_pen}
+STYLES = {
+    "scanned on paper (JPEG)": scan,
+    "drawn on a transparent canvas": canvas,
+    "white on black screenshot": screenshot,
+    "bold pen": bold_pen,
+}
 
 
 def accuracies(model_path, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
@@ -70,8 +74,11 @@ def accuracies(model_path, images: np.ndarray, labels: np.ndarray, seed: int = 0
     from bp_train.files.model import load_model
 
     network, _, _ = load_model(model_path)
-    read = lambda rows: float(np.mean(network.predict(to_float(np.stack(rows).round().astype(np.uint8),
-                                                                 network.dtype)).argmax(axis=1) == labels))
+    read = lambda rows: float(
+        np.mean(
+            network.predict(to_float(np.stack(rows).round().astype(np.uint8), network.dtype)).argmax(axis=1) == labels
+        )
+    )
     rng = np.random.default_rng(seed)
     figures = {"csv rows": (read(list(images.reshape(len(images), -1))), None)}
     for name, make in STYLES.items():

@@ -20,22 +20,54 @@ from torch import nn
 
 def network(name: str) -> nn.Module:
     if name == "cnn":  # configs/cnn.yaml
-        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, 10),
+        )
     if name == "best-cnn":  # configs/best-cnn.yaml
-        return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 5, padding=2, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Dropout(0.5),
-                             nn.Linear(256, 10))
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 256),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(256, 10),
+        )
     if name == "fast-cnn":  # configs/fast-cnn.yaml (pooling before the ReLU, as bp-train builds it)
-        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
-                             nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.MaxPool2d(2),
-                             nn.ReLU(), nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Dropout(0.5),
-                             nn.Linear(256, 10))
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 256),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(256, 10),
+        )
     if name == "mlp-800-800":  # configs/mlp-800-800.yaml
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Linear(800, 800), nn.ReLU(),
-                             nn.Linear(800, 10))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Linear(800, 800), nn.ReLU(), nn.Linear(800, 10)
+        )
     raise SystemExit(f"unknown network {name!r}")
 
 
@@ -43,7 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--network", default="cnn", choices=["cnn", "best-cnn", "fast-cnn", "mlp-800-800"])
-    parser.add_argument("--epochs", type=int, default=3, help="epochs; the first warms up, the fastest of the rest counts")
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="epochs; the first warms up, the fastest of the rest counts"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the GPU, data on it once")
     args = parser.parse_args()
@@ -64,15 +98,25 @@ def main() -> None:
         finish()
         start = time.perf_counter()
         for i in range(0, rows, 100):
-            batch = order[i:i + 100]
+            batch = order[i : i + 100]
             optimizer.zero_grad()
             loss = loss_fn(model(x[batch]), t[batch])
             loss.backward()
             optimizer.step()
         finish()
         seconds.append(time.perf_counter() - start)
-    print(json.dumps({"network": args.network, "rows": rows, "threads": args.threads, "device": args.device,
-                      "seconds_per_epoch": min(seconds[1:] or seconds), "epoch_seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "network": args.network,
+                "rows": rows,
+                "threads": args.threads,
+                "device": args.device,
+                "seconds_per_epoch": min(seconds[1:] or seconds),
+                "epoch_seconds": seconds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ REPLICA_TRAIN = SHARED / "kaggle-replica" / "train.csv.gz"
 REPLICA_TEST = SHARED / "kaggle-replica" / "test.csv.gz"
 MNIST = SHARED / "mnist"
 
-needs_shared = pytest.mark.skipif(not REPLICA_TRAIN.is_file() or not (MNIST / "t10k-labels-idx1-ubyte.gz").is_file(),
-                                  reason=f"real MNIST data not found at {SHARED} (present in CI)")
+needs_shared = pytest.mark.skipif(
+    not REPLICA_TRAIN.is_file() or not (MNIST / "t10k-labels-idx1-ubyte.gz").is_file(),
+    reason=f"real MNIST data not found at {SHARED} (present in CI)",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +38,18 @@ def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     images = rng.integers(0, 60, (n, 28, 28))
     for k in range(10):
         rows = labels == k
-        images[rows, 2 + 2 * k:4 + 2 * k, 4:24] += 180
+        images[rows, 2 + 2 * k : 4 + 2 * k, 4:24] += 180
     return np.clip(images, 0, 255).reshape(n, 784).astype(np.uint8), labels.astype(np.uint8)
 
 
-def write_digit_csv(path: Path, images: np.ndarray, labels: np.ndarray | None, first_pixel: int = 0,
-                    newline: str = "\n", bom: bool = False) -> Path:
+def write_digit_csv(
+    path: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    first_pixel: int = 0,
+    newline: str = "\n",
+    bom: bool = False,
+) -> Path:
     header = [f"pixel{i + first_pixel}" for i in range(images.shape[1])]
     lines = []
     if labels is not None:
@@ -91,16 +99,23 @@ def run_cli(*args, cwd=None):
 
 # Runs the CLI in a fresh process and reports its own peak resident memory on the way out: VmHWM, since
 # getrusage's ru_maxrss survives exec and would report the parent's (pytest's) peak.
-RUNNER = ("import re, sys\nfrom bp_train.cli import main\ntry:\n    main(sys.argv[1:], prog_name='bp-train')\n"
-          "finally:\n    status = open('/proc/self/status').read()\n"
-          "    print('PEAK_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n")
+RUNNER = (
+    "import re, sys\nfrom bp_train.cli import main\ntry:\n    main(sys.argv[1:], prog_name='bp-train')\n"
+    "finally:\n    status = open('/proc/self/status').read()\n"
+    "    print('PEAK_KIB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
+)
 
 
 def run_measured(*args, cwd=None, timeout=60):
     """(exit code, stderr without the peak line, seconds, peak MiB) of `bp-train ARGS` in a fresh process."""
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", RUNNER, *map(str, args)], cwd=cwd or ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, *map(str, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     peak = int(re.findall(r"PEAK_KIB (\d+)", done.stderr)[-1]) / 1024
     stderr = re.sub(r"PEAK_KIB \d+\n?", "", done.stderr)
     return done.returncode, stderr, time.monotonic() - start, peak

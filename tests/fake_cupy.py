@@ -52,8 +52,10 @@ def _refuse_host(values, operation: str) -> None:
     if _inside:
         return
     for array in _host_arrays(values):
-        raise TypeError(f"{operation}: a host array of shape {array.shape} met a device array "
-                        "(CuPy refuses this; move it with backend.like or make it with *_like(x, shape=...))")
+        raise TypeError(
+            f"{operation}: a host array of shape {array.shape} met a device array "
+            "(CuPy refuses this; move it with backend.like or make it with *_like(x, shape=...))"
+        )
 
 
 def _on_device(result):
@@ -159,7 +161,10 @@ def module() -> types.ModuleType:
     fake.zeros = lambda shape, dtype=float: np.zeros(shape, dtype).view(DeviceArray)
     fake.ones = lambda shape, dtype=float: np.ones(shape, dtype).view(DeviceArray)
     stream = types.SimpleNamespace(synchronize=lambda: None)
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
-        getDeviceCount=lambda: 1, getDeviceProperties=lambda index: {"name": b"fake device"}),
-        get_current_stream=lambda: stream)
+    fake.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(
+            getDeviceCount=lambda: 1, getDeviceProperties=lambda index: {"name": b"fake device"}
+        ),
+        get_current_stream=lambda: stream,
+    )
     return fake

@@ -1,7 +1,6 @@
 """Augmentation: each transform against a known answer, bilinear sampling against its definition, seeded
 and resumable draws, training batches only, and bad settings refused when the config is read."""
 
-
 import numpy as np
 import pytest
 from conftest import run_cli
@@ -58,7 +57,7 @@ def test_bilinear_sampling_is_the_weighted_mean_of_four_neighbours_and_zero_outs
     a = image[0, 0]
     expected = 0.75 * (0.5 * a[1, 2] + 0.5 * a[1, 3]) + 0.25 * (0.5 * a[2, 2] + 0.5 * a[2, 3])
     assert out[0] == pytest.approx(expected)
-    assert out[1] == 0.0                        # far outside: zero
+    assert out[1] == 0.0  # far outside: zero
     assert out[2] == pytest.approx(0.5 * a[4, 0])  # half a pixel past the last row: half of it, half of 0
 
 
@@ -72,8 +71,9 @@ def test_the_gaussian_matrix_smooths_like_a_gaussian():
 
 
 def test_augmented_values_stay_in_unit_range_and_the_same_seed_gives_the_same_batches():
-    settings = load_config(None, ["train.augment={shift: 3, rotate: 30, scale: 0.2, shear: 0.3, "
-                                  "elastic: {alpha: 40, sigma: 3}}"]).train.augment
+    settings = load_config(
+        None, ["train.augment={shift: 3, rotate: 30, scale: 0.2, shear: 0.3, elastic: {alpha: 40, sigma: 3}}"]
+    ).train.augment
     rows = np.random.default_rng(2).random((50, 784)).astype(np.float32)
     first = Augmenter(settings, [1, 28, 28], np.random.default_rng(5))(rows)
     again = Augmenter(settings, [1, 28, 28], np.random.default_rng(5))(rows)
@@ -83,13 +83,16 @@ def test_augmented_values_stay_in_unit_range_and_the_same_seed_gives_the_same_ba
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("augment, message", [
-    ("{shift: -1}", "'train.augment.shift' is -1"),
-    ("{rotate: 200}", "'train.augment.rotate' is 200"),
-    ("{rotation: 10}", "unknown key 'train.augment.rotation' (did you mean 'rotate'?)"),
-    ("{elastic: {alpha: 30, sigma: 0}}", "'train.augment.elastic.sigma' is 0"),
-    ("{scale: 1.5}", "'train.augment.scale' is 1.5"),
-])
+@pytest.mark.parametrize(
+    "augment, message",
+    [
+        ("{shift: -1}", "'train.augment.shift' is -1"),
+        ("{rotate: 200}", "'train.augment.rotate' is 200"),
+        ("{rotation: 10}", "unknown key 'train.augment.rotation' (did you mean 'rotate'?)"),
+        ("{elastic: {alpha: 30, sigma: 0}}", "'train.augment.elastic.sigma' is 0"),
+        ("{scale: 1.5}", "'train.augment.scale' is 1.5"),
+    ],
+)
 def test_bad_augmentation_settings_fail_when_the_config_is_read(augment, message, tmp_path):
     config = tmp_path / "aug.yaml"
     config.write_text(f"train: {{augment: {augment}}}\n")

@@ -40,8 +40,13 @@ def test_explain_apple_orange_adds_two_branches():
     figures = explain("apple-orange")
     assert figures["values"]["price"] == pytest.approx(715)
     grads, rules = grads_and_rules(figures)
-    assert (grads["apple"], grads["apple_count"], grads["orange"], grads["orange_count"], grads["tax"]) == \
-        pytest.approx((2.2, 110, 3.3, 165, 650))
+    assert (
+        grads["apple"],
+        grads["apple_count"],
+        grads["orange"],
+        grads["orange_count"],
+        grads["tax"],
+    ) == pytest.approx((2.2, 110, 3.3, 165, 650))
     assert rules[("apple_price", "all_price")] == "add: passes dout on"
 
 
@@ -86,8 +91,15 @@ def test_explain_png_draws_the_graph(tmp_path):
 
 def trace_norms(activation, init):
     hidden = ", ".join([f"{{size: 50, activation: {activation}}}"] * 5)
-    figures = explain("network", "--set", f"model.hidden=[{hidden}]", "--set", f"model.init={init}",
-                      "--set", "data.train=/nonexistent.csv")
+    figures = explain(
+        "network",
+        "--set",
+        f"model.hidden=[{hidden}]",
+        "--set",
+        f"model.init={init}",
+        "--set",
+        "data.train=/nonexistent.csv",
+    )
     return [row["grad_norm"] for row in figures["layers"] if row["layer"].startswith("Affine")]
 
 
@@ -106,9 +118,17 @@ def test_explain_refuses_network_options_for_a_small_graph():
 
 # --- losses ----------------------------------------------------------------------------------------------
 
+
 def loss_check(loss, *overrides):
-    config = load_config(None, ["data.train=/nonexistent.csv", f"model.loss={loss}",
-                                "model.hidden=[{size: 10, activation: tanh}, {size: 8}]", *overrides])
+    config = load_config(
+        None,
+        [
+            "data.train=/nonexistent.csv",
+            f"model.loss={loss}",
+            "model.hidden=[{size: 10, activation: tanh}, {size: 8}]",
+            *overrides,
+        ],
+    )
     net = build_network(config, dtype="float64")
     rng = np.random.default_rng(0)
     return gradcheck(net, rng.random((20, 784)), rng.integers(0, 10, 20), batch=4)
@@ -123,18 +143,23 @@ def test_every_loss_passes_gradcheck(loss):
 def softmax_diagonal_only(self, dout):
     return self.y * (1 - self.y) * dout  # forgets the off-diagonal -y_i y_j terms
 
+
 def cross_entropy_forgets_batch(self, dout=1.0):
     return -dout * self.t / (self.y + self.floor)
+
 
 def mse_wrong_sign(self, dout=1.0):
     return dout * (self.t - self.y) / len(self.y)
 
 
-@pytest.mark.parametrize("loss, cls, method, plant", [
-    ("softmax_then_cross_entropy", losses.Softmax, "backward", softmax_diagonal_only),
-    ("softmax_then_cross_entropy", losses.CrossEntropy, "backward", cross_entropy_forgets_batch),
-    ("mse", losses.MeanSquaredError, "backward", mse_wrong_sign),
-])
+@pytest.mark.parametrize(
+    "loss, cls, method, plant",
+    [
+        ("softmax_then_cross_entropy", losses.Softmax, "backward", softmax_diagonal_only),
+        ("softmax_then_cross_entropy", losses.CrossEntropy, "backward", cross_entropy_forgets_batch),
+        ("mse", losses.MeanSquaredError, "backward", mse_wrong_sign),
+    ],
+)
 def test_gradcheck_catches_a_planted_bug_in_each_loss(monkeypatch, loss, cls, method, plant):
     monkeypatch.setattr(cls, method, plant)
     result = loss_check(loss)
@@ -166,13 +191,35 @@ def test_each_loss_trains_evaluates_and_predicts_probabilities(loss, tiny_config
     run = tmp_path / "run"
     # sigmoid outputs learn more slowly under squared error (y (1 - y) <= 1/4 scales every delta): plain SGD, lr 1
     optimizer = "{name: sgd, lr: 1.0}" if loss == "mse" else "{name: momentum, lr: 0.05}"
-    result = run_cli("fit", "--config", tiny_config, "--set", f"model.loss={loss}", "--set", f"train.optimizer={optimizer}",
-                     "--out", run, "--quiet", "--json", "--epochs", "8")
+    result = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--set",
+        f"model.loss={loss}",
+        "--set",
+        f"train.optimizer={optimizer}",
+        "--out",
+        run,
+        "--quiet",
+        "--json",
+        "--epochs",
+        "8",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["val_accuracy"] > 0.8
     assert run_cli("evaluate", "--run", run).exit_code == 0
-    result = run_cli("predict", "--model", run / "model.npz", "--data", digits_csv, "--out", tmp_path / "s.csv",
-                     "--proba", tmp_path / "p.csv")
+    result = run_cli(
+        "predict",
+        "--model",
+        run / "model.npz",
+        "--data",
+        digits_csv,
+        "--out",
+        tmp_path / "s.csv",
+        "--proba",
+        tmp_path / "p.csv",
+    )
     assert result.exit_code == 0, result.output
     table = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(table[:, 1:].sum(axis=1), 1.0, atol=1e-4)
@@ -184,6 +231,7 @@ def test_an_unknown_loss_fails_when_the_config_is_read():
 
 
 # --- experiments side by side ------------------------------------------------------------------------------
+
 
 def test_train_rows_trains_on_the_first_rows_only(tiny_config, tmp_path):
     result = run_cli("fit", "--config", tiny_config, "--train-rows", "100", "--out", tmp_path / "run", "--quiet")
@@ -199,13 +247,18 @@ def test_plot_overlays_several_runs_with_a_legend_entry_each(tiny_config, tmp_pa
     runs = []
     for lr in ("0.01", "0.1"):
         run = tmp_path / f"lr-{lr}"
-        assert run_cli("fit", "--config", tiny_config, "--set", f"train.optimizer.lr={lr}", "--out", run,
-                       "--quiet").exit_code == 0
+        assert (
+            run_cli(
+                "fit", "--config", tiny_config, "--set", f"train.optimizer.lr={lr}", "--out", run, "--quiet"
+            ).exit_code
+            == 0
+        )
         runs.append(run)
     result = run_cli("plot", *runs, "--out", tmp_path / "compare.png")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
     import matplotlib.pyplot as plt
+
     figure = compare_runs([(r.name, read_metrics(r)) for r in runs], plt)
     loss_axes, accuracy_axes = figure.axes
     labels = [text.get_text() for text in figure.legends[0].get_texts()]
@@ -222,11 +275,14 @@ def test_plot_overlays_several_runs_with_a_legend_entry_each(tiny_config, tmp_pa
 def test_activation_histograms_have_one_panel_per_hidden_layer(tmp_path):
     pytest.importorskip("matplotlib")
     config = tmp_path / "five.yaml"
-    config.write_text("model: {hidden: [{size: 100, activation: sigmoid}, {size: 100, activation: sigmoid}, "
-                      "{size: 100, activation: sigmoid}], init: 1.0}\ndata: {train: /nonexistent.csv}\n")
+    config.write_text(
+        "model: {hidden: [{size: 100, activation: sigmoid}, {size: 100, activation: sigmoid}, "
+        "{size: 100, activation: sigmoid}], init: 1.0}\ndata: {train: /nonexistent.csv}\n"
+    )
     result = run_cli("plot", "--activations", config, "--out", tmp_path / "act.png")
     assert result.exit_code == 0, result.output
     from bp_train.views.plots import hidden_activations
+
     net = build_network(load_config(config))
     layers = hidden_activations(net, synthetic_digits(50)[0] / 255.0)
     assert [name for name, _ in layers] == ["Sigmoid1", "Sigmoid2", "Sigmoid3"]
@@ -236,14 +292,31 @@ def test_activation_histograms_have_one_panel_per_hidden_layer(tmp_path):
 
 def test_the_shipped_vanishing_gradient_demo_shows_it_beside_relu(tmp_path, digits_csv):
     """The README's demo: the sigmoid network's gradient 50x smaller at the input, the ReLU one's not."""
-    result = run_cli("explain", "network", "--config", ROOT / "configs" / "deep-sigmoid.yaml", "--config",
-                     ROOT / "configs" / "deep-relu.yaml", "--set", f"data.train={digits_csv}", "--json")
+    result = run_cli(
+        "explain",
+        "network",
+        "--config",
+        ROOT / "configs" / "deep-sigmoid.yaml",
+        "--config",
+        ROOT / "configs" / "deep-relu.yaml",
+        "--set",
+        f"data.train={digits_csv}",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     sigmoid, relu = json.loads(result.stdout)["networks"]
     assert sigmoid["network"].startswith("deep-sigmoid") and sigmoid["vanishing_ratio"] > 50
     assert relu["network"].startswith("deep-relu") and relu["vanishing_ratio"] < 5
-    text = run_cli("explain", "network", "--config", ROOT / "configs" / "deep-sigmoid.yaml", "--config",
-                   ROOT / "configs" / "deep-relu.yaml", "--set", f"data.train={digits_csv}").stdout
+    text = run_cli(
+        "explain",
+        "network",
+        "--config",
+        ROOT / "configs" / "deep-sigmoid.yaml",
+        "--config",
+        ROOT / "configs" / "deep-relu.yaml",
+        "--set",
+        f"data.train={digits_csv}",
+    ).stdout
     assert "the gradient vanishes on its way" in text and "keeps its size" in text
 
 
@@ -265,7 +338,9 @@ def crosses(segment, box, margin=1.0):
     (x0, y0), (x1, y1) = segment
     samples = np.linspace(0, 1, 400)
     xs, ys = x0 + samples * (x1 - x0), y0 + samples * (y1 - y0)
-    return bool(np.any((xs > box.x0 + margin) & (xs < box.x1 - margin) & (ys > box.y0 + margin) & (ys < box.y1 - margin)))
+    return bool(
+        np.any((xs > box.x0 + margin) & (xs < box.x1 - margin) & (ys > box.y0 + margin) & (ys < box.y1 - margin))
+    )
 
 
 @pytest.mark.parametrize("example", ["apple", "apple-orange", "xyz", "sigmoid-chain", "max-copy"])
@@ -286,7 +361,7 @@ def test_graph_drawings_cannot_mislead_no_edge_through_a_box_no_label_on_another
                 assert not any(crosses(s, box) for s in segments), f"the edge {source} -> {target} runs through {name}"
     everything = labels + list(nodes.values())
     for i, a in enumerate(labels):
-        for b in everything[i + 1:]:
+        for b in everything[i + 1 :]:
             assert not a.overlaps(b), f"{example}: two labels overlap"
     # every edge labelled once: a value and a gradient per edge, no more
     assert len(labels) == 2 * len(edges) == 2 * sum(len(step.inputs) for step in graph.steps)

@@ -29,8 +29,21 @@ def test_help_explains_every_command_with_examples():
 
 
 def test_fit_json_summary_and_overrides(tmp_path, tiny_config):
-    result = run_cli("fit", "--config", tiny_config, "--epochs", "2", "--seed", "5", "--set",
-                     "train.optimizer.lr=0.1", "--out", tmp_path / "r", "--quiet", "--json")
+    result = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--set",
+        "train.optimizer.lr=0.1",
+        "--out",
+        tmp_path / "r",
+        "--quiet",
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 2 and 0 <= summary["val_accuracy"] <= 1
     saved = (tmp_path / "r" / "config.yaml").read_text()
@@ -46,8 +59,17 @@ def test_predict_writes_a_kaggle_submission(tmp_path, trained):
     run_dir, _ = trained
     images, _ = synthetic_digits(37, seed=9)
     test_csv = write_digit_csv(tmp_path / "test.csv", images, None)
-    result = run_cli("predict", "--model", run_dir / "model.npz", "--data", test_csv, "--out", tmp_path / "sub.csv",
-                     "--proba", tmp_path / "proba.csv")
+    result = run_cli(
+        "predict",
+        "--model",
+        run_dir / "model.npz",
+        "--data",
+        test_csv,
+        "--out",
+        tmp_path / "sub.csv",
+        "--proba",
+        tmp_path / "proba.csv",
+    )
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "sub.csv").read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 38
@@ -78,8 +100,11 @@ def test_evaluate_an_unlabelled_csv_with_a_labels_file(tmp_path, trained):
     data = write_digit_csv(tmp_path / "test.csv", images, None)
     order = np.random.default_rng(0).permutation(50)  # any row order of ImageId,Label is accepted
     (tmp_path / "labels.csv").write_text("ImageId,Label\n" + "".join(f"{i + 1},{labels[i]}\n" for i in order))
-    with_labels = json.loads(run_cli("evaluate", "--model", run_dir / "model.npz", "--data", data,
-                                     "--labels", tmp_path / "labels.csv", "--json").stdout)
+    with_labels = json.loads(
+        run_cli(
+            "evaluate", "--model", run_dir / "model.npz", "--data", data, "--labels", tmp_path / "labels.csv", "--json"
+        ).stdout
+    )
     labelled = write_digit_csv(tmp_path / "labelled.csv", images, labels)
     direct = json.loads(run_cli("evaluate", "--model", run_dir / "model.npz", "--data", labelled, "--json").stdout)
     assert with_labels["confusion_matrix"] == direct["confusion_matrix"]
@@ -105,15 +130,18 @@ def bad_model(tmp_path, kind, trained_model):
     return path
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("text", "not a bp-train model file"),
-    ("truncated", "not a bp-train model file, or truncated"),
-    ("foreign", "made by another program"),
-    ("pickled", "pickled Python objects; refused"),
-    ("pickled_npz", "pickled Python objects; refused"),
-    ("raw_pickle", "pickled Python objects; refused"),
-    ("missing", "model file not found"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("text", "not a bp-train model file"),
+        ("truncated", "not a bp-train model file, or truncated"),
+        ("foreign", "made by another program"),
+        ("pickled", "pickled Python objects; refused"),
+        ("pickled_npz", "pickled Python objects; refused"),
+        ("raw_pickle", "pickled Python objects; refused"),
+        ("missing", "model file not found"),
+    ],
+)
 def test_bad_model_files_are_refused_in_one_line(tmp_path, trained, kind, message):
     run_dir, _ = trained
     path = bad_model(tmp_path, kind, run_dir / "model.npz")
@@ -131,14 +159,14 @@ def test_predict_refuses_data_of_another_size_and_keeps_the_old_submission(tmp_p
     (tmp_path / "sub.csv").write_text("keep me")
     header = "pixel0,pixel1,pixel2\n1,2,3\n"
     (tmp_path / "small.csv").write_text(header)
-    result = run_cli("predict", "--model", run_dir / "model.npz", "--data", tmp_path / "small.csv",
-                     "--out", tmp_path / "sub.csv")
+    result = run_cli(
+        "predict", "--model", run_dir / "model.npz", "--data", tmp_path / "small.csv", "--out", tmp_path / "sub.csv"
+    )
     assert result.exit_code == 2 and "small.csv" in result.stderr
     assert (tmp_path / "sub.csv").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("out, message", [("missing/dir/sub.csv", "does not exist"),
-                                          ("{data}", "is the input file")])
+@pytest.mark.parametrize("out, message", [("missing/dir/sub.csv", "does not exist"), ("{data}", "is the input file")])
 def test_predict_refuses_bad_output_paths(tmp_path, trained, out, message):
     run_dir, _ = trained
     images, _ = synthetic_digits(5)

@@ -27,23 +27,29 @@ def test_defaults_match_the_documented_shape():
     assert (config.train.epochs, config.train.batch_size, config.train.optimizer.name) == (10, 100, "sgd")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("model: {hiden: []}", r"unknown key 'model.hiden' \(did you mean 'hidden'\?\)"),
-    ("trian: {}", r"unknown key 'trian' \(did you mean 'train'\?\)"),
-    ("train: {epochs: ten}", r"'train.epochs' is 'ten'; expected a whole number"),
-    ("train: {epochs: 0}", r"'train.epochs' is 0; expected a whole number between 1 and"),
-    ("train: {batch_size: 2.5}", r"'train.batch_size' is 2.5; expected a whole number"),
-    ("model: {hidden: [{size: -3}]}", r"'model.hidden\[0\].size' is -3; expected a whole number >= 1"),
-    ("model: {hidden: [{size: 0}]}", r"'model.hidden\[0\].size' is 0"),
-    ("model: {hidden: [{size: 5, activation: relux}]}", r"expected one of relu, sigmoid, tanh \(did you mean 'relu'\?\)"),
-    ("train: {optimizer: {name: adamw}}", r"'train.optimizer.name' is 'adamw'; expected one of .*adam"),
-    ("train: {optimizer: {lr: -0.1}}", r"'train.optimizer.lr' is -0.1; expected a number > 0"),
-    ("data: {val_fraction: 1.0}", r"'data.val_fraction' is 1.0; expected a number >= 0.0 and < 1.0"),
-    ("model: {dtype: float16}", r"'model.dtype' is 'float16'; expected one of float32, float64"),
-    ("model: {hidden: {size: 5}}", r"'model.hidden' is .*; expected a list of layers"),
-    ("model: [1, 2]", r"'model' is \[1, 2\]; expected a mapping"),
-    ("train: {early_stopping: {metric: accuracy}}", r"did you mean 'val_accuracy'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("model: {hiden: []}", r"unknown key 'model.hiden' \(did you mean 'hidden'\?\)"),
+        ("trian: {}", r"unknown key 'trian' \(did you mean 'train'\?\)"),
+        ("train: {epochs: ten}", r"'train.epochs' is 'ten'; expected a whole number"),
+        ("train: {epochs: 0}", r"'train.epochs' is 0; expected a whole number between 1 and"),
+        ("train: {batch_size: 2.5}", r"'train.batch_size' is 2.5; expected a whole number"),
+        ("model: {hidden: [{size: -3}]}", r"'model.hidden\[0\].size' is -3; expected a whole number >= 1"),
+        ("model: {hidden: [{size: 0}]}", r"'model.hidden\[0\].size' is 0"),
+        (
+            "model: {hidden: [{size: 5, activation: relux}]}",
+            r"expected one of relu, sigmoid, tanh \(did you mean 'relu'\?\)",
+        ),
+        ("train: {optimizer: {name: adamw}}", r"'train.optimizer.name' is 'adamw'; expected one of .*adam"),
+        ("train: {optimizer: {lr: -0.1}}", r"'train.optimizer.lr' is -0.1; expected a number > 0"),
+        ("data: {val_fraction: 1.0}", r"'data.val_fraction' is 1.0; expected a number >= 0.0 and < 1.0"),
+        ("model: {dtype: float16}", r"'model.dtype' is 'float16'; expected one of float32, float64"),
+        ("model: {hidden: {size: 5}}", r"'model.hidden' is .*; expected a list of layers"),
+        ("model: [1, 2]", r"'model' is \[1, 2\]; expected a mapping"),
+        ("train: {early_stopping: {metric: accuracy}}", r"did you mean 'val_accuracy'"),
+    ],
+)
 def test_each_bad_value_names_file_key_value_and_what_is_allowed(tmp_path, text, expected):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=expected) as error:
@@ -57,8 +63,15 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("text, expected", [("", "empty"), ("# only a comment\n", "empty"),
-                                            ("- a\n- b\n", "expected a mapping"), ("42", "expected a mapping")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("42", "expected a mapping"),
+    ],
+)
 def test_empty_or_non_mapping_files_are_refused(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, text))
@@ -73,19 +86,28 @@ def test_a_network_too_large_for_memory_is_refused_up_front_with_the_estimate(tm
     from bp_train.training.memory import check_training_memory
 
     config = load_config(write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}"))  # reads fine
-    with pytest.raises(ConfigError, match=r"needs about [\d.]+ GiB .* more than the [\d.]+ GiB available; "
-                                          r"model.hidden: the dense layers"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs about [\d.]+ GiB .* more than the [\d.]+ GiB available; "
+        r"model.hidden: the dense layers",
+    ):
         check_training_memory(config)
-    result = run_cli("fit", "--config", write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}"),
-                     "--out", tmp_path / "run")
+    result = run_cli(
+        "fit",
+        "--config",
+        write(tmp_path, "model: {hidden: [{size: 2000000}, {size: 2000000}]}"),
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 2 and "GiB available" in result.stderr and not (tmp_path / "run").exists()
 
 
 def test_a_cnn_too_large_for_memory_names_its_conv_blocks_and_its_model_file_still_loads(tmp_path):
     from bp_train.training.memory import check_training_memory
 
-    config = load_config(write(tmp_path, "model: {conv: [{filters: 64, kernel: 3, pad: 1, pool: 4}]}\n"
-                                         "train: {batch_size: 100}"))
+    config = load_config(
+        write(tmp_path, "model: {conv: [{filters: 64, kernel: 3, pad: 1, pool: 4}]}\ntrain: {batch_size: 100}")
+    )
     check_training_memory(config)
     with pytest.raises(ConfigError, match=r"model.conv: the convolution blocks need about"):
         check_training_memory(config, have=2**20)  # a machine with 1 MiB free
@@ -113,8 +135,10 @@ def test_exponent_notation_without_a_dot_is_a_number(tmp_path):
 
 
 def test_overrides_set_nested_values_and_are_checked():
-    config = load_config(None, ["train.optimizer.lr=0.05", "model.hidden=[{size: 7, activation: tanh}]",
-                                "train.early_stopping.patience=2"])
+    config = load_config(
+        None,
+        ["train.optimizer.lr=0.05", "model.hidden=[{size: 7, activation: tanh}]", "train.early_stopping.patience=2"],
+    )
     assert config.train.optimizer.lr == 0.05
     assert config.layer_sizes == [784, 7, 10] and config.model.hidden[0].activation == "tanh"
     assert config.train.early_stopping.patience == 2

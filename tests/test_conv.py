@@ -15,19 +15,20 @@ from bp_train.nn.gradient import gradcheck, parameter_error
 
 # --- oracles: the definitions, written as plain loops ---------------------------------------------------
 
+
 def direct_convolution(x, W, b, stride, pad):
     """out[n, i, j, f] = sum_{p,q,c} xpad[n, i*s+p, j*s+q, c] W[p, q, c, f] + b[f], one output at a time."""
     n, h, w, c = x.shape
     kh, kw, _, fn = W.shape
     xp = np.zeros((n, h + 2 * pad, w + 2 * pad, c))
-    xp[:, pad:pad + h, pad:pad + w, :] = x
+    xp[:, pad : pad + h, pad : pad + w, :] = x
     oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
     out = np.zeros((n, oh, ow, fn))
     for s in range(n):
         for i in range(oh):
             for j in range(ow):
                 for f in range(fn):
-                    patch = xp[s, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+                    patch = xp[s, i * stride : i * stride + kh, j * stride : j * stride + kw, :]
                     out[s, i, j, f] = np.sum(patch * W[:, :, :, f]) + b[f]
     return out
 
@@ -40,7 +41,7 @@ def direct_max_pool(x, size, stride):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
-                    out[s, i, j, ch] = x[s, i * stride:i * stride + size, j * stride:j * stride + size, ch].max()
+                    out[s, i, j, ch] = x[s, i * stride : i * stride + size, j * stride : j * stride + size, ch].max()
     return out
 
 
@@ -98,8 +99,10 @@ def test_the_first_convolution_computes_no_input_gradient():
     assert layer.dW.sum() == 2 * 9 * 2 * 9  # each weight sees 9 positions of 2 images, for both filters
 
 
-@pytest.mark.parametrize("size, stride, shape", [(2, 2, (2, 6, 6, 3)), (2, 2, (2, 7, 5, 2)), (3, 2, (2, 7, 7, 2)),
-                                                 (3, 1, (1, 5, 6, 2)), (2, 3, (2, 8, 8, 2))])
+@pytest.mark.parametrize(
+    "size, stride, shape",
+    [(2, 2, (2, 6, 6, 3)), (2, 2, (2, 7, 5, 2)), (3, 2, (2, 7, 7, 2)), (3, 1, (1, 5, 6, 2)), (2, 3, (2, 8, 8, 2))],
+)
 def test_pooling_forward_equals_the_loop_definition_and_backward_central_differences(size, stride, shape):
     rng = np.random.default_rng(2)
     x = rng.permutation(np.prod(shape)).reshape(shape) / 10.0  # distinct values: no ties
@@ -151,9 +154,11 @@ def test_to_image_and_flatten_only_reshape():
 
 # --- the network: gradcheck, planted bugs ---------------------------------------------------------------
 
-CNN = ["model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2},"
-       " {filters: 6, kernel: 3, stride: 2, pool: 2, batchnorm: true, dropout: 0.2}]",
-       "model.hidden=[{size: 12, dropout: 0.3}]"]
+CNN = [
+    "model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2},"
+    " {filters: 6, kernel: 3, stride: 2, pool: 2, batchnorm: true, dropout: 0.2}]",
+    "model.hidden=[{size: 12, dropout: 0.3}]",
+]
 
 
 def cnn_check(*overrides, entries=None):
@@ -203,12 +208,15 @@ def C_backward(self, dout):
     self._dx = _original_backward(self, dout)
 
 
-@pytest.mark.parametrize("method, plant, expected", [
-    ("Convolution.backward", conv_forgets_bias_sum, "b1"),
-    ("Convolution.backward", conv_transposed_weight_gradient, "W1"),
-    ("Convolution.backward", conv_input_gradient_without_overlap_sum, "W1"),
-    ("Pooling.backward", pool_routes_to_every_entry, "W1"),
-])
+@pytest.mark.parametrize(
+    "method, plant, expected",
+    [
+        ("Convolution.backward", conv_forgets_bias_sum, "b1"),
+        ("Convolution.backward", conv_transposed_weight_gradient, "W1"),
+        ("Convolution.backward", conv_input_gradient_without_overlap_sum, "W1"),
+        ("Pooling.backward", pool_routes_to_every_entry, "W1"),
+    ],
+)
 def test_gradcheck_catches_planted_convolution_and_pooling_bugs(monkeypatch, method, plant, expected):
     cls, name = method.split(".")
     monkeypatch.setattr(getattr(C, cls), name, plant)
@@ -219,17 +227,28 @@ def test_gradcheck_catches_planted_convolution_and_pooling_bugs(monkeypatch, met
 
 # --- config --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model.conv=[{filters: 8, kernel: 3, pool: 2}, {filters: 8, kernel: 5, pool: 2}, {filters: 8, kernel: 5}]"],
-     "model.conv[2]: a 5x5 kernel does not fit the 4x4 maps left by model.conv[1]"),
-    (["model.conv=[{filters: 8, kernel: 30}]"], "a 30x30 kernel does not fit the 28x28 maps left by the input"),
-    (["model.conv=[{filters: 8, kernel: 3, stride: 3, pool: 16}]"], "a 16x16 pool does not fit the 9x9 maps"),
-    (["model.input_shape=[1, 28, 27]"], "'model.input_shape' is [1, 28, 27] (756 values per row)"),
-    (["model.input_shape=[1, 28]"], "expected [channels, height, width]"),
-    (["model.conv=[{filters: 0}]"], "'model.conv[0].filters' is 0"),
-    (["model.conv=[{filters: 8, kernal: 3}]"], "unknown key 'model.conv[0].kernal' (did you mean 'kernel'?)"),
-    (["model.conv=[{filters: 8, kernel: 3, pad: 3}]"], "'model.conv[0].pad' is 3; expected less than the kernel size 3"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            [
+                "model.conv=[{filters: 8, kernel: 3, pool: 2}, {filters: 8, kernel: 5, pool: 2}, {filters: 8, kernel: 5}]"
+            ],
+            "model.conv[2]: a 5x5 kernel does not fit the 4x4 maps left by model.conv[1]",
+        ),
+        (["model.conv=[{filters: 8, kernel: 30}]"], "a 30x30 kernel does not fit the 28x28 maps left by the input"),
+        (["model.conv=[{filters: 8, kernel: 3, stride: 3, pool: 16}]"], "a 16x16 pool does not fit the 9x9 maps"),
+        (["model.input_shape=[1, 28, 27]"], "'model.input_shape' is [1, 28, 27] (756 values per row)"),
+        (["model.input_shape=[1, 28]"], "expected [channels, height, width]"),
+        (["model.conv=[{filters: 0}]"], "'model.conv[0].filters' is 0"),
+        (["model.conv=[{filters: 8, kernal: 3}]"], "unknown key 'model.conv[0].kernal' (did you mean 'kernel'?)"),
+        (
+            ["model.conv=[{filters: 8, kernel: 3, pad: 3}]"],
+            "'model.conv[0].pad' is 3; expected less than the kernel size 3",
+        ),
+    ],
+)
 def test_bad_conv_configs_fail_when_read_naming_the_block(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(None, overrides)
@@ -246,8 +265,16 @@ def test_shipped_cnn_configs_are_valid_and_number_parameters_in_network_order(na
 
 
 def test_cli_gradcheck_on_a_cnn_config_samples_entries_and_passes(tmp_path):
-    result = run_cli("gradcheck", "--config", ROOT / "configs" / "cnn.yaml", "--entries", "40", "--json",
-                     "--set", f"data.train={tmp_path}/none.csv")
+    result = run_cli(
+        "gradcheck",
+        "--config",
+        ROOT / "configs" / "cnn.yaml",
+        "--entries",
+        "40",
+        "--json",
+        "--set",
+        f"data.train={tmp_path}/none.csv",
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert figures["passed"] and figures["layers"] == "1x28x28-conv32-pool2-conv64-pool2-128-10"
@@ -255,11 +282,23 @@ def test_cli_gradcheck_on_a_cnn_config_samples_entries_and_passes(tmp_path):
 
 # --- training end to end ---------------------------------------------------------------------------------
 
+
 def test_a_small_cnn_learns_resumes_exactly_and_predicts_from_its_model_file(tmp_path):
     images, labels = synthetic_digits(500, seed=5)
     data = write_digit_csv(tmp_path / "train.csv", images, labels)
-    common = ["--set", "model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2}]", "--set", "model.hidden=[{size: 16}]",
-              "--set", "train.optimizer={name: adam, lr: 0.003}", "--data", data, "--quiet", "--threads", "1"]
+    common = [
+        "--set",
+        "model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2}]",
+        "--set",
+        "model.hidden=[{size: 16}]",
+        "--set",
+        "train.optimizer={name: adam, lr: 0.003}",
+        "--data",
+        data,
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     whole, part = tmp_path / "whole", tmp_path / "part"
     result = run_cli("fit", "--epochs", "4", "--out", whole, "--json", *common)
     assert result.exit_code == 0, result.output
@@ -286,9 +325,26 @@ def test_a_cnn_evaluates_in_bounded_chunks():
 
 
 def test_compare_speed_grows_the_filter_counts_of_a_cnn(tmp_path):
-    result = run_cli("compare-speed", "--set", "model.conv=[{filters: 2, kernel: 3, pool: 2}]", "--set",
-                     "model.hidden=[]", "--set", f"data.train={tmp_path}/none.csv", "--sizes", "1,2", "--batch", "4",
-                     "--budget", "0.2", "--steps", "1", "--json", "--threads", "1")
+    result = run_cli(
+        "compare-speed",
+        "--set",
+        "model.conv=[{filters: 2, kernel: 3, pool: 2}]",
+        "--set",
+        "model.hidden=[]",
+        "--set",
+        f"data.train={tmp_path}/none.csv",
+        "--sizes",
+        "1,2",
+        "--batch",
+        "4",
+        "--budget",
+        "0.2",
+        "--steps",
+        "1",
+        "--json",
+        "--threads",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert [row["layers"] for row in figures["sizes"]] == ["1x28x28-conv1-pool2-10", "1x28x28-conv2-pool2-10"]
@@ -296,8 +352,9 @@ def test_compare_speed_grows_the_filter_counts_of_a_cnn(tmp_path):
     assert figures["training_check"]["max_loss_difference"] < 1e-8
 
 
-@pytest.mark.parametrize("size,stride,shape", [(2, 2, (3, 8, 8, 4)), (3, 2, (2, 9, 7, 3)), (2, 2, (2, 7, 9, 2)),
-                                               (3, 1, (2, 6, 6, 2))])
+@pytest.mark.parametrize(
+    "size,stride,shape", [(2, 2, (3, 8, 8, 4)), (3, 2, (2, 9, 7, 3)), (2, 2, (2, 7, 9, 2)), (3, 1, (2, 6, 6, 2))]
+)
 def test_the_textbooks_argmax_pooling_equals_the_fast_pooling_in_value_and_gradient(size, stride, shape):
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape)
@@ -310,6 +367,7 @@ def test_the_textbooks_argmax_pooling_equals_the_fast_pooling_in_value_and_gradi
     # and the reference is right on its own: its gradient is the central difference of sum(out * dout)
     loss = lambda: float(np.sum(reference.forward(x) * dout))
     from bp_train.nn.gradient import numerical_gradient
+
     x += 1e-3 * np.sign(rng.standard_normal(shape)) * rng.random(shape)  # break the tie: a kink
     reference.forward(x)
     assert np.allclose(reference.backward(dout), numerical_gradient(loss, x, h=1e-7), atol=1e-6)

@@ -136,6 +136,7 @@ def test_cache_makes_the_second_load_identical_and_notices_a_changed_file(tmp_pa
     changed[0, 0] = 200
     write_digit_csv(path, changed, labels)
     import os
+
     os.utime(path, ns=(1, 2))  # a different mtime, as any edit gives
     assert load_digits(path).images[0, 0] == 200
 
@@ -173,6 +174,6 @@ def test_each_epoch_visits_every_row_once_in_a_new_order():
         rows = np.concatenate([xb[:, 0] for xb, _ in batches]) / 2
         labels = np.concatenate([tb for _, tb in batches])
         assert np.array_equal(np.sort(rows), np.arange(1050))  # every row exactly once
-        assert np.array_equal(labels, rows.astype(int) % 10)   # labels travel with their rows
+        assert np.array_equal(labels, rows.astype(int) % 10)  # labels travel with their rows
         orders.append(rows)
     assert not np.array_equal(orders[0], orders[1])

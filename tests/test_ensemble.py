@@ -40,12 +40,31 @@ def test_two_models_averaged_by_hand_equal_the_ensemble(tmp_path, ensemble):
     each = []
     for seed in (1, 2):
         out = tmp_path / f"p{seed}.csv"
-        assert run_cli("predict", "--model", ensemble / f"seed-{seed}" / "model.npz", "--data", data,
-                       "--out", tmp_path / f"s{seed}.csv", "--proba", out).exit_code == 0
+        assert (
+            run_cli(
+                "predict",
+                "--model",
+                ensemble / f"seed-{seed}" / "model.npz",
+                "--data",
+                data,
+                "--out",
+                tmp_path / f"s{seed}.csv",
+                "--proba",
+                out,
+            ).exit_code
+            == 0
+        )
         each.append(probabilities_csv(out))
-    for models in (["--model", ensemble], ["--model", ensemble / "seed-1", "--model", ensemble / "seed-2" / "model.npz"]):
-        assert run_cli("predict", *models, "--data", data, "--out", tmp_path / "e.csv",
-                       "--proba", tmp_path / "pe.csv").exit_code == 0
+    for models in (
+        ["--model", ensemble],
+        ["--model", ensemble / "seed-1", "--model", ensemble / "seed-2" / "model.npz"],
+    ):
+        assert (
+            run_cli(
+                "predict", *models, "--data", data, "--out", tmp_path / "e.csv", "--proba", tmp_path / "pe.csv"
+            ).exit_code
+            == 0
+        )
         averaged = probabilities_csv(tmp_path / "pe.csv")
         np.testing.assert_allclose(averaged, (each[0] + each[1]) / 2, atol=2e-6)  # 6 decimals written
         labels = np.loadtxt(tmp_path / "e.csv", delimiter=",", skiprows=1, dtype=int)[:, 1]
@@ -58,10 +77,15 @@ def test_evaluate_reports_each_member_and_the_ensemble(tmp_path, ensemble):
     result = run_cli("evaluate", "--model", ensemble, "--data", data, "--json")
     assert result.exit_code == 0, result.output
     import json
+
     figures = json.loads(result.stdout)
     assert [m["model"] for m in figures["members"]] == [str(ensemble / "seed-1"), str(ensemble / "seed-2")]
-    singles = [json.loads(run_cli("evaluate", "--model", ensemble / f"seed-{s}" / "model.npz", "--data", data,
-                                  "--json").stdout)["accuracy"] for s in (1, 2)]
+    singles = [
+        json.loads(
+            run_cli("evaluate", "--model", ensemble / f"seed-{s}" / "model.npz", "--data", data, "--json").stdout
+        )["accuracy"]
+        for s in (1, 2)
+    ]
     assert [m["accuracy"] for m in figures["members"]] == pytest.approx(singles)
     assert figures["member_accuracy_mean"] == pytest.approx(np.mean(singles))
     text = run_cli("evaluate", "--model", ensemble, "--data", data).stdout
@@ -83,8 +107,13 @@ def test_tta_averages_the_shifted_views(ensemble):
     model = load_ensemble([ensemble / "seed-1"], tta=True)
     network = model.network
     x = np.random.default_rng(1).random((20, 784)).astype(np.float32)
-    by_hand = np.mean([network.probabilities(network.predict(shifted(x, (1, 28, 28), (dx, dy), degrees)).astype(np.float64))
-                       for dx, dy, degrees in model.views], axis=0)
+    by_hand = np.mean(
+        [
+            network.probabilities(network.predict(shifted(x, (1, 28, 28), (dx, dy), degrees)).astype(np.float64))
+            for dx, dy, degrees in model.views
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(model.probabilities(x), by_hand, rtol=1e-12)
     assert len(model.views) > 1
 
@@ -143,8 +172,23 @@ def test_a_member_of_another_input_size_is_refused(tmp_path, ensemble):
 
 def test_an_mlp_and_a_cnn_make_one_ensemble(tmp_path, ensemble, digits_csv):
     cnn = tmp_path / "cnn"
-    assert run_cli("fit", "--set", f"data.train={digits_csv}", "--set", "model.conv=[{filters: 4, kernel: 3, pool: 2}]",
-                   "--set", "model.hidden=[{size: 8}]", "--epochs", "1", "--out", cnn, "--quiet").exit_code == 0
+    assert (
+        run_cli(
+            "fit",
+            "--set",
+            f"data.train={digits_csv}",
+            "--set",
+            "model.conv=[{filters: 4, kernel: 3, pool: 2}]",
+            "--set",
+            "model.hidden=[{size: 8}]",
+            "--epochs",
+            "1",
+            "--out",
+            cnn,
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     assert predict_with(tmp_path, ensemble, cnn).exit_code == 0
 
 
@@ -158,8 +202,9 @@ def test_a_damaged_manifest_or_a_foreign_folder_is_one_line(tmp_path, ensemble):
     one_line_error(predict_with(tmp_path, empty), "neither model.npz", "nor ensemble.yaml")
 
 
-def test_ctrl_c_in_a_member_then_resume_finishes_the_rest_and_touches_no_finished_one(tmp_path, tiny_config,
-                                                                                      monkeypatch):
+def test_ctrl_c_in_a_member_then_resume_finishes_the_rest_and_touches_no_finished_one(
+    tmp_path, tiny_config, monkeypatch
+):
     from bp_train.training.trainer import Trainer
 
     folder = tmp_path / "ens"
@@ -189,8 +234,10 @@ def test_ctrl_c_in_a_member_then_resume_finishes_the_rest_and_touches_no_finishe
     assert (folder / "seed-1" / "model.npz").stat().st_mtime_ns == stamp
     # the resumed member equals one trained in one go (a resume is exact)
     whole = tmp_path / "whole"
-    assert run_cli("fit", "--config", tiny_config, "--seed", "2", "--out", whole, "--quiet",
-                   "--threads", "1").exit_code == 0
+    assert (
+        run_cli("fit", "--config", tiny_config, "--seed", "2", "--out", whole, "--quiet", "--threads", "1").exit_code
+        == 0
+    )
     np.testing.assert_array_equal(np.load(folder / "seed-2" / "model.npz")["W1"], np.load(whole / "model.npz")["W1"])
     assert predict_with(tmp_path, folder).exit_code == 0
 
@@ -212,10 +259,13 @@ def test_resume_with_seeds_adds_the_members_it_lacks_and_leaves_the_others_alone
     assert yaml.safe_load((ensemble / "ensemble.yaml").read_text())["members"] == ["seed-1", "seed-2", "seed-3"]
     assert {s: (ensemble / f"seed-{s}" / "model.npz").read_bytes() for s in (1, 2)} == before
     alone = tmp_path / "alone"  # the added member is the one a new ensemble of seed 3 would have
-    assert run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", alone, "--quiet",
-                   "--threads", "1").exit_code == 0  # one thread each: the same sums in the same order
-    np.testing.assert_array_equal(np.load(ensemble / "seed-3" / "model.npz")["W1"],
-                                  np.load(alone / "seed-3" / "model.npz")["W1"])
+    assert (
+        run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", alone, "--quiet", "--threads", "1").exit_code
+        == 0
+    )  # one thread each: the same sums in the same order
+    np.testing.assert_array_equal(
+        np.load(ensemble / "seed-3" / "model.npz")["W1"], np.load(alone / "seed-3" / "model.npz")["W1"]
+    )
     again = run_cli("fit", "--resume", ensemble, "--seeds", "1", "--quiet")  # nothing to add, nothing to do
     assert again.exit_code == 0 and "to train" not in again.output
 
@@ -223,13 +273,16 @@ def test_resume_with_seeds_adds_the_members_it_lacks_and_leaves_the_others_alone
 def test_ensemble_options_that_contradict_are_refused(tmp_path, tiny_config, ensemble):
     one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,2", "--seed", "3"), "--seed and --seeds")
     one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,x"), "--seeds", "whole numbers")
-    one_line_error(run_cli("fit", "--config", tiny_config, "--seeds", "1,2", "--out", ensemble), "already holds an ensemble",
-                   "--overwrite")
-    one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4", "--out", tmp_path / "x"), "--resume",
-                   "--out")
+    one_line_error(
+        run_cli("fit", "--config", tiny_config, "--seeds", "1,2", "--out", ensemble),
+        "already holds an ensemble",
+        "--overwrite",
+    )
+    one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4", "--out", tmp_path / "x"), "--resume", "--out")
     one_line_error(run_cli("fit", "--resume", ensemble, "--seeds", "4,x"), "--seeds", "whole numbers")
-    one_line_error(run_cli("fit", "--resume", ensemble, "--set", "model.hidden=[{size: 9}]"), "cannot resume",
-                   "model.hidden")
+    one_line_error(
+        run_cli("fit", "--resume", ensemble, "--set", "model.hidden=[{size: 9}]"), "cannot resume", "model.hidden"
+    )
     one_line_error(run_cli("evaluate", "--run", ensemble), "own seeds", "--model")
     run_dir = tmp_path / "run"
     assert run_cli("fit", "--config", tiny_config, "--epochs", "1", "--out", run_dir, "--quiet").exit_code == 0
@@ -238,8 +291,19 @@ def test_ensemble_options_that_contradict_are_refused(tmp_path, tiny_config, ens
 
 def test_overwrite_retrains_the_members_in_place(tmp_path, tiny_config, ensemble):
     old = np.load(ensemble / "seed-1" / "model.npz")["W1"]
-    result = run_cli("fit", "--config", tiny_config, "--set", "model.hidden=[{size: 16}]", "--seeds", "1,2",
-                     "--out", ensemble, "--overwrite", "--quiet")
+    result = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--set",
+        "model.hidden=[{size: 16}]",
+        "--seeds",
+        "1,2",
+        "--out",
+        ensemble,
+        "--overwrite",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     new = np.load(ensemble / "seed-1" / "model.npz")["W1"]
     assert new.shape != old.shape

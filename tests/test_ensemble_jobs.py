@@ -31,21 +31,37 @@ def metrics_without_times(member: Path) -> list[list[str]]:
 
 
 def test_members_trained_side_by_side_equal_members_trained_in_turn(tmp_path, tiny_config):
-    side = run_cli("fit", "--config", tiny_config, "--seeds", "1,2,3", "--jobs", "2", "--threads", "2",
-                   "--out", tmp_path / "side", "--quiet")
+    side = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--seeds",
+        "1,2,3",
+        "--jobs",
+        "2",
+        "--threads",
+        "2",
+        "--out",
+        tmp_path / "side",
+        "--quiet",
+    )
     assert side.exit_code == 0, side.output
     assert "2 at a time with 1 BLAS thread each" in side.output
     for seed in (1, 2, 3):  # each member's own lines reach the parent, named
         assert f"seed-{seed}: epoch 3/3: train loss" in side.output
-    turn = run_cli("fit", "--config", tiny_config, "--seeds", "1,2,3", "--threads", "1",
-                   "--out", tmp_path / "turn", "--quiet")
+    turn = run_cli(
+        "fit", "--config", tiny_config, "--seeds", "1,2,3", "--threads", "1", "--out", tmp_path / "turn", "--quiet"
+    )
     assert turn.exit_code == 0, turn.output
     for seed in (1, 2, 3):
         a, b = weights(tmp_path / "side" / f"seed-{seed}"), weights(tmp_path / "turn" / f"seed-{seed}")
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), seed
-        assert metrics_without_times(tmp_path / "side" / f"seed-{seed}") == \
-            metrics_without_times(tmp_path / "turn" / f"seed-{seed}")
-    assert weights(tmp_path / "side" / "seed-1")["W1"].tobytes() != weights(tmp_path / "side" / "seed-2")["W1"].tobytes()
+        assert metrics_without_times(tmp_path / "side" / f"seed-{seed}") == metrics_without_times(
+            tmp_path / "turn" / f"seed-{seed}"
+        )
+    assert (
+        weights(tmp_path / "side" / "seed-1")["W1"].tobytes() != weights(tmp_path / "side" / "seed-2")["W1"].tobytes()
+    )
 
 
 EPOCHS = 40
@@ -57,9 +73,11 @@ def slow_config(tmp_path, epochs=EPOCHS) -> Path:
     images, labels = synthetic_digits(6000, seed=5)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     path = tmp_path / "slow.yaml"
-    path.write_text(f"name: slow\nmodel: {{hidden: [{{size: 512, activation: relu}}]}}\n"
-                    f"data: {{train: {data}, val_fraction: 0.1}}\n"
-                    f"train: {{epochs: {epochs}, batch_size: 50, optimizer: {{name: sgd, lr: 0.05}}, seed: 0}}\n")
+    path.write_text(
+        f"name: slow\nmodel: {{hidden: [{{size: 512, activation: relu}}]}}\n"
+        f"data: {{train: {data}, val_fraction: 0.1}}\n"
+        f"train: {{epochs: {epochs}, batch_size: 50, optimizer: {{name: sgd, lr: 0.05}}, seed: 0}}\n"
+    )
     return path
 
 
@@ -72,10 +90,29 @@ def epochs_written(member: Path) -> int:
 
 def start_ensemble(tmp_path, config, *more):
     folder = tmp_path / "ens"
-    child = subprocess.Popen(LAUNCH + ["fit", "--config", str(config), "--seeds", "1,2,3", "--jobs", "2",
-                                       "--threads", "2", "--out", str(folder), "--quiet", *more],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)  # its own process group, as a terminal's job is
+    child = subprocess.Popen(
+        LAUNCH
+        + [
+            "fit",
+            "--config",
+            str(config),
+            "--seeds",
+            "1,2,3",
+            "--jobs",
+            "2",
+            "--threads",
+            "2",
+            "--out",
+            str(folder),
+            "--quiet",
+            *more,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # its own process group, as a terminal's job is
     deadline = time.monotonic() + 60
     while min(epochs_written(folder / "seed-1"), epochs_written(folder / "seed-2")) < 2:
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()
@@ -86,8 +123,7 @@ def start_ensemble(tmp_path, config, *more):
 def worker_pids(parent: int) -> list[int]:
     """The training workers among the parent's children (not multiprocessing's resource tracker)."""
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [int(pid) for pid in children
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 @pytest.mark.parametrize("whom", ["the terminal's process group", "the parent alone"])
@@ -112,8 +148,9 @@ def test_ctrl_c_stops_every_member_in_one_line_and_resume_finishes_them_exactly(
         assert f"seed-{seed}): stopped after epoch {stopped[seed]} of {EPOCHS}, to resume" in resumed.output
     assert "seed-3): to train" in resumed.output
     # a resume is exact: each member equals the same seed trained in one go with one thread
-    whole = run_cli("fit", "--config", config, "--seeds", "1,2,3", "--threads", "1", "--out", tmp_path / "whole",
-                    "--quiet")
+    whole = run_cli(
+        "fit", "--config", config, "--seeds", "1,2,3", "--threads", "1", "--out", tmp_path / "whole", "--quiet"
+    )
     assert whole.exit_code == 0, whole.output
     for seed in (1, 2, 3):
         a, b = weights(folder / f"seed-{seed}"), weights(tmp_path / "whole" / f"seed-{seed}")
@@ -140,8 +177,9 @@ def test_a_member_that_fails_ends_the_command_in_one_line(tmp_path):
     lines = bad.read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + ",x"  # the last pixel of the CSV's line 3
     bad.write_text("\n".join(lines) + "\n")
-    result = run_cli("fit", "--data", bad, "--seeds", "1,2", "--jobs", "2", "--out", tmp_path / "ens", "--quiet",
-                     "--no-cache")
+    result = run_cli(
+        "fit", "--data", bad, "--seeds", "1,2", "--jobs", "2", "--out", tmp_path / "ens", "--quiet", "--no-cache"
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1 and str(bad) in lines[0] and "line 3" in lines[0], result.output

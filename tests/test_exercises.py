@@ -34,20 +34,32 @@ BUGS = [
     ("add", "return dout, dout", "return dout, 0 * dout", "dy"),
     ("max", "return dout * self.x_won, dout * ~self.x_won", "return dout * ~self.x_won, dout * self.x_won", "dx"),
     ("copy", "return dout1 + dout2", "return dout1", "dx"),
-    ("relu", "return dout * self.mask", "return dout", "dx"),                       # the missing ReLU mask
+    ("relu", "return dout * self.mask", "return dout", "dx"),  # the missing ReLU mask
     ("sigmoid", "return dout * (1.0 - self.out) * self.out", "return dout * self.out", "dx"),
     ("tanh", "return dout * (1.0 - self.out * self.out)", "return dout * (1.0 - self.out)", "dx"),
     ("affine", "np.matmul(self.x.T, dout, out=self.dW)", "self.dW = dout.T @ self.x", "dW"),  # wrong transpose
     ("affine", "np.sum(dout, axis=0, out=self.db)", "self.db = dout.sum(axis=1)", "db"),
-    ("softmax-with-loss", "dx *= dout / n", "dx *= dout", "dx"),                    # the forgotten 1/N
+    ("softmax-with-loss", "dx *= dout / n", "dx *= dout", "dx"),  # the forgotten 1/N
     ("dropout", "return dout if self.scaled_mask is None else dout * self.scaled_mask", "return dout", "dx"),
-    ("batchnorm", 'self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)',       # a wrong axis
-     "self.dgamma = np.sum(dout * self.xhat, axis=1)", "dgamma"),
+    (
+        "batchnorm",
+        'self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)',  # a wrong axis
+        "self.dgamma = np.sum(dout * self.xhat, axis=1)",
+        "dgamma",
+    ),
     ("batchnorm", "dx = self.xhat * (-self.dgamma / n)", "dx = self.xhat * 0.0", "dx"),
-    ("convolution", "col2im_product(dout, self.W, self.x_shape", "col2im_product(dout, self.W[::-1, ::-1], self.x_shape",
-     "dx"),                                                                          # a wrong col2im
-    ("convolution", "np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))",
-     "self.dW = (self.col.T @ dout).reshape(self.W.shape) / len(dout)", "dW"),
+    (
+        "convolution",
+        "col2im_product(dout, self.W, self.x_shape",
+        "col2im_product(dout, self.W[::-1, ::-1], self.x_shape",
+        "dx",
+    ),  # a wrong col2im
+    (
+        "convolution",
+        "np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))",
+        "self.dW = (self.col.T @ dout).reshape(self.W.shape) / len(dout)",
+        "dW",
+    ),
     ("pooling", "drows[np.arange(dout.size), self.arg_max] = dout.ravel()", "drows[:, :] = dout.reshape(-1, 1)", "dx"),
 ]
 

@@ -50,8 +50,19 @@ def test_compare_refuses_bad_seeds_in_one_line(tmp_path, digits_csv):
 
 
 def test_compare_runs_each_variant_with_each_seed_and_reports_them(tmp_path, digits_csv):
-    result = run_cli("compare", "batchnorm", "--data", digits_csv, "--seeds", "0,1", "--out", tmp_path / "c",
-                     "--json", "--threads", "1")
+    result = run_cli(
+        "compare",
+        "batchnorm",
+        "--data",
+        digits_csv,
+        "--seeds",
+        "0,1",
+        "--out",
+        tmp_path / "c",
+        "--json",
+        "--threads",
+        "1",
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert list(summary["variants"]) == ["batchnorm false", "batchnorm true"]

@@ -19,6 +19,7 @@ from bp_train.machine.threads import busy_cores, choose_threads, usable_cores
 
 def gz_digits(path, n=300, seed=0):
     import gzip
+
     images, labels = synthetic_digits(n, seed)
     plain = write_digit_csv(path.with_suffix(""), images, labels)
     path.write_bytes(gzip.compress(plain.read_bytes()))
@@ -41,8 +42,9 @@ def test_missing_training_data_says_where_it_looked_and_what_to_do(tmp_path):
 
 
 def test_a_failed_download_says_what_works_offline(tmp_path):
-    result = run_cli("data", "fetch", "--dest", tmp_path, "--no-default-mirrors", "--mirror",
-                     f"file://{tmp_path}/nowhere/")
+    result = run_cli(
+        "data", "fetch", "--dest", tmp_path, "--no-default-mirrors", "--mirror", f"file://{tmp_path}/nowhere/"
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "train.csv(.gz)" in result.stderr and "--mirror file://" in result.stderr
 
@@ -53,12 +55,18 @@ def test_set_indexes_lists_and_fills_defaults_the_file_leaves_out():
     assert load_config(None, ["model.hidden[0].size=7"]).model.hidden[0].size == 7  # from the built-in default
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.epochs=ten", "--set train.epochs=ten: 'train.epochs' is 'ten'; expected a whole number"),
-    ("model.hidden[3].size=5", "'model.hidden' has 1 item(s); index 3 is out of range"),
-    ("model.hidden[0].sise=5", "--set model.hidden[0].sise=5: unknown key 'model.hidden[0].sise' (did you mean 'size'?)"),
-    ("model.hidden[x].size=5", "is not a dotted path like train.epochs or model.hidden[0].size"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=ten", "--set train.epochs=ten: 'train.epochs' is 'ten'; expected a whole number"),
+        ("model.hidden[3].size=5", "'model.hidden' has 1 item(s); index 3 is out of range"),
+        (
+            "model.hidden[0].sise=5",
+            "--set model.hidden[0].sise=5: unknown key 'model.hidden[0].sise' (did you mean 'size'?)",
+        ),
+        ("model.hidden[x].size=5", "is not a dotted path like train.epochs or model.hidden[0].size"),
+    ],
+)
 def test_set_errors_name_the_set_not_the_config_file(override, message):
     with pytest.raises(ConfigError) as error:
         load_config(ROOT / "configs" / "default.yaml", [override])
@@ -74,12 +82,34 @@ def test_an_error_in_the_file_still_names_the_file(tmp_path):
 
 
 def test_switching_optimizer_from_the_command_line_warns_about_a_learning_rate_meant_for_another(tiny_config):
-    result = run_cli("fit", "--config", tiny_config, "--set", "train.optimizer.name=adam", "--epochs", "1", "--quiet",
-                     "--out", tiny_config.parent / "run")
+    result = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--set",
+        "train.optimizer.name=adam",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        tiny_config.parent / "run",
+    )
     assert result.exit_code == 0
     assert "train.optimizer.lr=0.05, outside the 0.0001..0.01 that adam usually wants" in result.stderr
-    quiet = run_cli("fit", "--config", tiny_config, "--set", "train.optimizer.name=adam", "--set",
-                    "train.optimizer.lr=0.001", "--epochs", "1", "--quiet", "--out", tiny_config.parent / "run")
+    quiet = run_cli(
+        "fit",
+        "--config",
+        tiny_config,
+        "--set",
+        "train.optimizer.name=adam",
+        "--set",
+        "train.optimizer.lr=0.001",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        tiny_config.parent / "run",
+    )
     assert "warning" not in quiet.stderr
 
 
@@ -88,8 +118,9 @@ def test_the_saved_config_omits_keys_the_optimizer_and_schedule_do_not_read(tiny
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["train"]["optimizer"] == {"name": "momentum", "lr": 0.05, "momentum": 0.9}
     assert saved["train"]["schedule"] == {"name": "constant", "warmup_epochs": 0.0}
-    result = run_cli("fit", "--config", tmp_path / "run" / "config.yaml", "--out", tmp_path / "again", "--epochs", "1",
-                     "--quiet")
+    result = run_cli(
+        "fit", "--config", tmp_path / "run" / "config.yaml", "--out", tmp_path / "again", "--epochs", "1", "--quiet"
+    )
     assert result.exit_code == 0, result.output  # and the saved config is still a config
 
 
@@ -114,10 +145,13 @@ def test_evaluate_warns_when_many_rows_were_seen_in_training(tiny_config, tmp_pa
     assert result.exit_code == 0 and "warning" not in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--run", "RUN", "--data", "x.csv"], "give either --run or --model/--data"),
-    (["--model", "RUN/model.npz"], "give --model and --data"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run", "RUN", "--data", "x.csv"], "give either --run or --model/--data"),
+        (["--model", "RUN/model.npz"], "give --model and --data"),
+    ],
+)
 def test_evaluate_refuses_contradictory_or_missing_options(tiny_config, tmp_path, args, message):
     run_cli("fit", "--config", tiny_config, "--out", tmp_path / "run", "--quiet")
     result = run_cli("evaluate", *[a.replace("RUN", str(tmp_path / "run")) for a in args])
@@ -127,8 +161,9 @@ def test_evaluate_refuses_contradictory_or_missing_options(tiny_config, tmp_path
 def test_a_run_without_validation_split_is_plotted_and_shown_as_far_as_it_can_be(tiny_config, tmp_path):
     pytest.importorskip("matplotlib")
     run = tmp_path / "run"
-    assert run_cli("fit", "--config", tiny_config, "--set", "data.val_fraction=0", "--out", run,
-                   "--quiet").exit_code == 0
+    assert (
+        run_cli("fit", "--config", tiny_config, "--set", "data.val_fraction=0", "--out", run, "--quiet").exit_code == 0
+    )
     result = run_cli("plot", run)
     assert result.exit_code == 0, result.output
     assert "training curves only" in result.stdout and (run / "learning_curves.png").is_file()
@@ -147,6 +182,7 @@ def test_the_help_example_no_longer_evaluates_on_the_training_file():
 
 
 # --- threads -----------------------------------------------------------------------------------------------
+
 
 def test_thread_choice_honours_a_request_and_stays_within_the_usable_cores():
     assert choose_threads(3).threads == 3
@@ -168,7 +204,9 @@ def test_a_busy_neighbour_is_seen_and_costs_one_thread():
 
 def test_fit_reports_its_thread_choice_and_the_same_thread_count_reproduces_the_weights(tiny_config, tmp_path):
     for name in ("a", "b"):
-        result = run_cli("fit", "--config", tiny_config, "--out", tmp_path / name, "--quiet", "--json", "--threads", "1")
+        result = run_cli(
+            "fit", "--config", tiny_config, "--out", tmp_path / name, "--quiet", "--json", "--threads", "1"
+        )
         assert result.exit_code == 0 and json.loads(result.stdout)["threads"] == 1
         assert "1 BLAS thread (--threads)" in result.stderr
     with np.load(tmp_path / "a" / "model.npz") as a, np.load(tmp_path / "b" / "model.npz") as b:
@@ -176,8 +214,17 @@ def test_fit_reports_its_thread_choice_and_the_same_thread_count_reproduces_the_
 
 
 def test_bench_busy_reports_idle_and_busy_epochs_with_their_thread_counts(digits_csv):
-    result = run_cli("bench", "--data", digits_csv, "--busy", "--epochs", "2", "--json", "--config",
-                     ROOT / "configs" / "default.yaml")
+    result = run_cli(
+        "bench",
+        "--data",
+        digits_csv,
+        "--busy",
+        "--epochs",
+        "2",
+        "--json",
+        "--config",
+        ROOT / "configs" / "default.yaml",
+    )
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["training"][0]
     assert row["threads"] >= 1 and row["busy"]["threads"] >= 1 and row["busy_over_idle"] > 0
@@ -190,7 +237,9 @@ def test_every_install_hint_works_as_written_from_a_checkout():
     import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    texts = [p.read_text() for p in [*(ROOT / "bp_train").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]]
+    texts = [
+        p.read_text() for p in [*(ROOT / "bp_train").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    ]
     hinted = set()
     for text in texts:
         assert "bp-train[" not in text  # a PyPI name that does not exist

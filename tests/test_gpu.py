@@ -12,7 +12,9 @@ from bp_train.config import load_config
 from bp_train.data.digits import Digits
 from bp_train.training.trainer import Trainer
 
-cupy = pytest.importorskip("cupy", reason="CuPy is the optional extra gpu (.venv/bin/python -m pip install -e '.[gpu]'); GPU tests need it")
+cupy = pytest.importorskip(
+    "cupy", reason="CuPy is the optional extra gpu (.venv/bin/python -m pip install -e '.[gpu]'); GPU tests need it"
+)
 try:
     if cupy.cuda.runtime.getDeviceCount() < 1:
         raise RuntimeError("no device")
@@ -21,11 +23,17 @@ except Exception as exc:  # whatever CUDA says, there is no GPU to test on
 
 pytestmark = pytest.mark.gpu
 
-DENSE = ["model.hidden=[{size: 40, dropout: 0.3, batchnorm: true}, {size: 20}]",
-         "train.optimizer={name: adam, lr: 0.002}", "train.weight_decay=0.001"]
-CONV = ["model.input_shape=[1, 28, 28]",
-        "model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2, batchnorm: true}, {filters: 6, kernel: 3, pool: 2}]",
-        "model.hidden=[{size: 16, dropout: 0.2}]", "train.optimizer={name: momentum, lr: 0.05}"]
+DENSE = [
+    "model.hidden=[{size: 40, dropout: 0.3, batchnorm: true}, {size: 20}]",
+    "train.optimizer={name: adam, lr: 0.002}",
+    "train.weight_decay=0.001",
+]
+CONV = [
+    "model.input_shape=[1, 28, 28]",
+    "model.conv=[{filters: 4, kernel: 3, pad: 1, pool: 2, batchnorm: true}, {filters: 6, kernel: 3, pool: 2}]",
+    "model.hidden=[{size: 16, dropout: 0.2}]",
+    "train.optimizer={name: momentum, lr: 0.05}",
+]
 
 
 def sets(overrides):
@@ -34,8 +42,17 @@ def sets(overrides):
 
 def steps_on(device, tmp_path, overrides, steps=6):
     images, labels = synthetic_digits(200, seed=3)
-    config = load_config(None, [f"data.train={tmp_path / 'unused.csv'}", "data.val_fraction=0",
-                                "train.batch_size=25", "model.dtype=float64", f"train.device={device}", *overrides])
+    config = load_config(
+        None,
+        [
+            f"data.train={tmp_path / 'unused.csv'}",
+            "data.val_fraction=0",
+            "train.batch_size=25",
+            "model.dtype=float64",
+            f"train.device={device}",
+            *overrides,
+        ],
+    )
     trainer = Trainer(config, tmp_path / device, show_progress=False, digits=Digits(images, labels, "synthetic"))
     for i, (xb, tb) in enumerate(trainer.shuffler.epoch()):
         if i == steps:
@@ -65,13 +82,25 @@ def test_gradcheck_passes_on_the_gpu():
 def test_a_gpu_trained_model_predicts_the_same_labels_on_the_cpu(tmp_path):
     images, labels = synthetic_digits(600, seed=9)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
-    fitted = run_cli("fit", "--data", data, "--out", tmp_path / "run", "--epochs", "2", "--device", "cuda", "--quiet",
-                     *sets(CONV))
+    fitted = run_cli(
+        "fit", "--data", data, "--out", tmp_path / "run", "--epochs", "2", "--device", "cuda", "--quiet", *sets(CONV)
+    )
     assert fitted.exit_code == 0, fitted.output
     test_csv = write_digit_csv(tmp_path / "test.csv", images, None)
     for device in ("cuda", "cpu"):
-        result = run_cli("predict", "--model", tmp_path / "run" / "model.npz", "--data", test_csv,
-                         "--out", tmp_path / f"{device}.csv", "--proba", tmp_path / f"{device}-p.csv", "--device", device)
+        result = run_cli(
+            "predict",
+            "--model",
+            tmp_path / "run" / "model.npz",
+            "--data",
+            test_csv,
+            "--out",
+            tmp_path / f"{device}.csv",
+            "--proba",
+            tmp_path / f"{device}-p.csv",
+            "--device",
+            device,
+        )
         assert result.exit_code == 0, result.output
     assert (tmp_path / "cuda.csv").read_text() == (tmp_path / "cpu.csv").read_text()
     p_gpu = np.loadtxt(tmp_path / "cuda-p.csv", delimiter=",", skiprows=1)
@@ -98,8 +127,9 @@ def test_the_same_seed_gives_the_same_float32_weights_on_the_gpu(tmp_path):
     images, labels = synthetic_digits(400, seed=6)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     for name in ("a", "b"):
-        result = run_cli("fit", "--data", data, "--out", tmp_path / name, "--epochs", "2", "--device", "cuda",
-                         "--quiet", *sets(CONV))
+        result = run_cli(
+            "fit", "--data", data, "--out", tmp_path / name, "--epochs", "2", "--device", "cuda", "--quiet", *sets(CONV)
+        )
         assert result.exit_code == 0, result.output
     a = np.load(tmp_path / "a" / "model.npz", allow_pickle=False)
     b = np.load(tmp_path / "b" / "model.npz", allow_pickle=False)
@@ -111,8 +141,14 @@ def test_augmentation_distorts_a_batch_on_the_gpu_as_on_the_cpu():
     smoothing run on the GPU, where the batch lives, and give the CPU's digits (float64: to 1e-10)."""
     from bp_train.data.augment import Augmenter, augment_rng
 
-    config = load_config(None, ["data.train=unused.csv", "model.input_shape=[1, 28, 28]", "train.augment={shift: 2, "
-                                "rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 30, sigma: 4}}"])
+    config = load_config(
+        None,
+        [
+            "data.train=unused.csv",
+            "model.input_shape=[1, 28, 28]",
+            "train.augment={shift: 2, rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 30, sigma: 4}}",
+        ],
+    )
     images, _ = synthetic_digits(50, seed=4)
     batch = images / 255.0
     cpu = Augmenter(config.train.augment, (1, 28, 28), augment_rng(5))(batch)

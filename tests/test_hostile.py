@@ -24,6 +24,7 @@ def assert_bounded(code, stderr, seconds, peak, message):
 
 # --- 1. resource exhaustion from small inputs -------------------------------------------------------------
 
+
 def test_a_yaml_alias_bomb_is_refused_quickly_in_little_memory(tmp_path):
     lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     for i, name in enumerate("bcdefghi"):
@@ -55,6 +56,7 @@ def crafted_npz(path, arrays: dict, meta, compress=False):
 
 def model_meta(hidden=100):
     from bp_train.config import load_config
+
     config = load_config(None, [f"model.hidden=[{{size: {hidden}}}]"])
     return {"format": "bp-train-model/1", "config": config.to_dict()}
 
@@ -64,7 +66,9 @@ def test_a_small_model_file_declaring_a_huge_weight_is_refused_before_reading_it
     crafted_npz(huge, {"W1": np.zeros((20000, 20000), np.float32)}, model_meta(20000), compress=True)
     assert huge.stat().st_size < 2_000_000
     test_csv = write_digit_csv(tmp_path / "t.csv", synthetic_digits(5)[0], None)
-    code, stderr, seconds, peak = run_measured("predict", "--model", huge, "--data", test_csv, "--out", tmp_path / "s.csv")
+    code, stderr, seconds, peak = run_measured(
+        "predict", "--model", huge, "--data", test_csv, "--out", tmp_path / "s.csv"
+    )
     assert_bounded(code, stderr, seconds, peak, "is compressed; bp-train writes plain .npz files")
 
 
@@ -77,18 +81,23 @@ def trained(tmp_path, tiny_config):
     return run, arrays
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda a: a.update(W1=np.full_like(a["W1"], np.nan)), "array 'W1' holds NaN or infinite values"),
-    (lambda a: a.update(extra=np.zeros(3)), "array 'extra' is not part of the network its config describes"),
-    (lambda a: a.update(W2=a["W2"].astype(np.complex64)), "array 'W2' has dtype complex64; expected numbers"),
-    (lambda a: a.update(b1=np.array(["x"] * a["b1"].size)), "array 'b1' has dtype <U1; expected numbers"),
-    (lambda a: a.update(W1=a["W1"].T.copy()), "wrong shape or dtype of W1"),
-    (lambda a: a.update(W1=a["W1"][:10]), "its saved config describes a network of"),
-    (lambda a: a.update(meta=np.array("not json")), "no 'bp-train-model/1' header"),
-    (lambda a: a.update(meta=np.array(json.dumps({"format": "bp-train-model/1", "config": [1, 2]}))),
-     "no valid saved config"),
-    (lambda a: a.update(meta=np.array(3.0)), "array 'meta' has dtype float64; expected text"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.update(W1=np.full_like(a["W1"], np.nan)), "array 'W1' holds NaN or infinite values"),
+        (lambda a: a.update(extra=np.zeros(3)), "array 'extra' is not part of the network its config describes"),
+        (lambda a: a.update(W2=a["W2"].astype(np.complex64)), "array 'W2' has dtype complex64; expected numbers"),
+        (lambda a: a.update(b1=np.array(["x"] * a["b1"].size)), "array 'b1' has dtype <U1; expected numbers"),
+        (lambda a: a.update(W1=a["W1"].T.copy()), "wrong shape or dtype of W1"),
+        (lambda a: a.update(W1=a["W1"][:10]), "its saved config describes a network of"),
+        (lambda a: a.update(meta=np.array("not json")), "no 'bp-train-model/1' header"),
+        (
+            lambda a: a.update(meta=np.array(json.dumps({"format": "bp-train-model/1", "config": [1, 2]}))),
+            "no valid saved config",
+        ),
+        (lambda a: a.update(meta=np.array(3.0)), "array 'meta' has dtype float64; expected text"),
+    ],
+)
 def test_crafted_model_files_are_refused_naming_what_is_wrong(trained, tmp_path, digits_csv, change, message):
     _, arrays = trained
     change(arrays)
@@ -106,12 +115,15 @@ def test_a_gzip_bomb_posing_as_idx_is_stopped_at_the_limit(tmp_path):
         for _ in range(160):
             out.write(bytes(1_000_000))
     assert bomb.stat().st_size < 2_000_000
-    assert_bounded(*run_measured("data", "convert", "--images", bomb, "--out", tmp_path / "x.csv"),
-                   "inflates to more than 100,000,000 bytes")
+    assert_bounded(
+        *run_measured("data", "convert", "--images", bomb, "--out", tmp_path / "x.csv"),
+        "inflates to more than 100,000,000 bytes",
+    )
 
 
 def test_a_csv_gzip_bomb_is_stopped_at_the_memory_limit_without_inflating_the_rest(tmp_path, monkeypatch):
     import bp_train.data.digits
+
     row = ("1," + ",".join(["0"] * 784) + "\n").encode()
     bomb = tmp_path / "train.csv.gz"
     with gzip.open(bomb, "wb", compresslevel=1) as out:
@@ -122,8 +134,9 @@ def test_a_csv_gzip_bomb_is_stopped_at_the_memory_limit_without_inflating_the_re
     read = []
     original = bp_train.data.digits._BoundedReader.read
     monkeypatch.setattr(bp_train.data.digits, "_text_limit", lambda: 20_000_000)
-    monkeypatch.setattr(bp_train.data.digits._BoundedReader, "read",
-                        lambda self, size=-1: (read.append(size), original(self, size))[1])
+    monkeypatch.setattr(
+        bp_train.data.digits._BoundedReader, "read", lambda self, size=-1: (read.append(size), original(self, size))[1]
+    )
     result = run_cli("fit", "--data", bomb, "--out", tmp_path / "run", "--no-cache")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert f"{bomb}: more than 20 MB of CSV text" in result.stderr and "free memory can parse" in result.stderr
@@ -145,6 +158,7 @@ def test_a_csv_whose_first_row_has_extra_fields_is_an_error_on_line_2(tmp_path):
 
 
 # --- 2. outputs that would overwrite inputs ----------------------------------------------------------------
+
 
 def test_predict_never_writes_over_its_model_by_any_spelling(trained, tmp_path, digits_csv):
     run, _ = trained
@@ -170,12 +184,16 @@ def test_data_convert_never_writes_over_its_idx_input(tmp_path):
 
 # --- 4. no tracebacks --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["gradcheck", "--seed", "-1"], "-1 is not in the range"),
-    (["gradcheck", "--tol", "nan"], "'nan' is not a finite number"),
-    (["gradcheck", "--h", "inf"], "'inf' is not a finite number"),
-    (["compare-speed", "--budget", "nan"], "'nan' is not a finite number"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["gradcheck", "--seed", "-1"], "-1 is not in the range"),
+        (["gradcheck", "--tol", "nan"], "'nan' is not a finite number"),
+        (["gradcheck", "--h", "inf"], "'inf' is not a finite number"),
+        (["compare-speed", "--budget", "nan"], "'nan' is not a finite number"),
+    ],
+)
 def test_bad_numeric_options_are_usage_errors(args, message):
     result = run_cli(*args)
     assert result.exit_code == 2 and message in result.output
@@ -204,13 +222,17 @@ def test_an_idx_file_with_zero_images_is_refused(tmp_path):
 
 # --- 5. quietly wrong is worse than an error ----------------------------------------------------------------
 
-@pytest.mark.parametrize("text, message", [
-    ("train:\n  epochs: 3\n  epochs: 5\n", "line 3: duplicate key 'epochs' (first at line 2)"),
-    ("train: {epochs: 3}\nmodel: {}\ntrain: {seed: 1}\n", "line 3: duplicate key 'train' (first at line 1)"),
-    ("train: {optimizer: {lr: .inf}}\n", "'train.optimizer.lr' is inf; expected a finite number"),
-    ("train: {weight_decay: .nan}\n", "'train.weight_decay' is nan; expected a finite number"),
-    ("model: {init: -.inf}\n", "'model.init' is -inf"),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train:\n  epochs: 3\n  epochs: 5\n", "line 3: duplicate key 'epochs' (first at line 2)"),
+        ("train: {epochs: 3}\nmodel: {}\ntrain: {seed: 1}\n", "line 3: duplicate key 'train' (first at line 1)"),
+        ("train: {optimizer: {lr: .inf}}\n", "'train.optimizer.lr' is inf; expected a finite number"),
+        ("train: {weight_decay: .nan}\n", "'train.weight_decay' is nan; expected a finite number"),
+        ("model: {init: -.inf}\n", "'model.init' is -inf"),
+    ],
+)
 def test_duplicate_keys_and_non_finite_numbers_are_refused_before_any_run_folder_exists(tmp_path, text, message):
     config = tmp_path / "exp.yaml"
     config.write_text(text)
@@ -225,8 +247,14 @@ def test_reversed_rows_are_an_error_not_silence(digits_csv):
 
 
 def test_show_into_a_closed_pipe_stops_quietly(digits_csv):
-    shell = subprocess.run(f"{sys.executable} -m bp_train.cli show {digits_csv} --rows 0-99 | head -1",
-                           shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    shell = subprocess.run(
+        f"{sys.executable} -m bp_train.cli show {digits_csv} --rows 0-99 | head -1",
+        shell=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shell.stderr == "" and len(shell.stdout.splitlines()) == 1
 
 
@@ -256,6 +284,7 @@ def test_a_repeated_column_is_reported_under_its_own_name(tmp_path):
 
 # --- 6. interrupts and full disks ---------------------------------------------------------------------------
 
+
 def test_ctrl_c_during_predict_exits_130_and_writes_nothing(trained, tmp_path, digits_csv, monkeypatch):
     run, _ = trained
     from bp_train.nn.network import Network
@@ -281,8 +310,9 @@ def test_a_full_disk_while_writing_probabilities_leaves_neither_output_new(train
         return real_savetxt(fname, table, **kwargs)
 
     monkeypatch.setattr(np, "savetxt", savetxt)
-    result = run_cli("predict", "--model", run / "model.npz", "--data", digits_csv, "--out", submission,
-                     "--proba", proba)
+    result = run_cli(
+        "predict", "--model", run / "model.npz", "--data", digits_csv, "--out", submission, "--proba", proba
+    )
     assert result.exit_code == 2 and f"{proba}: No space left on device" in result.stderr
     assert submission.read_text() == "old submission\n" and not proba.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

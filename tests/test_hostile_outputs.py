@@ -37,8 +37,10 @@ def test_an_output_that_is_a_fifo_is_written_into_and_stays_a_fifo(tmp_path, mod
 def test_an_output_that_is_a_device_stays_the_device(tmp_path, model, digits_csv):
     null = tmp_path / "null"
     os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own, in a scratch folder
-    for args in (["predict", "--model", model, "--data", digits_csv, "--out", null],
-                 ["predict", "--model", model, "--data", digits_csv, "--out", tmp_path / "s.csv", "--proba", null]):
+    for args in (
+        ["predict", "--model", model, "--data", digits_csv, "--out", null],
+        ["predict", "--model", model, "--data", digits_csv, "--out", tmp_path / "s.csv", "--proba", null],
+    ):
         assert run_cli(*args).exit_code == 0
         assert stat.S_ISCHR(os.lstat(null).st_mode) and os.major(os.lstat(null).st_rdev) == 1
 
@@ -71,8 +73,9 @@ def test_explain_png_into_a_missing_folder_fails_before_printing_the_graph(tmp_p
 
 
 def bounded_fetch(tmp_path, mirror):
-    code, stderr, seconds, peak = run_measured("data", "fetch", "--dest", tmp_path / "data", "--mirror", mirror,
-                                              "--no-default-mirrors")
+    code, stderr, seconds, peak = run_measured(
+        "data", "fetch", "--dest", tmp_path / "data", "--mirror", mirror, "--no-default-mirrors"
+    )
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]  # the rest: the progress bar
     assert code == 2 and len(errors) == 1 and "train-images-idx3-ubyte.gz" in errors[0], stderr
     assert "Traceback" not in stderr
@@ -83,6 +86,7 @@ def bounded_fetch(tmp_path, mirror):
 
 def test_a_mirrors_gzip_bomb_is_inflated_no_further_than_the_file_can_be(tmp_path):
     import zlib
+
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -127,11 +131,14 @@ def test_an_endless_http_mirror_is_cut_off(tmp_path):
         server.server_close()
 
 
-@pytest.mark.parametrize("command", [
-    ["explain", "network", "--png", "{csv}"],
-    ["plot", "--activations", "{config}", "--out", "{csv}"],
-    ["plot", "--augment", "{config}", "--out", "{csv}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["explain", "network", "--png", "{csv}"],
+        ["plot", "--activations", "{config}", "--out", "{csv}"],
+        ["plot", "--augment", "{config}", "--out", "{csv}"],
+    ],
+)
 def test_no_output_may_overwrite_the_configs_training_csv(command, tmp_path, digits_csv):
     config = tmp_path / "c.yaml"
     config.write_text(f"data: {{train: {digits_csv}}}\ntrain: {{augment: {{shift: 2}}}}\n")
@@ -147,6 +154,7 @@ def test_no_output_may_overwrite_the_configs_training_csv(command, tmp_path, dig
 def tamper(checkpoint, change):
     """Rewrite a checkpoint with `change(arrays, meta)` applied, as bp-train's own writer would."""
     from bp_train.files.store import load_arrays, save_arrays
+
     arrays, meta = load_arrays(checkpoint, kind="checkpoint")
     change(arrays, meta)
     save_arrays(checkpoint, arrays, meta)
@@ -172,7 +180,9 @@ def test_a_tampered_checkpoint_is_one_line_and_the_run_folder_is_left_as_it_was(
     tamper(run / "checkpoint.npz", TAMPERED[what])
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     result = run_cli("fit", "--resume", run, "--epochs", "3", "--quiet")
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "checkpoint.npz" in result.stderr, \
-        (what, result.stderr[-300:])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "checkpoint.npz" in result.stderr, (
+        what,
+        result.stderr[-300:],
+    )
     assert "Traceback" not in result.stderr
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

@@ -17,7 +17,7 @@ def shape(size=40):
     """A synthetic 'digit': an L of thick strokes (not symmetric, so a flip or a misplacement shows)."""
     ink = np.zeros((size * 2, size), dtype=np.float64)
     ink[:, : size // 4] = 255
-    ink[-size // 4:, :] = 255
+    ink[-size // 4 :, :] = 255
     return ink
 
 
@@ -25,7 +25,7 @@ def picture(ink, canvas=(240, 200), at=(30, 50), grey_paper=None, dark_on_light=
     height, width = canvas
     values = np.zeros((height, width))
     top, left = at
-    values[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
+    values[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
     if dark_on_light:
         values = 255 - values
     if grey_paper is not None:  # dark ink (20) on paper that is not white (grey_paper), with some grain
@@ -59,7 +59,9 @@ def test_the_preparation_gives_the_same_28x28_however_the_digit_was_drawn(tmp_pa
     for name, options in VARIANTS.items():
         prepared = prepare(make(tmp_path, name, **options)).pixels
         # within a tolerance: resampling a shifted or scaled shape moves its grey edges a little
-        assert np.abs(prepared - reference).mean() < 6 and np.corrcoef(prepared.ravel(), reference.ravel())[0, 1] > 0.97, name
+        assert (
+            np.abs(prepared - reference).mean() < 6 and np.corrcoef(prepared.ravel(), reference.ravel())[0, 1] > 0.97
+        ), name
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -95,8 +97,20 @@ def test_predict_image_reads_files_and_folders_and_writes_what_it_is_asked(tmp_p
     for name in ("a", "b"):
         picture(shape(), dark_on_light=True).save(folder / f"{name}.png")
     single = make(tmp_path, "single")
-    result = run_cli("predict", "--model", model, "--image", folder, "--image", single, "--json",
-                     "--out", tmp_path / "read.csv", "--save-inputs", tmp_path / "seen")
+    result = run_cli(
+        "predict",
+        "--model",
+        model,
+        "--image",
+        folder,
+        "--image",
+        single,
+        "--json",
+        "--out",
+        tmp_path / "read.csv",
+        "--save-inputs",
+        tmp_path / "seen",
+    )
     assert result.exit_code == 0, result.stderr
     read = json.loads(result.stdout)
     assert [r["file"] for r in read] == [str(folder / "a.png"), str(folder / "b.png"), str(single)]
@@ -116,8 +130,17 @@ def test_save_inputs_keeps_pictures_of_one_name_from_two_folders_apart(tmp_path,
     for folder, dark in (("left", True), ("right", False)):
         (tmp_path / folder).mkdir()
         picture(shape(30 if dark else 50), dark_on_light=dark).save(tmp_path / folder / "seven.png")
-    result = run_cli("predict", "--model", model, "--image", tmp_path / "left", "--image", tmp_path / "right",
-                     "--save-inputs", tmp_path / "seen")
+    result = run_cli(
+        "predict",
+        "--model",
+        model,
+        "--image",
+        tmp_path / "left",
+        "--image",
+        tmp_path / "right",
+        "--save-inputs",
+        tmp_path / "seen",
+    )
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == ["seven-2.png", "seven.png"]
     for name, folder in (("seven.png", "left"), ("seven-2.png", "right")):
@@ -137,13 +160,17 @@ def bad_images(tmp_path):
     whole = tmp_path / "whole.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)).save(whole)
     truncated = tmp_path / "truncated.png"
-    truncated.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    truncated.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
     made["truncated"] = truncated
     bomb = tmp_path / "bomb.png"  # a tiny file whose header declares a 100,000 x 100,000 picture
     raw = zlib.compress(b"\x00" * 1000)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
     made["decompression bomb"] = bomb
     empty = tmp_path / "empty-folder"
     empty.mkdir()
@@ -154,8 +181,17 @@ def bad_images(tmp_path):
 def test_every_bad_image_is_one_line_exit_2_and_nothing_is_written(tmp_path, digits_csv):
     model = trained_model(tmp_path, digits_csv)
     for name, path in bad_images(tmp_path).items():
-        code, stderr, seconds, peak_mib = run_measured("predict", "--model", model, "--image", path,
-                                                      "--out", tmp_path / "out.csv", "--save-inputs", tmp_path / "in")
+        code, stderr, seconds, peak_mib = run_measured(
+            "predict",
+            "--model",
+            model,
+            "--image",
+            path,
+            "--out",
+            tmp_path / "out.csv",
+            "--save-inputs",
+            tmp_path / "in",
+        )
         assert code == 2 and stderr.count("\n") == 1 and str(path) in stderr, (name, stderr)
         assert seconds < 10 and peak_mib < 500, (name, seconds, peak_mib)
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "in").exists(), name
@@ -179,19 +215,23 @@ def test_unusual_modes_are_read_as_what_they_show(tmp_path, digits_csv):
     assert prepare(gif).notes == ["the first of its 2 frames"]
 
 
-@pytest.mark.parametrize("overrides", [
-    ["model.hidden=[{size: 12, batchnorm: true, dropout: 0.3}, {size: 8, activation: tanh}]"],
-    ["model.conv=[{filters: 3, kernel: 5, pool: 2, batchnorm: true}]", "model.hidden=[{size: 8}]"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.hidden=[{size: 12, batchnorm: true, dropout: 0.3}, {size: 8, activation: tanh}]"],
+        ["model.conv=[{filters: 3, kernel: 5, pool: 2, batchnorm: true}]", "model.hidden=[{size: 8}]"],
+    ],
+)
 def test_the_saliency_is_the_central_difference_gradient_of_the_class_score(overrides):
     from bp_train.config import build_network, load_config
     from bp_train.nn.gradient import numerical_gradient, parameter_error
+    from bp_train.training.voting import score_gradient
 
     network = build_network(load_config(None, overrides), seed=2, dtype="float64")
     rng = np.random.default_rng(0)
     network.gradient(rng.random((6, 784)), rng.integers(0, 10, 6))  # running averages away from 0 and 1
     x = rng.random((1, 784))
     label = int(network.predict(x).argmax())
-    saliency = network.score_gradient(x.copy(), label)
+    saliency = score_gradient(network, x.copy(), label)
     numeric = numerical_gradient(lambda: float(network.predict(x)[0, label]), x, h=1e-6)
     assert saliency.shape == (1, 784) and parameter_error(saliency, numeric) < 1e-6

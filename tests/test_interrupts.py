@@ -32,9 +32,25 @@ def test_sigint_at_any_moment_of_fit_is_one_line_and_exit_130(tmp_path, delay):
     images, labels = synthetic_digits(2000, seed=1)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     run_dir = tmp_path / "run"
-    child = subprocess.Popen(LAUNCH + ["fit", "--data", str(data), "--out", str(run_dir), "--epochs", "200",
-                                       "--set", "model.hidden=[{size: 128}]", "--quiet"],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        LAUNCH
+        + [
+            "fit",
+            "--data",
+            str(data),
+            "--out",
+            str(run_dir),
+            "--epochs",
+            "200",
+            "--set",
+            "model.hidden=[{size: 128}]",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(delay)
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
@@ -72,9 +88,23 @@ def test_sigint_at_any_moment_of_predict_leaves_no_output(tmp_path, delay, digit
     images, _ = synthetic_digits(20000, seed=2)
     test_csv = write_digit_csv(tmp_path / "test.csv", images, None)
     out = tmp_path / "submission.csv"
-    child = subprocess.Popen(LAUNCH + ["predict", "--model", str(tmp_path / "run" / "model.npz"), "--data",
-                                       str(test_csv), "--out", str(out), "--no-cache"],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        LAUNCH
+        + [
+            "predict",
+            "--model",
+            str(tmp_path / "run" / "model.npz"),
+            "--data",
+            str(test_csv),
+            "--out",
+            str(out),
+            "--no-cache",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(delay)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
@@ -88,12 +118,15 @@ def test_sigint_at_any_moment_of_predict_leaves_no_output(tmp_path, delay, digit
 
 # --- a real full disk: a small tmpfs ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MB tmpfs, mounted for the test (needs root and permission to mount; skipped otherwise)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'})")
     try:
@@ -112,12 +145,38 @@ def fill(disk, leave: int) -> None:
 
 def test_a_full_disk_fails_fit_overwrite_and_predict_cleanly_and_keeps_what_was_there(small_disk, digits_csv):
     run_dir = small_disk / "run"
-    assert run_cli("fit", "--data", digits_csv, "--out", run_dir, "--epochs", "1", "--quiet",
-                   "--set", "model.hidden=[{size: 64}]").exit_code == 0
+    assert (
+        run_cli(
+            "fit",
+            "--data",
+            digits_csv,
+            "--out",
+            run_dir,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--set",
+            "model.hidden=[{size: 64}]",
+        ).exit_code
+        == 0
+    )
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     fill(small_disk, leave=50_000)  # the config fits, a checkpoint (about 600 KB) does not
-    result = run_cli("fit", "--data", digits_csv, "--out", run_dir, "--overwrite", "--epochs", "2", "--quiet",
-                     "--set", "model.hidden=[{size: 64}]", "--set", "train.seed=5")
+    result = run_cli(
+        "fit",
+        "--data",
+        digits_csv,
+        "--out",
+        run_dir,
+        "--overwrite",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--set",
+        "model.hidden=[{size: 64}]",
+        "--set",
+        "train.seed=5",
+    )
     assert result.exit_code == 2 and "No space left on device" in result.stderr, result.output
     assert result.stderr.count("\n") == 1
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before

@@ -117,8 +117,8 @@ def test_dropout_is_inverted_and_off_in_evaluation():
     x = np.ones((200, 500))
     out = layer.forward(x)
     assert np.unique(out) == pytest.approx([0.0, 1 / 0.6])
-    assert abs(np.mean(out == 0) - 0.4) < 0.01      # the ratio is honoured
-    assert abs(out.mean() - 1.0) < 0.02             # expected activation unchanged
+    assert abs(np.mean(out == 0) - 0.4) < 0.01  # the ratio is honoured
+    assert abs(out.mean() - 1.0) < 0.02  # expected activation unchanged
     layer.train = False
     assert layer.forward(x) is x
 

@@ -10,8 +10,22 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "bp_train"
 # From the bottom up. A module may import modules of a lower rank, or of its own package.
-RANKS = {"errors": 0, "nn": 1, "machine": 2, "config": 3, "files": 4, "data": 5,
-         "training": 6, "views": 7, "exercises": 7, "serve": 8, "export": 8, "tune": 8, "cli": 9, "launch": 10}
+RANKS = {
+    "errors": 0,
+    "nn": 1,
+    "machine": 2,
+    "config": 3,
+    "files": 4,
+    "data": 5,
+    "training": 6,
+    "views": 7,
+    "exercises": 7,
+    "serve": 8,
+    "export": 8,
+    "tune": 8,
+    "cli": 9,
+    "launch": 10,
+}
 
 
 def module_name(path: Path) -> str:
@@ -31,7 +45,7 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             if node.level == 0:
                 base = node.module or ""
             else:
-                anchor = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                anchor = package[: len(package) - (node.level - 1)] if node.level > 1 else package
                 base = ".".join(["bp_train", *anchor, *([node.module] if node.module else [])])
             names = [f"{base}.{alias.name}" for alias in node.names] if not node.module else [base]
             found += [(node.lineno, name) for name in names]
@@ -71,8 +85,9 @@ def test_lower_files_never_import_higher_ones(path):
             continue  # the package's version is a constant, not a module
         there = rank_of(name)
         assert there is not None, f"{path}:{line} imports {name}, which has no place in RANKS"
-        assert there[0] < here[0] or there[1] == here[1], \
+        assert there[0] < here[0] or there[1] == here[1], (
             f"{path.relative_to(ROOT)}:{line} ({here[1]}, rank {here[0]}) imports {name} ({there[1]}, rank {there[0]})"
+        )
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -85,9 +100,15 @@ def import_graph() -> dict[str, set[str]]:
             name = name.rpartition(".")[0]
         return name or None
 
-    return {module: {found for _, name in imported_modules(path) if name.startswith("bp_train")
-                     if (found := module_of(name)) not in (None, module)}
-            for module, path in modules.items()}
+    return {
+        module: {
+            found
+            for _, name in imported_modules(path)
+            if name.startswith("bp_train")
+            if (found := module_of(name)) not in (None, module)
+        }
+        for module, path in modules.items()
+    }
 
 
 def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -99,14 +120,13 @@ def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[module] = "open"
         for imported in sorted(graph[module]):
             if state.get(imported) == "open":
-                return path[path.index(imported):] + [imported]
+                return path[path.index(imported) :] + [imported]
             if imported not in state and (cycle := walk(imported, path + [imported])):
                 return cycle
         state[module] = "done"
         return None
 
-    return next((cycle for module in sorted(graph) if module not in state if (cycle := walk(module, [module]))),
-                None)
+    return next((cycle for module in sorted(graph) if module not in state if (cycle := walk(module, [module]))), None)
 
 
 def test_no_two_modules_import_each_other_even_through_others_or_inside_one_folder():
@@ -156,12 +176,13 @@ def test_the_lesson_is_the_first_thing_ls_shows_and_its_init_gives_the_reading_o
 
 def test_the_reading_orders_first_network_runs_as_written():
     doc = ast.get_docstring(ast.parse((PACKAGE / "nn" / "__init__.py").read_text(encoding="utf-8")))
-    example = doc[doc.index("A first network, by hand:"):]
+    example = doc[doc.index("A first network, by hand:") :]
     code = "\n".join(line[4:] for line in example.splitlines() if line.startswith("    "))
     printed = []
     namespace = {"print": printed.append}
     exec(compile(code, "nn/__init__.py docstring", "exec"), namespace)
     assert set(namespace["grads"]) == {"W1", "b1", "W2", "b2"} and printed[0] < 1e-8
     from bp_train.nn.network import Network
+
     untrained = Network(input_size=784, hidden_sizes=[50], output_size=10)
     assert namespace["net"].loss(namespace["x"], namespace["t"]) < untrained.loss(namespace["x"], namespace["t"])

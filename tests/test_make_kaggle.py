@@ -18,16 +18,36 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make i
 def run_make_kaggle(*options, timeout=300, **variables):
     """`make kaggle` in the checkout with the test's environment as VENV; -o keeps make from reinstalling
     into it."""
-    return subprocess.run(["make", "-s", "-C", str(ROOT), "-o", f"{VENV}/.installed", *options, "kaggle",
-                           *[f"{key}={value}" for key, value in {"VENV": VENV, **variables}.items()]],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(ROOT),
+            "-o",
+            f"{VENV}/.installed",
+            *options,
+            "kaggle",
+            *[f"{key}={value}" for key, value in {"VENV": VENV, **variables}.items()],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def make_kaggle(tmp_path, config, seeds, **variables):
     """`make kaggle` on the CSVs in tmp_path, everything it writes sent under tmp_path."""
-    return run_make_kaggle(KAGGLE_CONFIG=config, SEEDS=seeds, JOBS=2, TRAIN_CSV=tmp_path / "train.csv",
-                           TEST_CSV=tmp_path / "test.csv", ENSEMBLE=tmp_path / "ensemble",
-                           SUBMISSION=tmp_path / "submission.csv", **variables)
+    return run_make_kaggle(
+        KAGGLE_CONFIG=config,
+        SEEDS=seeds,
+        JOBS=2,
+        TRAIN_CSV=tmp_path / "train.csv",
+        TEST_CSV=tmp_path / "test.csv",
+        ENSEMBLE=tmp_path / "ensemble",
+        SUBMISSION=tmp_path / "submission.csv",
+        **variables,
+    )
 
 
 def members(ensemble: Path) -> list[str]:
@@ -53,8 +73,9 @@ def test_make_kaggle_trains_the_ensemble_writes_the_tta_submission_and_adds_seed
     written = (tmp_path / "submission.csv").read_text()
     assert written.splitlines()[0] == "ImageId,Label" and len(written.splitlines()) == 301
     for tta, name in ((["--tta"], "tta.csv"), ([], "plain.csv")):
-        by_hand = run_cli("predict", "--model", tmp_path / "ensemble", *tta, "--data", tmp_path / "test.csv",
-                          "--out", tmp_path / name)
+        by_hand = run_cli(
+            "predict", "--model", tmp_path / "ensemble", *tta, "--data", tmp_path / "test.csv", "--out", tmp_path / name
+        )
         assert by_hand.exit_code == 0, by_hand.output
     assert written == (tmp_path / "tta.csv").read_text() != (tmp_path / "plain.csv").read_text()
 
@@ -77,8 +98,10 @@ def test_make_kaggle_epochs_overrides_the_configs_and_trains_the_members_on(tmp_
     write_digit_csv(tmp_path / "test.csv", synthetic_digits(50, seed=4)[0], None)
 
     def epochs_trained() -> list[int]:
-        return [len((tmp_path / "ensemble" / name / "metrics.csv").read_text().splitlines()) - 1
-                for name in members(tmp_path / "ensemble")]
+        return [
+            len((tmp_path / "ensemble" / name / "metrics.csv").read_text().splitlines()) - 1
+            for name in members(tmp_path / "ensemble")
+        ]
 
     first = make_kaggle(tmp_path, tiny_config, "0,1", EPOCHS=1)  # the config says 3
     assert first.returncode == 0, first.stderr

@@ -27,10 +27,12 @@ def small_mnist(tmp_path):
     mirror.mkdir()
     images, labels = synthetic_digits(30, seed=4)
     test_images, test_labels = synthetic_digits(12, seed=5)
-    contents = {"train-images-idx3-ubyte.gz": idx_bytes(images.reshape(-1, 28, 28)),
-                "train-labels-idx1-ubyte.gz": idx_bytes(labels),
-                "t10k-images-idx3-ubyte.gz": idx_bytes(test_images.reshape(-1, 28, 28)),
-                "t10k-labels-idx1-ubyte.gz": idx_bytes(test_labels)}
+    contents = {
+        "train-images-idx3-ubyte.gz": idx_bytes(images.reshape(-1, 28, 28)),
+        "train-labels-idx1-ubyte.gz": idx_bytes(labels),
+        "t10k-images-idx3-ubyte.gz": idx_bytes(test_images.reshape(-1, 28, 28)),
+        "t10k-labels-idx1-ubyte.gz": idx_bytes(test_labels),
+    }
     for name, content in contents.items():
         (mirror / name).write_bytes(gzip.compress(content))
     md5s = {name: hashlib.md5(content).hexdigest() for name, content in contents.items()}
@@ -73,14 +75,18 @@ def test_fetch_over_http_writes_kaggle_csvs(tmp_path, small_mnist, http_mirror):
     assert np.array_equal(read_labels(written["test_labels"], 12), test_labels)
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("checksum", "checksum mismatch"),
-    ("html", "sent an HTML page"),
-    ("truncated", "truncated or damaged download"),
-    ("missing", "answered HTTP 404"),
-])
-def test_a_bad_mirror_gives_a_clear_message_and_leaves_no_partial_file(tmp_path, small_mnist, http_mirror,
-                                                                       damage, message):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("checksum", "checksum mismatch"),
+        ("html", "sent an HTML page"),
+        ("truncated", "truncated or damaged download"),
+        ("missing", "answered HTTP 404"),
+    ],
+)
+def test_a_bad_mirror_gives_a_clear_message_and_leaves_no_partial_file(
+    tmp_path, small_mnist, http_mirror, damage, message
+):
     mirror, md5s, _ = small_mnist
     served, url = http_mirror
     for f in mirror.iterdir():
@@ -110,8 +116,9 @@ def test_an_unreachable_mirror_falls_through_to_the_next(tmp_path, small_mnist):
 
 @needs_shared
 def test_fetch_from_the_local_copy_of_real_mnist(tmp_path):
-    result = run_cli("data", "fetch", "--dest", tmp_path / "data", "--mirror", MNIST.as_uri() + "/",
-                     "--no-default-mirrors")
+    result = run_cli(
+        "data", "fetch", "--dest", tmp_path / "data", "--mirror", MNIST.as_uri() + "/", "--no-default-mirrors"
+    )
     assert result.exit_code == 0, result.output
     train = read_csv(tmp_path / "data" / "train.csv", require_labels=True)
     assert train.images.shape == (60000, 784) and np.bincount(train.labels).min() > 5000
@@ -124,20 +131,31 @@ def test_convert_round_trips_an_idx_pair(tmp_path):
     images, labels = synthetic_digits(9, seed=6)
     (tmp_path / "i.idx").write_bytes(idx_bytes(images.reshape(-1, 28, 28)))
     (tmp_path / "l.idx.gz").write_bytes(gzip.compress(idx_bytes(labels)))
-    result = run_cli("data", "convert", "--images", tmp_path / "i.idx", "--labels", tmp_path / "l.idx.gz",
-                     "--out", tmp_path / "out.csv")
+    result = run_cli(
+        "data",
+        "convert",
+        "--images",
+        tmp_path / "i.idx",
+        "--labels",
+        tmp_path / "l.idx.gz",
+        "--out",
+        tmp_path / "out.csv",
+    )
     assert result.exit_code == 0, result.output
     digits = read_csv(tmp_path / "out.csv", require_labels=True)
     assert np.array_equal(digits.images, images) and np.array_equal(digits.labels, labels)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x01\x02\x08\x03" + b"\0" * 12, "bad magic number"),
-    (bytes([0, 0, 0x0D, 3]) + b"\0" * 12, "type code 0x0d"),
-    (bytes([0, 0, 8, 1]) + np.array([5], ">u4").tobytes() + b"\0" * 5, "expected images"),
-    (bytes([0, 0, 8, 3]) + np.array([2, 28, 28], ">u4").tobytes() + b"\0" * 100, "2 x 28 x 28 = 1568 bytes"),
-    (b"", "bad magic number"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x01\x02\x08\x03" + b"\0" * 12, "bad magic number"),
+        (bytes([0, 0, 0x0D, 3]) + b"\0" * 12, "type code 0x0d"),
+        (bytes([0, 0, 8, 1]) + np.array([5], ">u4").tobytes() + b"\0" * 5, "expected images"),
+        (bytes([0, 0, 8, 3]) + np.array([2, 28, 28], ">u4").tobytes() + b"\0" * 100, "2 x 28 x 28 = 1568 bytes"),
+        (b"", "bad magic number"),
+    ],
+)
 def test_idx_headers_are_validated(content, message):
     with pytest.raises(DataError, match=message):
         parse_idx(content, "f.idx", 3)

@@ -25,13 +25,16 @@ def test_params_are_an_ordered_dict_shared_with_the_layers():
     assert net.layers["Affine2"].W is net.params["W2"]  # an in-place update reaches the layer
 
 
-@pytest.mark.parametrize("hidden", [
-    "[{size: 12, activation: relu}]",
-    "[{size: 12, activation: sigmoid}]",
-    "[{size: 12, activation: tanh}]",
-    "[{size: 12, activation: relu}, {size: 9, activation: tanh}, {size: 7, activation: sigmoid}]",
-    "[{size: 12, activation: relu, batchnorm: true}, {size: 9, activation: tanh, batchnorm: true}]",
-])
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "[{size: 12, activation: relu}]",
+        "[{size: 12, activation: sigmoid}]",
+        "[{size: 12, activation: tanh}]",
+        "[{size: 12, activation: relu}, {size: 9, activation: tanh}, {size: 7, activation: sigmoid}]",
+        "[{size: 12, activation: relu, batchnorm: true}, {size: 9, activation: tanh, batchnorm: true}]",
+    ],
+)
 def test_backprop_matches_numerical_gradient(hidden):
     net = network(f"model.hidden={hidden}", "train.weight_decay=0.01")
     x, t = batch()
@@ -61,6 +64,7 @@ def test_numerical_gradient_restores_every_parameter_exactly():
 
 def test_numerical_gradient_refuses_float32():
     from bp_train.nn.errors import NetworkError
+
     with pytest.raises(NetworkError, match="float64"):
         network("model.hidden=[{size: 4}]", dtype="float32").numerical_gradient(*batch(2))
 

@@ -40,13 +40,27 @@ def test_onnx_runtime_gives_predict_probas_probabilities_on_1000_t10k_rows(kind,
     from bp_train.data.mnist import read_pair, write_digit_csv
 
     run = tmp_path / "run"
-    result = run_cli("fit", *TRAINED[kind], "--data", REPLICA_TRAIN, "--out", run, "--quiet", "--threads", "2", cwd=ROOT)
+    result = run_cli(
+        "fit", *TRAINED[kind], "--data", REPLICA_TRAIN, "--out", run, "--quiet", "--threads", "2", cwd=ROOT
+    )
     assert result.exit_code == 0, result.stderr
     images, _ = read_pair(MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz")
     rows = images[:1000].reshape(1000, -1)
     write_digit_csv(tmp_path / "t10k.csv", rows, None)
-    assert run_cli("predict", "--model", run / "model.npz", "--data", tmp_path / "t10k.csv", "--out",
-                   tmp_path / "labels.csv", "--proba", tmp_path / "proba.csv").exit_code == 0
+    assert (
+        run_cli(
+            "predict",
+            "--model",
+            run / "model.npz",
+            "--data",
+            tmp_path / "t10k.csv",
+            "--out",
+            tmp_path / "labels.csv",
+            "--proba",
+            tmp_path / "proba.csv",
+        ).exit_code
+        == 0
+    )
     ours = np.loadtxt(tmp_path / "proba.csv", delimiter=",", skiprows=1)[:, 1:]
     labels = np.loadtxt(tmp_path / "labels.csv", delimiter=",", skiprows=1, dtype=int)[:, 1]
     assert run_cli("export", "--model", run / "model.npz", "--onnx", tmp_path / "m.onnx").exit_code == 0

@@ -36,7 +36,7 @@ def reference_steps(name, w, grads, lr=0.1, mu=0.9, b1=0.9, b2=0.999, decay=0.99
         else:
             m = b1 * m + (1 - b1) * g
             h = b2 * h + (1 - b2) * g * g
-            m_hat, v_hat = m / (1 - b1 ** step), h / (1 - b2 ** step)
+            m_hat, v_hat = m / (1 - b1**step), h / (1 - b2**step)
             w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
     return w
 
@@ -99,6 +99,7 @@ def test_state_restored_into_a_new_optimizer_continues_identically(name):
 class Counted(np.ndarray):
     """An ndarray that counts the NumPy operations (ufunc calls) made on it: on a GPU each is a kernel
     launch, the cost that stepping over one vector saves."""
+
     operations = 0
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
@@ -174,8 +175,9 @@ def test_schedules_at_hand_computed_points():
     step = {"name": "step", "step_size": 3, "gamma": 0.5}
     cosine, warm = {"name": "cosine", "min_lr": 0.01}, {"name": "cosine", "warmup_epochs": 2}
     assert learning_rate("constant", 0.1, 10, 7.3) == 0.1
-    assert [learning_rate(base_lr=0.1, epochs=10, t=t, **step) for t in (0.5, 2.99, 3.0, 6.5)] == \
-        pytest.approx([0.1, 0.1, 0.05, 0.025])
+    assert [learning_rate(base_lr=0.1, epochs=10, t=t, **step) for t in (0.5, 2.99, 3.0, 6.5)] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.025]
+    )
     assert learning_rate(base_lr=0.1, epochs=10, t=0, **cosine) == pytest.approx(0.1)
     assert learning_rate(base_lr=0.1, epochs=10, t=5, **cosine) == pytest.approx(0.01 + 0.5 * 0.09)
     assert learning_rate(base_lr=0.1, epochs=10, t=10, **cosine) == pytest.approx(0.01)
@@ -183,5 +185,6 @@ def test_schedules_at_hand_computed_points():
     assert learning_rate(base_lr=0.2, epochs=10, t=6, **warm) == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.5)))
     # the config's schedule section reaches the same function through the tool
     from bp_train.config import learning_rate_at
+
     config = load_config(None, ["train.schedule={name: step, step_size: 3, gamma: 0.5}", "train.optimizer.lr=0.1"])
     assert learning_rate_at(config, 3.0) == pytest.approx(0.05)

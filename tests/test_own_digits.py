@@ -16,11 +16,34 @@ def test_each_style_is_read_within_a_few_points_of_the_csv_rows(tmp_path):
     from bp_train.data.mnist import read_pair
 
     train = tmp_path / "mnist-train.csv"
-    assert run_cli("data", "convert", "--images", MNIST / "train-images-idx3-ubyte.gz", "--labels",
-                   MNIST / "train-labels-idx1-ubyte.gz", "--out", train).exit_code == 0
+    assert (
+        run_cli(
+            "data",
+            "convert",
+            "--images",
+            MNIST / "train-images-idx3-ubyte.gz",
+            "--labels",
+            MNIST / "train-labels-idx1-ubyte.gz",
+            "--out",
+            train,
+        ).exit_code
+        == 0
+    )
     # fast-cnn.yaml cut to 2 of its 16 epochs (about a minute): a CNN, as the README's table uses
-    result = run_cli("fit", "--config", ROOT / "configs" / "fast-cnn.yaml", "--data", train, "--out", tmp_path / "run",
-                     "--set", "train.epochs=2", "--quiet", "--threads", "2")
+    result = run_cli(
+        "fit",
+        "--config",
+        ROOT / "configs" / "fast-cnn.yaml",
+        "--data",
+        train,
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "train.epochs=2",
+        "--quiet",
+        "--threads",
+        "2",
+    )
     assert result.exit_code == 0, result.stderr
     images, labels = read_pair(MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz")
     figures = styles.accuracies(tmp_path / "run" / "model.npz", images[:1000], labels[:1000])

@@ -32,8 +32,16 @@ def test_plot_command_writes_three_pngs_of_the_expected_size(tmp_path, tiny_conf
 
 
 def test_learning_curves_have_loss_and_accuracy_axes_with_both_curves():
-    rows = [{"epoch": str(e), "train_loss": str(1 / e), "val_loss": str(1.2 / e),
-             "train_accuracy": str(1 - 0.1 / e), "val_accuracy": str(1 - 0.2 / e)} for e in (1, 2, 3)]
+    rows = [
+        {
+            "epoch": str(e),
+            "train_loss": str(1 / e),
+            "val_loss": str(1.2 / e),
+            "train_accuracy": str(1 - 0.1 / e),
+            "val_accuracy": str(1 - 0.2 / e),
+        }
+        for e in (1, 2, 3)
+    ]
     figure = plots.learning_curves(rows, plt)
     loss_axes, accuracy_axes = figure.axes
     assert loss_axes.get_title() == "Loss per epoch" and accuracy_axes.get_title() == "Accuracy per epoch"
@@ -88,10 +96,13 @@ def test_the_confusion_matrix_leaves_the_diagonal_out_of_its_colour_scale():
     plt.close(figure)
 
 
-@pytest.mark.parametrize("config_overrides, tiles_shape", [
-    (["model.hidden=[{size: 12}]"], (12, 28, 28)),
-    (["model.conv=[{filters: 6, kernel: 5}]", "model.hidden=[{size: 8}]"], (6, 5, 5)),
-])
+@pytest.mark.parametrize(
+    "config_overrides, tiles_shape",
+    [
+        (["model.hidden=[{size: 12}]"], (12, 28, 28)),
+        (["model.conv=[{filters: 6, kernel: 5}]", "model.hidden=[{size: 8}]"], (6, 5, 5)),
+    ],
+)
 def test_plot_weights_draws_each_first_layer_unit_or_filter_as_its_own_weights(config_overrides, tiles_shape, tmp_path):
     from bp_train.config import build_network, load_config
     from bp_train.files.model import save_model
@@ -103,7 +114,9 @@ def test_plot_weights_draws_each_first_layer_unit_or_filter_as_its_own_weights(c
     assert tiles.shape == tiles_shape
     expected = W.T.reshape(-1, 28, 28) if W.ndim == 2 else np.moveaxis(W[:, :, 0, :], -1, 0)
     assert np.array_equal(tiles, expected)
-    assert np.array_equal(tiles[1], W[:, 1].reshape(28, 28) if W.ndim == 2 else W[:, :, 0, 1])  # unit 1 is W1's column 1
+    assert np.array_equal(
+        tiles[1], W[:, 1].reshape(28, 28) if W.ndim == 2 else W[:, :, 0, 1]
+    )  # unit 1 is W1's column 1
     figure = plots.weights_grid(tiles, title, plt)
     drawn = [axes.images[0].get_array() for axes in figure.axes if axes.images]
     assert len(drawn) == tiles_shape[0] and all(np.array_equal(a, t) for a, t in zip(drawn, tiles))
@@ -116,8 +129,10 @@ def test_plot_weights_draws_each_first_layer_unit_or_filter_as_its_own_weights(c
 
 
 def test_tune_params_plot_labels_a_narrow_log_range_legibly(tmp_path):
-    trials = [{"number": i, "outcome": "complete", "value": 0.9 + 0.001 * i, "params": {"train.optimizer.lr": lr}}
-              for i, lr in enumerate([0.011, 0.013, 0.017, 0.022, 0.03, 0.045, 0.06, 0.08])]
+    trials = [
+        {"number": i, "outcome": "complete", "value": 0.9 + 0.001 * i, "params": {"train.optimizer.lr": lr}}
+        for i, lr in enumerate([0.011, 0.013, 0.017, 0.022, 0.03, 0.045, 0.06, 0.08])
+    ]
     captured = {}
     original = plots._save
 
@@ -126,8 +141,9 @@ def test_tune_params_plot_labels_a_narrow_log_range_legibly(tmp_path):
         figure.canvas.draw()
         renderer = figure.canvas.get_renderer()
         labels = [t for t in figure.axes[0].get_xticklabels(which="both") if t.get_text() and t.get_visible()]
-        captured["boxes"] = [t.get_window_extent(renderer) for t in labels] if path.name == "params.png" else \
-            captured.get("boxes")
+        captured["boxes"] = (
+            [t.get_window_extent(renderer) for t in labels] if path.name == "params.png" else captured.get("boxes")
+        )
         return original(figure, path, plt_)
 
     plots._save, saved = keep, plots._save
@@ -136,4 +152,4 @@ def test_tune_params_plot_labels_a_narrow_log_range_legibly(tmp_path):
     finally:
         plots._save = saved
     boxes = captured["boxes"]
-    assert boxes and all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert boxes and all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

@@ -19,24 +19,29 @@ def test_every_figure_block_of_the_pages_equals_the_scripts_latest_output():
         for name, body in figures.blocks(page.read_text()).items():
             assert name not in found, f"block '{name}' is on {found[name].name} and on {page.name}"
             found[name] = page
-            assert body == generated.get(name), f"{page.name} block '{name}' differs from docs/figures.md: run make figures"
+            assert body == generated.get(name), (
+                f"{page.name} block '{name}' differs from docs/figures.md: run make figures"
+            )
     assert set(found) == set(figures.SECTIONS), "the pages should hold one block per section of docs/figures.py"
     assert found["results"].name == "README.md"  # the front door shows what the configs reach
 
 
 def anchors(text: str) -> set[str]:
     """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens."""
-    return {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"(?m)^#+ (.*)$", text)}
+    return {
+        re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"(?m)^#+ (.*)$", text)
+    }
 
 
 def test_the_readme_is_a_front_door_and_every_link_resolves():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.encode()) < 15_000
-    setup = readme[readme.index("## Set up"):].split("\n## ")[0]
+    setup = readme[readme.index("## Set up") :].split("\n## ")[0]
     commands = re.findall(r"```sh\n(.*?)```", setup, re.S)
-    assert len(commands) == 1 and [line.split()[:2] for line in commands[0].splitlines()] == \
-        [["make", "train"], ["make", "test"]]  # the two set-up commands, and nothing else to type
+    assert len(commands) == 1 and [line.split()[:2] for line in commands[0].splitlines()] == [
+        ["make", "train"],
+        ["make", "test"],
+    ]  # the two set-up commands, and nothing else to type
     for page in figures.pages():
         text = page.read_text()
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -46,8 +51,9 @@ def test_the_readme_is_a_front_door_and_every_link_resolves():
             resolved = (page.parent / path).resolve() if path else page
             assert resolved.exists(), f"{page.name}: link {target} leads nowhere"
             if anchor:
-                assert resolved.suffix == ".md" and anchor in anchors(resolved.read_text()), \
+                assert resolved.suffix == ".md" and anchor in anchors(resolved.read_text()), (
                     f"{page.name}: link {target}: no such section"
+                )
 
 
 def test_every_docs_page_is_linked_from_the_readme():
@@ -71,4 +77,5 @@ def test_the_results_table_has_a_row_for_every_config_it_measures():
 def test_replacing_blocks_touches_only_the_marked_text():
     text = "intro\n<!-- figures:bench -->\nold\n<!-- /figures:bench -->\noutro\n"
     assert figures.replace_blocks(text, {"bench": "new\n"}) == (
-        "intro\n<!-- figures:bench -->\nnew\n<!-- /figures:bench -->\noutro\n")
+        "intro\n<!-- figures:bench -->\nnew\n<!-- /figures:bench -->\noutro\n"
+    )

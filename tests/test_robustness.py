@@ -22,12 +22,32 @@ from bp_train.files.model import load_model
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12))
-keys = st.sampled_from(["model", "data", "train", "hidden", "size", "activation", "epochs", "optimizer",
-                        "lr", "name", "batch_size", "init", "dtype", "seed", "dropout", "schedule"]) | st.text(max_size=6)
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
-                         st.dictionaries(keys, inner, max_size=5), max_leaves=25)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True), st.text(max_size=12)
+)
+keys = st.sampled_from(
+    [
+        "model",
+        "data",
+        "train",
+        "hidden",
+        "size",
+        "activation",
+        "epochs",
+        "optimizer",
+        "lr",
+        "name",
+        "batch_size",
+        "init",
+        "dtype",
+        "seed",
+        "dropout",
+        "schedule",
+    ]
+) | st.text(max_size=6)
+documents = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5), max_leaves=25
+)
 
 
 @FAST
@@ -52,7 +72,7 @@ def test_any_text_as_a_config_loads_or_raises_a_config_error(tmp_path_factory, t
         pass
 
 
-cells = st.one_of(st.integers(-5, 300).map(str), st.sampled_from(["", "x", "1.5", "nan", " 7", "1e3", "\"3\""]))
+cells = st.one_of(st.integers(-5, 300).map(str), st.sampled_from(["", "x", "1.5", "nan", " 7", "1e3", '"3"']))
 
 
 @st.composite
@@ -69,7 +89,7 @@ def digit_csvs(draw):
         for _ in range(draw(st.integers(0, 3))):
             row[draw(st.integers(0, len(row) - 1))] = draw(cells)
         if draw(st.integers(0, 9)) == 0:
-            row = row[:draw(st.integers(0, len(row)))]
+            row = row[: draw(st.integers(0, len(row)))]
         rows.append(",".join(row))
     newline = draw(st.sampled_from(["\n", "\r\n"]))
     return newline.join([",".join(header), *rows]) + draw(st.sampled_from(["", newline]))
@@ -126,8 +146,12 @@ KILL_SCRIPT = textwrap.dedent("""
 
 def test_sigkill_while_saving_leaves_the_previous_model_intact(tmp_path, digits_csv):
     run_dir, marker = tmp_path / "run", tmp_path / "saving"
-    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run_dir), str(marker), str(digits_csv)],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(run_dir), str(marker), str(digits_csv)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -151,6 +175,7 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_files(tmp_path, tiny_c
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     import bp_train.files.store
+
     monkeypatch.setattr(bp_train.files.store.np, "savez", disk_full)
     result = run_cli("fit", "--config", tiny_config, "--out", run_dir, "--overwrite", "--quiet")
     assert result.exit_code == 2 and "No space left on device" in result.stderr
@@ -166,8 +191,21 @@ def test_sigint_stops_fit_with_a_resumable_checkpoint_and_says_how_to_resume(tmp
     images, labels = synthetic_digits(3000, seed=8)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "bp_train.cli", "fit", "--data", str(data), "--out", str(run_dir),
-               "--epochs", "500", "--set", "model.hidden=[{size: 256}]", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "bp_train.cli",
+        "fit",
+        "--data",
+        str(data),
+        "--out",
+        str(run_dir),
+        "--epochs",
+        "500",
+        "--set",
+        "model.hidden=[{size: 256}]",
+        "--quiet",
+    ]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = run_dir / "metrics.csv"
     deadline = time.monotonic() + 60

@@ -108,8 +108,9 @@ def test_overwrite_that_diverges_in_its_first_epoch_leaves_the_old_run_untouched
     run_dir = tmp_path / "run"
     assert fit("--config", tiny_config, "--out", run_dir).exit_code == 0
     before = snapshot(run_dir)
-    result = fit("--config", tiny_config, "--out", run_dir, "--overwrite",
-                 "--set", "train.optimizer={name: sgd, lr: 1.0e+30}")
+    result = fit(
+        "--config", tiny_config, "--out", run_dir, "--overwrite", "--set", "train.optimizer={name: sgd, lr: 1.0e+30}"
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "Nothing was replaced" in result.stderr and f"{run_dir} still holds the previous run" in result.stderr
     assert snapshot(run_dir) == before and leftovers(tmp_path) == []
@@ -140,8 +141,9 @@ def test_overwrite_interrupted_in_its_first_epoch_leaves_the_old_run_untouched(t
     assert snapshot(run_dir) == before and leftovers(tmp_path) == []
 
 
-def test_overwrite_that_fails_after_its_first_epoch_leaves_the_new_run_whole_and_resumable(tmp_path, tiny_config,
-                                                                                        monkeypatch):
+def test_overwrite_that_fails_after_its_first_epoch_leaves_the_new_run_whole_and_resumable(
+    tmp_path, tiny_config, monkeypatch
+):
     run_dir = tmp_path / "run"
     assert fit("--config", tiny_config, "--out", run_dir).exit_code == 0
     original = Trainer.run_epoch
@@ -195,23 +197,46 @@ def test_two_fit_processes_never_write_one_folder(tmp_path):
     images, labels = synthetic_digits(3000, seed=8)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "bp_train.cli", "fit", "--data", str(data), "--set", "model.hidden=[{size: 64}]",
-               "--quiet"]
-    child = subprocess.Popen(command + ["--epochs", "500", "--out", str(run_dir)], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "bp_train.cli",
+        "fit",
+        "--data",
+        str(data),
+        "--set",
+        "model.hidden=[{size: 64}]",
+        "--quiet",
+    ]
+    child = subprocess.Popen(
+        command + ["--epochs", "500", "--out", str(run_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (run_dir / "metrics.csv").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (run_dir / "metrics.csv").exists()
         for extra in (["--overwrite"], ["--resume", str(run_dir)]):
-            second = subprocess.run(command + ["--epochs", "500"] + (extra if "--resume" in extra else
-                                    ["--out", str(run_dir)] + extra), cwd=tmp_path, capture_output=True,
-                                    text=True, timeout=60)
+            second = subprocess.run(
+                command + ["--epochs", "500"] + (extra if "--resume" in extra else ["--out", str(run_dir)] + extra),
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert second.returncode == 2, second.stderr
             assert f"{run_dir} is being written by bp-train fit (pid {child.pid} " in second.stderr
-        other = subprocess.run(command + ["--epochs", "1", "--out", str(tmp_path / "other")], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=60)
+        other = subprocess.run(
+            command + ["--epochs", "1", "--out", str(tmp_path / "other")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert other.returncode == 0, other.stderr
     finally:
         child.send_signal(signal.SIGINT)
@@ -258,15 +283,17 @@ def test_overwrite_clears_what_an_overwrite_killed_mid_way_left_behind(tmp_path,
     run = tmp_path / "run"
     assert run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet").exit_code == 0
     pid = dead_pid()
-    staging = tmp_path / f".run.new-{pid}"   # kill -9 before the swap: a half-trained staging folder
+    staging = tmp_path / f".run.new-{pid}"  # kill -9 before the swap: a half-trained staging folder
     staging.mkdir()
     (staging / "model.npz").write_bytes(b"half")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    running = tmp_path / f".run.new-{other.pid}"   # a live process's own: not ours to clear
+    running = tmp_path / f".run.new-{other.pid}"  # a live process's own: not ours to clear
     running.mkdir()
     try:
-        assert run_cli("fit", "--config", tiny_config, "--out", run, "--overwrite", "--epochs", "1",
-                       "--quiet").exit_code == 0
+        assert (
+            run_cli("fit", "--config", tiny_config, "--out", run, "--overwrite", "--epochs", "1", "--quiet").exit_code
+            == 0
+        )
     finally:
         other.kill()
         other.wait()
@@ -279,7 +306,7 @@ def test_a_swap_killed_between_its_two_renames_gets_the_previous_run_back(tmp_pa
     assert run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet").exit_code == 0
     model = (run / "model.npz").read_bytes()
     pid = dead_pid()
-    run.rename(tmp_path / f".run.old-{pid}")   # the old run moved aside, the new one not yet in place
+    run.rename(tmp_path / f".run.old-{pid}")  # the old run moved aside, the new one not yet in place
     (tmp_path / f".run.new-{pid}").mkdir()
     result = run_cli("fit", "--config", tiny_config, "--out", run, "--epochs", "1", "--quiet")
     assert result.exit_code == 2 and "already holds a run" in result.output  # the previous run is back
@@ -291,7 +318,9 @@ def test_overwrite_through_a_link_replaces_the_run_where_it_lives_and_keeps_the_
     real, link = tmp_path / "real", tmp_path / "link"
     assert run_cli("fit", "--config", tiny_config, "--out", real, "--epochs", "1", "--quiet").exit_code == 0
     link.symlink_to(real)
-    assert run_cli("fit", "--config", tiny_config, "--out", link, "--overwrite", "--epochs", "2", "--quiet").exit_code == 0
+    assert (
+        run_cli("fit", "--config", tiny_config, "--out", link, "--overwrite", "--epochs", "2", "--quiet").exit_code == 0
+    )
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert len((real / "metrics.csv").read_text().splitlines()) == 3  # the new, 2-epoch run
     assert not (real / ".lock").exists()

@@ -22,6 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def free_port():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -35,6 +36,7 @@ def model(tmp_path_factory):
     data = REPLICA_TRAIN if REPLICA_TRAIN.is_file() else None
     if data is None:
         from conftest import synthetic_digits, write_digit_csv
+
         data = write_digit_csv(folder / "digits.csv", *synthetic_digits(600))
     result = run_cli("fit", "--data", data, "--epochs", "3", "--out", folder / "run", "--quiet", "--threads", "2")
     assert result.exit_code == 0, result.stderr
@@ -44,8 +46,11 @@ def model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(model):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port",
-                                str(port)], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = process.stderr.readline()
     assert f"http://127.0.0.1:{port}/" in line, line
     yield port, process
@@ -60,8 +65,9 @@ def request(port, method, path, body=None, headers=None):
     answer = connection.getresponse()
     payload = answer.read()
     connection.close()
-    return answer.status, json.loads(payload) if answer.getheader("Content-Type", "").startswith("application/json") \
-        else payload
+    return answer.status, json.loads(payload) if answer.getheader("Content-Type", "").startswith(
+        "application/json"
+    ) else payload
 
 
 def stroke_png(kind="one"):
@@ -88,7 +94,9 @@ def test_the_endpoint_answers_as_predict_image_does(server, model, tmp_path):
     assert np.abs(answer["saliency"]).max() == pytest.approx(1)
     (tmp_path / "one.png").write_bytes(body)
     same = json.loads(run_cli("predict", "--model", model, "--image", tmp_path / "one.png", "--json").stdout)[0]
-    assert same["label"] == answer["label"] and same["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-6)
+    assert same["label"] == answer["label"] and same["probabilities"] == pytest.approx(
+        answer["probabilities"], abs=1e-6
+    )
 
 
 BAD_REQUESTS = [
@@ -103,10 +111,13 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize("what, method, path, body, headers, status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
-def test_each_bad_request_gets_its_4xx_and_the_next_request_is_answered(server, what, method, path, body, headers, status):
+def test_each_bad_request_gets_its_4xx_and_the_next_request_is_answered(
+    server, what, method, path, body, headers, status
+):
     port, process = server
     if what == "a blank canvas":
         import io
+
         buffer = io.BytesIO()
         Image.new("L", (280, 280), 255).save(buffer, format="PNG")
         body = buffer.getvalue()
@@ -133,14 +144,17 @@ def test_two_hundred_requests_from_four_clients_are_all_answered_right(server):
 def test_the_page_is_served_whole_and_loads_nothing_from_elsewhere(server):
     port, _ = server
     status, page = request(port, "GET", "/")
-    assert status == 200 and b"<canvas id=\"pad\"" in page
+    assert status == 200 and b'<canvas id="pad"' in page
     assert b"http://" not in page and b"https://" not in page and b"src=" not in page  # no CDN: offline
 
 
 def test_ctrl_c_stops_the_server_cleanly(model):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port",
-                                str(port)], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert "serving on" in process.stderr.readline()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 130
@@ -156,9 +170,12 @@ def test_a_taken_port_is_one_line(server, model):
 
 # --- in a real browser ---------------------------------------------------------------------------------------
 
+
 def browser():
-    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
-                                     "(pip install playwright; it is in bp-train's dev extra)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api",
+        reason="the browser tests need Playwright for Python (pip install playwright; it is in bp-train's dev extra)",
+    )
     if CHROMIUM is None:
         pytest.skip("the browser tests need Debian's chromium package (apt-get install chromium)")
     if not REPLICA_TRAIN.is_file():

@@ -13,15 +13,25 @@ from bp_train.config import load_config
 from bp_train.data.digits import Digits
 from bp_train.errors import ConfigError, DivergenceError
 from bp_train.files.model import load_model
-from bp_train.training.trainer import Interrupted, Trainer, fit, resume_config
+from bp_train.training.checkpoint import resume_config
+from bp_train.training.trainer import Interrupted, Trainer, fit
 
 IMAGES, LABELS = synthetic_digits(500, seed=2)
 DIGITS = Digits(IMAGES, LABELS, "synthetic")
 
 
 def config(*overrides):
-    return load_config(None, ["model.hidden=[{size: 24}]", "train.batch_size=50", "train.epochs=3",
-                              "train.optimizer={name: momentum, lr: 0.05}", "data.val_fraction=0.2", *overrides])
+    return load_config(
+        None,
+        [
+            "model.hidden=[{size: 24}]",
+            "train.batch_size=50",
+            "train.epochs=3",
+            "train.optimizer={name: momentum, lr: 0.05}",
+            "data.val_fraction=0.2",
+            *overrides,
+        ],
+    )
 
 
 def quiet_fit(cfg, run_dir, **kw):
@@ -96,8 +106,11 @@ def test_ctrl_c_keeps_a_resumable_checkpoint_and_says_how_to_resume(tmp_path, mo
         return original(self, epoch)
 
     monkeypatch.setattr(Trainer, "run_epoch", interrupted_in_epoch_3)
-    with pytest.raises(Interrupted, match=r"checkpoint \(after epoch 2\) is kept in .*\. Resume with: bp-train fit "
-                                          f"--resume {re.escape(str(run_dir))}"):
+    with pytest.raises(
+        Interrupted,
+        match=r"checkpoint \(after epoch 2\) is kept in .*\. Resume with: bp-train fit "
+        f"--resume {re.escape(str(run_dir))}",
+    ):
         quiet_fit(config("train.epochs=4"), run_dir)
     monkeypatch.setattr(Trainer, "run_epoch", original)
     assert len(metrics(run_dir)) == 2
@@ -110,14 +123,17 @@ def test_divergence_stops_at_once_with_advice_and_keeps_the_last_good_files(tmp_
     run_dir = tmp_path / "run"
     quiet_fit(config("train.epochs=1"), run_dir)
     good_model = (run_dir / "model.npz").read_bytes()
-    with pytest.raises(DivergenceError, match=r"loss became \S+\. The last good checkpoint .*try a lower learning rate"):
+    with pytest.raises(
+        DivergenceError, match=r"loss became \S+\. The last good checkpoint .*try a lower learning rate"
+    ):
         quiet_fit(config("train.epochs=3", "train.optimizer={name: sgd, lr: 1.0e+30}"), run_dir)
     assert (run_dir / "model.npz").read_bytes() == good_model  # diverged in epoch 1: nothing replaced
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
-    summary = quiet_fit(config("train.epochs=12", "train.early_stopping={metric: val_loss, patience: 20}"),
-                        tmp_path / "run")
+    summary = quiet_fit(
+        config("train.epochs=12", "train.early_stopping={metric: val_loss, patience: 20}"), tmp_path / "run"
+    )
     losses = [float(r["val_loss"]) for r in metrics(tmp_path / "run")]
     assert not summary["stopped_early"] and len(losses) == 12
     assert summary["best_epoch"] == 1 + int(np.argmin(losses))
@@ -127,8 +143,10 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
 
 def test_early_stopping_stops_after_patience_epochs_without_min_delta_improvement(tmp_path):
     # min_delta 10: no later epoch can beat epoch 1 by that much, so it stops after 1 + patience epochs.
-    summary = quiet_fit(config("train.epochs=30", "train.early_stopping={metric: val_accuracy, patience: 3, "
-                               "min_delta: 10}"), tmp_path / "run")
+    summary = quiet_fit(
+        config("train.epochs=30", "train.early_stopping={metric: val_accuracy, patience: 3, min_delta: 10}"),
+        tmp_path / "run",
+    )
     assert summary["stopped_early"] and summary["epochs"] == 4 and summary["best_epoch"] == 1
     _, _, meta = load_model(tmp_path / "run" / "model.npz")
     assert meta["epoch"] == 1
@@ -141,9 +159,18 @@ def test_numerical_and_backprop_training_end_at_the_same_weights(tmp_path, hidde
     tiny = Digits(IMAGES[:40], LABELS[:40], "tiny")
     results = {}
     for method in ("backprop", "numerical"):
-        cfg = load_config(None, [f"model.hidden={hidden}", "model.dtype=float64", "train.batch_size=10",
-                                 "train.epochs=1", "data.val_fraction=0", f"train.gradient={method}",
-                                 "train.optimizer={name: momentum, lr: 0.1}"])
+        cfg = load_config(
+            None,
+            [
+                f"model.hidden={hidden}",
+                "model.dtype=float64",
+                "train.batch_size=10",
+                "train.epochs=1",
+                "data.val_fraction=0",
+                f"train.gradient={method}",
+                "train.optimizer={name: momentum, lr: 0.1}",
+            ],
+        )
         fit(cfg, tmp_path / method, show_progress=False, log=lambda line: None, digits=tiny)
         results[method] = weights(tmp_path / method)
     for key in results["backprop"]:

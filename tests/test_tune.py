@@ -52,8 +52,18 @@ def tune(folder, *args):
 
 
 def command(folder, *args):
-    return [sys.executable, "-m", "bp_train.cli", "tune", "--config", str(folder / "search.yaml"), "--threads", "1",
-            "--quiet", *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "bp_train.cli",
+        "tune",
+        "--config",
+        str(folder / "search.yaml"),
+        "--threads",
+        "1",
+        "--quiet",
+        *map(str, args),
+    ]
 
 
 def test_a_study_writes_trials_best_config_and_plots_and_best_refits_to_its_metric(tmp_path):
@@ -78,14 +88,20 @@ def test_a_study_writes_trials_best_config_and_plots_and_best_refits_to_its_metr
 
 
 def test_pruning_stops_hopeless_trials_early(tmp_path):
-    make_config(tmp_path, "  trials: 8\n  startup_trials: 2\n  sampler: random\n  space:\n"
-                          "    train.optimizer.lr: {choice: [1.0e-7, 0.1]}\n", epochs=4)
+    make_config(
+        tmp_path,
+        "  trials: 8\n  startup_trials: 2\n  sampler: random\n  space:\n"
+        "    train.optimizer.lr: {choice: [1.0e-7, 0.1]}\n",
+        epochs=4,
+    )
     # seed 4: the random draws put both kinds among the first two trials, so the pruner has a median to use
     assert tune(tmp_path, "--set", "train.seed=4").exit_code == 0
     rows = trials_csv(tmp_path)
     pruned = [r for r in rows if r["state"] == "pruned"]
     assert pruned and all(float(r["train.optimizer.lr"]) == 1e-7 and int(r["epochs"]) < 4 for r in pruned)
-    assert all(r["state"] == "complete" and int(r["epochs"]) == 4 for r in rows if float(r["train.optimizer.lr"]) == 0.1)
+    assert all(
+        r["state"] == "complete" and int(r["epochs"]) == 4 for r in rows if float(r["train.optimizer.lr"]) == 0.1
+    )
 
 
 def test_running_the_command_again_continues_the_study(tmp_path):
@@ -111,8 +127,10 @@ def test_two_jobs_share_the_budget_and_run_no_trial_twice(tmp_path):
 
 def test_two_commands_started_at_once_on_one_study_finish_exactly_its_budget(tmp_path):
     make_config(tmp_path, "  trials: 5\n" + SPACE)
-    workers = [subprocess.Popen(command(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(command(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for worker in workers:
         _, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err
@@ -135,8 +153,9 @@ def test_ctrl_c_keeps_finished_trials_marks_the_running_one_and_a_rerun_complete
     result = tune(tmp_path)
     assert result.exit_code == 130 and "run the same command again to continue" in result.stderr
     assert [(r["number"], r["state"]) for r in trials_csv(tmp_path)] == [("0", "complete"), ("1", "interrupted")]
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(tmp_path / "runs" / "search" / "tune" / "journal.log")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "search" / "tune" / "journal.log"))
+    )
     states = [t.state.name for t in optuna.load_study(study_name="search", storage=storage).trials]
     assert states == ["COMPLETE", "FAIL"]  # never left RUNNING
     monkeypatch.setattr(Trainer, "run_epoch", original)
@@ -161,18 +180,28 @@ def test_a_study_refuses_a_different_config(tmp_path):
     make_config(tmp_path)
     assert tune(tmp_path, "--trials", "1").exit_code == 0
     result = tune(tmp_path, "--set", "train.batch_size=20")
-    assert result.exit_code == 2 and "study search was started with another config (train.batch_size differs)" \
-        in result.stderr
+    assert (
+        result.exit_code == 2
+        and "study search was started with another config (train.batch_size differs)" in result.stderr
+    )
 
 
-@pytest.mark.parametrize("tune_section, message", [
-    ("  space: {train.optimizer.lr: {loguniform: [1, 2]}}", "unknown distribution 'tune.space.train.optimizer.lr."
-                                                           "loguniform' (did you mean 'log_uniform'?)"),
-    ("  space: {train.optimizer.lr: {log_uniform: [0.1, 0.01]}}", "expected [low, high] with low < high"),
-    ("  space: {train.optimiser.lr: {uniform: [0.1, 0.2]}}", "unknown key 'train.optimiser' (did you mean 'optimizer'?)"),
-    ("  space: {train.epochs: {int: [0, 3]}}", "tune.space 'train.epochs' = 0: 'train.epochs' is 0"),
-    ("  metrc: val_loss\n" + SPACE, "unknown key 'tune.metrc' (did you mean 'metric'?)"),
-])
+@pytest.mark.parametrize(
+    "tune_section, message",
+    [
+        (
+            "  space: {train.optimizer.lr: {loguniform: [1, 2]}}",
+            "unknown distribution 'tune.space.train.optimizer.lr.loguniform' (did you mean 'log_uniform'?)",
+        ),
+        ("  space: {train.optimizer.lr: {log_uniform: [0.1, 0.01]}}", "expected [low, high] with low < high"),
+        (
+            "  space: {train.optimiser.lr: {uniform: [0.1, 0.2]}}",
+            "unknown key 'train.optimiser' (did you mean 'optimizer'?)",
+        ),
+        ("  space: {train.epochs: {int: [0, 3]}}", "tune.space 'train.epochs' = 0: 'train.epochs' is 0"),
+        ("  metrc: val_loss\n" + SPACE, "unknown key 'tune.metrc' (did you mean 'metric'?)"),
+    ],
+)
 def test_a_bad_tune_section_fails_when_read_naming_the_key(tmp_path, tune_section, message):
     make_config(tmp_path, tune_section + "\n")
     for args in (["tune"], ["fit", "--quiet"]):  # checked by every command that reads the config
@@ -181,10 +210,13 @@ def test_a_bad_tune_section_fails_when_read_naming_the_key(tmp_path, tune_sectio
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("tune_section, message", [
-    ("  space: {train.epochs: {int: [1, 2]}, 'train.epochs ': {int: [1, 3]}}", "names the same config key"),
-    ("  space: {data.train_rows: {int: [1, 100]}}", "leaves no validation row"),
-])
+@pytest.mark.parametrize(
+    "tune_section, message",
+    [
+        ("  space: {train.epochs: {int: [1, 2]}, 'train.epochs ': {int: [1, 3]}}", "names the same config key"),
+        ("  space: {data.train_rows: {int: [1, 100]}}", "leaves no validation row"),
+    ],
+)
 def test_a_space_that_would_silently_misbehave_is_refused_when_read(tmp_path, tune_section, message):
     make_config(tmp_path, tune_section + "\n")
     result = tune(tmp_path)
@@ -202,8 +234,20 @@ def test_a_device_tune_cannot_use_is_refused_before_any_trial(tmp_path, monkeypa
 
 def test_a_study_named_like_a_fit_run_is_refused_and_the_run_untouched(tmp_path):
     make_config(tmp_path)
-    assert run_cli("fit", "--config", tmp_path / "search.yaml", "--out", tmp_path / "runs" / "search", "--epochs", "1",
-                   "--quiet", cwd=tmp_path).exit_code == 0
+    assert (
+        run_cli(
+            "fit",
+            "--config",
+            tmp_path / "search.yaml",
+            "--out",
+            tmp_path / "runs" / "search",
+            "--epochs",
+            "1",
+            "--quiet",
+            cwd=tmp_path,
+        ).exit_code
+        == 0
+    )
     before = sorted(p.name for p in (tmp_path / "runs" / "search").iterdir())
     result = tune(tmp_path)
     assert result.exit_code == 2 and "holds a fit run" in result.stderr and "--study" in result.stderr
@@ -225,10 +269,14 @@ def test_a_damaged_journal_is_refused_and_never_written_to(tmp_path, damage):
     assert tune(tmp_path, "--trials", "1").exit_code == 0
     journal = tmp_path / "runs" / "search" / "tune" / "journal.log"
     good = journal.read_bytes()
-    journal.write_bytes({"garbage line": good + b"not json at all\n",
-                         "cut last line": good[:-7],
-                         "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)),
-                         "nul padding": good + b"\x00" * 4096}[damage])
+    journal.write_bytes(
+        {
+            "garbage line": good + b"not json at all\n",
+            "cut last line": good[:-7],
+            "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)),
+            "nul padding": good + b"\x00" * 4096,
+        }[damage]
+    )
     before = journal.read_bytes()
     result = tune(tmp_path, "--trials", "2")
     assert result.exit_code == 2 and "journal.log" in result.stderr and "damaged" in result.stderr
@@ -254,8 +302,9 @@ def test_parallel_tpe_workers_lie_about_running_trials():
     from bp_train.config import load_config
     from bp_train.tune.study import sampler_for
 
-    config = load_config(None, ["tune.space={train.optimizer.lr: {log_uniform: [0.001, 0.1]}}",
-                                "data.val_fraction=0.2"])
+    config = load_config(
+        None, ["tune.space={train.optimizer.lr: {log_uniform: [0.001, 0.1]}}", "data.val_fraction=0.2"]
+    )
     study = optuna.create_study()
     assert sampler_for(config, study, 0, False)._constant_liar
 
@@ -270,13 +319,16 @@ def test_without_optuna_tune_says_how_to_install_it(tmp_path, monkeypatch):
 
 def test_a_bad_storage_url_is_one_line(tmp_path):
     make_config(tmp_path)
-    for url, message in (("redis://x", "expected a database URL"),
-                         ("postgresql://nobody:secret@127.0.0.1:1/none", "cannot open the database")):
+    for url, message in (
+        ("redis://x", "expected a database URL"),
+        ("postgresql://nobody:secret@127.0.0.1:1/none", "cannot open the database"),
+    ):
         result = tune(tmp_path, "--storage", url)
         assert result.exit_code == 2 and message in result.stderr and "secret" not in result.stderr
 
 
 # --- many machines: one PostgreSQL study ------------------------------------------------------------------
+
 
 def _postgres_binaries() -> Path | None:
     for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -299,7 +351,9 @@ def postgres(tmp_path):
         if shutil.which("runuser") is None:
             pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
         as_user = ["runuser", "-u", "postgres", "--"]
-    home = Path(tempfile.mkdtemp(prefix="bp-train-pg-"))  # outside pytest's private folders, which postgres cannot enter
+    home = Path(
+        tempfile.mkdtemp(prefix="bp-train-pg-")
+    )  # outside pytest's private folders, which postgres cannot enter
     os.chmod(home, 0o755)
     data = home / "pgdata"
     data.mkdir()
@@ -308,18 +362,41 @@ def postgres(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    run = lambda *args: subprocess.run(as_user + [str(binaries / args[0]), *args[1:]], capture_output=True, text=True,
-                                       timeout=120)
+    run = lambda *args: subprocess.run(
+        as_user + [str(binaries / args[0]), *args[1:]], capture_output=True, text=True, timeout=120
+    )
     init = run("initdb", "-D", str(data), "-U", "bp", "--auth=trust")
     if init.returncode != 0:
         pytest.skip(f"initdb failed: {init.stderr.strip()[-200:]}")
-    start = run("pg_ctl", "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    start = run(
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(data / "log"),
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     assert start.returncode == 0, start.stderr
     try:
-        created = subprocess.run(as_user + [str(binaries / "createdb") if (binaries / "createdb").exists() else "createdb",
-                                            "-h", "127.0.0.1", "-p", str(port), "-U", "bp", "study"],
-                                 capture_output=True, text=True, timeout=60)
+        created = subprocess.run(
+            as_user
+            + [
+                str(binaries / "createdb") if (binaries / "createdb").exists() else "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "bp",
+                "study",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert created.returncode == 0, created.stderr
         yield f"postgresql://bp@127.0.0.1:{port}/study"
     finally:
@@ -338,8 +415,10 @@ def test_a_worker_that_loses_the_race_to_create_the_schema_looks_again(tmp_path,
 
     monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
     url = "postgresql://bp:secret@db.example/study"
-    for lost in (ProgrammingError("CREATE TYPE", {}, Exception('type "studydirection" already exists')),
-                 IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))):
+    for lost in (
+        ProgrammingError("CREATE TYPE", {}, Exception('type "studydirection" already exists')),
+        IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint")),
+    ):
         calls = []
 
         def storage(*args, lost=lost, **kwargs):
@@ -368,8 +447,16 @@ def test_two_workers_on_one_postgresql_study(tmp_path, postgres):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         shutil.copy(tmp_path / "d.csv", tmp_path / name / "d.csv")
-    workers = [subprocess.Popen(command(tmp_path, "--storage", postgres), cwd=tmp_path / name, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    workers = [
+        subprocess.Popen(
+            command(tmp_path, "--storage", postgres),
+            cwd=tmp_path / name,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
     for worker in workers:
         _, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err
@@ -390,6 +477,7 @@ def test_a_ctrl_c_at_any_moment_of_a_trial_leaves_it_ended_not_running(tmp_path,
     """A Ctrl-C while Optuna creates a trial (ask), samples its values, or writes its end (tell) used to
     leave it RUNNING in the storage, with no worker left to end it."""
     from bp_train.tune import study as engine
+
     make_config(tmp_path, "  trials: 3\n" + SPACE)
     target, name = {"ask": (optuna.Study, "ask"), "sample": (engine, "sample"), "tell": (optuna.Study, "tell")}[moment]
     original, sent = getattr(target, name), []
@@ -405,8 +493,9 @@ def test_a_ctrl_c_at_any_moment_of_a_trial_leaves_it_ended_not_running(tmp_path,
     monkeypatch.setattr(target, name, interrupted_midway)
     result = tune(tmp_path)
     assert result.exit_code == 130 and sent, result.output
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(tmp_path / "runs" / "search" / "tune" / "journal.log")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "search" / "tune" / "journal.log"))
+    )
     trials = optuna.load_study(study_name="search", storage=storage).trials
     assert trials and all(t.state.name in ("COMPLETE", "FAIL") for t in trials), [t.state.name for t in trials]
     assert trials[-1].user_attrs["outcome"] == ("complete" if moment == "tell" else "interrupted")
@@ -414,8 +503,9 @@ def test_a_ctrl_c_at_any_moment_of_a_trial_leaves_it_ended_not_running(tmp_path,
 
 def test_ctrl_c_stops_all_worker_processes_and_leaves_no_trial_running(tmp_path):
     make_config(tmp_path, "  trials: 40\n" + SPACE, epochs=30)
-    parent = subprocess.Popen(command(tmp_path, "--jobs", "2"), cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        command(tmp_path, "--jobs", "2"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     journal = tmp_path / "runs" / "search" / "tune"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(journal.glob("trial-*"))) < 3:
@@ -441,8 +531,13 @@ def test_a_database_study_keeps_a_heartbeat_so_a_killed_workers_trial_is_failed_
 
     make_config(tmp_path, epochs=100000)  # a trial that runs until it is killed
     database = tmp_path / "study.db"
-    worker = subprocess.Popen(command(tmp_path, "--trials", "1", "--study", "db", "--storage", f"sqlite:///{database}"),
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        command(tmp_path, "--trials", "1", "--study", "db", "--storage", f"sqlite:///{database}"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     beats, deadline = [], time.monotonic() + 60
     while not beats and time.monotonic() < deadline:
         time.sleep(0.2)

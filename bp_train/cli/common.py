@@ -42,6 +42,7 @@ class Group(click.Group):
             # the reader went away (`bp-train show ... | head`): stop quietly, as Unix tools do
             import os
             import sys
+
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
         except MemoryError:
@@ -59,6 +60,7 @@ class Group(click.Group):
 
 class FiniteFloat(click.ParamType):
     """A float option that refuses nan and inf (and, with `low`, values at or below it) as a usage error."""
+
     name = "number"
 
     def __init__(self, low: float | None = None):
@@ -66,6 +68,7 @@ class FiniteFloat(click.ParamType):
 
     def convert(self, value, param, ctx):
         import math
+
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -108,7 +111,7 @@ def refuse_overwriting(outputs: dict[str, str | None], inputs: dict[str, str | N
             if source and os.path.exists(source) and same(path, source):
                 raise BadInput(f"{option} {path} is the {what} this command reads; refusing to overwrite it")
     for i, (option, path) in enumerate(named):
-        for other, second in named[i + 1:]:
+        for other, second in named[i + 1 :]:
             if same(path, second):
                 raise BadInput(f"{option} and {other} both name {path}; give two different files")
 
@@ -120,6 +123,7 @@ def emit_json(figures: dict) -> None:
 def threads_option(f):
     """--threads N: BLAS threads for the command (default: chosen from the free cores, see threads.py).
     The choice is made once, before the command runs, and stored in ctx.meta["threads"]."""
+
     @functools.wraps(f)
     def wrapper(*args, threads=None, **kwargs):
         from ..machine.threads import blas_threads, choose_threads
@@ -128,35 +132,56 @@ def threads_option(f):
         click.get_current_context().meta["threads"] = choice
         with blas_threads(choice.threads):
             return f(*args, **kwargs)
-    return click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
-                        help="Threads for the matrix products (default: the cores not kept busy by other "
-                             "processes, measured at start). The same seed gives the same weights only with "
-                             "the same thread count.")(wrapper)
+
+    return click.option(
+        "--threads",
+        type=click.IntRange(1, 1024),
+        metavar="N",
+        help="Threads for the matrix products (default: the cores not kept busy by other "
+        "processes, measured at start). The same seed gives the same weights only with "
+        "the same thread count.",
+    )(wrapper)
 
 
 def cache_option(f):
-    return click.option("--no-cache", "no_cache", is_flag=True,
-                        help="Always parse the CSV; do not read or write the parsed-array cache.")(f)
-
-
+    return click.option(
+        "--no-cache",
+        "no_cache",
+        is_flag=True,
+        help="Always parse the CSV; do not read or write the parsed-array cache.",
+    )(f)
 
 
 def models_option(required: bool = True):
     """--model (repeatable: files, run folders, ensemble folders, averaged) and --tta, for the commands that
     read digits with a trained network."""
+
     def decorate(f):
-        f = click.option("--tta", is_flag=True,
-                         help="Test-time augmentation: average each digit's probabilities over the digit, four copies "
-                              "moved one pixel left, right, up and down, and two turned 8 degrees (7x the time).")(f)
-        return click.option("--model", "model_paths", multiple=True, required=required, type=click.Path(),
-                            help="A model.npz written by fit, a run folder, or an ensemble folder (fit --seeds). "
-                                 "Repeat it to average several models' probabilities (soft voting).")(f)
+        f = click.option(
+            "--tta",
+            is_flag=True,
+            help="Test-time augmentation: average each digit's probabilities over the digit, four copies "
+            "moved one pixel left, right, up and down, and two turned 8 degrees (7x the time).",
+        )(f)
+        return click.option(
+            "--model",
+            "model_paths",
+            multiple=True,
+            required=required,
+            type=click.Path(),
+            help="A model.npz written by fit, a run folder, or an ensemble folder (fit --seeds). "
+            "Repeat it to average several models' probabilities (soft voting).",
+        )(f)
+
     return decorate
 
 
 def device_option(f):
     """--device cpu|cuda: where the arrays live (backend.py)."""
-    return click.option("--device", type=click.Choice(["cpu", "cuda"]),
-                        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, from the checkout "
-                             ".venv/bin/python -m pip install -e '.[gpu]'). Default: the config's train.device for commands that read a "
-                             "config, else cpu.")(f)
+    return click.option(
+        "--device",
+        type=click.Choice(["cpu", "cuda"]),
+        help="Compute on the CPU (NumPy) or an NVIDIA GPU (cuda: CuPy, from the checkout "
+        ".venv/bin/python -m pip install -e '.[gpu]'). Default: the config's train.device for commands that read a "
+        "config, else cpu.",
+    )(f)

@@ -13,11 +13,21 @@ def data():
 
 
 @data.command()
-@click.option("--dest", default="data", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for mnist/*.gz and the CSVs.")
-@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
-              help="A folder URL holding the four .gz files (http(s):// or file://), tried before the "
-                   "public mirrors (repeatable).")
+@click.option(
+    "--dest",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for mnist/*.gz and the CSVs.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="A folder URL holding the four .gz files (http(s):// or file://), tried before the "
+    "public mirrors (repeatable).",
+)
 @click.option("--no-default-mirrors", is_flag=True, help="Use only the --mirror URLs.")
 def fetch(dest, mirrors, no_default_mirrors):
     """Download the official MNIST files, verify their MD5s, write train.csv, test.csv, test_labels.csv.

@@ -12,6 +12,7 @@ from .common import BadInput, Group, emit_json
 
 def _exercise(name: str):
     from ..exercises.catalog import EXERCISES
+
     if name not in EXERCISES:
         raise BadInput(f"no exercise {name[:40]!r}; `bp-train exercise list` names them: {', '.join(EXERCISES)}")
     return EXERCISES[name]
@@ -38,6 +39,7 @@ def exercise():
 def list_exercises():
     """The exercises, in the order the lesson teaches them."""
     from ..exercises.catalog import EXERCISES, TOPICS
+
     for name, item in EXERCISES.items():
         click.echo(f"{name:<18} {item.cls:<16} {TOPICS[name]}")
     click.echo("\nbp-train exercise new NAME writes NAME.py to start from; bp-train exercise check NAME checks it")
@@ -45,11 +47,18 @@ def list_exercises():
 
 @exercise.command()
 @click.argument("name")
-@click.option("--dir", "folder", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Folder to write NAME.py into (it is never overwritten).")
+@click.option(
+    "--dir",
+    "folder",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write NAME.py into (it is never overwritten).",
+)
 def new(name, folder):
     """Write NAME.py: the layer's class with forward done and backward left to write."""
     from ..exercises.template import exercise_file
+
     item = _exercise(name)
     path = Path(folder) / default_file(name)
     text = exercise_file(item, solved=False, file=str(path))
@@ -68,8 +77,13 @@ def new(name, folder):
 @exercise.command()
 @click.argument("name")
 @click.option("--file", "path", type=click.Path(dir_okay=False), help="Your file (default: NAME.py here).")
-@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600),
-              help="Seconds the check may take before it is stopped (an endless loop).")
+@click.option(
+    "--timeout",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(1, 600),
+    help="Seconds the check may take before it is stopped (an endless loop).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def check(name, path, timeout, as_json):
     """Check your backward pass: the worked example, then every gradient against central differences.
@@ -77,6 +91,7 @@ def check(name, path, timeout, as_json):
     Exit code 0 when it passes, 1 when a gradient is wrong or your code fails, 2 when the file is not
     Python."""
     from ..exercises.check import check_file
+
     _exercise(name)
     path = path or default_file(name)
     if not Path(path).is_file():
@@ -94,4 +109,5 @@ def check(name, path, timeout, as_json):
 def solution(name):
     """Print bp-train's own layer in the exercise's form (a file `exercise check` accepts)."""
     from ..exercises.template import exercise_file
+
     click.echo(exercise_file(_exercise(name), solved=True, file=default_file(name)), nl=False)

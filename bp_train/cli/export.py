@@ -11,7 +11,9 @@ from .common import BadInput, refuse_overwriting
 
 
 @click.command()
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="A model.npz written by fit.")
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(dir_okay=False), help="A model.npz written by fit."
+)
 @click.option("--onnx", "out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace the --onnx file if it exists.")
 def export(model_path, out, overwrite):
@@ -39,5 +41,7 @@ def export(model_path, out, overwrite):
     model = to_onnx(network, config.name)
     with atomic_path(target) as tmp:
         tmp.write_bytes(model.SerializeToString())
-    click.echo(f"wrote {out}: {len(model.graph.node)} nodes, opset {model.opset_import[0].version}; input 'pixels' "
-               f"(N x {network.sizes[0]}, 0..255), outputs 'probabilities' and 'label'")
+    click.echo(
+        f"wrote {out}: {len(model.graph.node)} nodes, opset {model.opset_import[0].version}; input 'pixels' "
+        f"(N x {network.sizes[0]}, 0..255), outputs 'probabilities' and 'label'"
+    )

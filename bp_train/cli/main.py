@@ -1,6 +1,6 @@
 """The `bp-train` command line. Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input, 130 interrupted.
 
-This file is the group; the commands live one family to a file: train.py (fit, evaluate, predict, compare),
+This file is the group; the commands live one family to a file: train.py (fit, compare), predict.py (evaluate, predict),
 measure.py (gradcheck, compare-speed, bench), data.py (data fetch, convert), views.py (plot, show,
 explain), exercise.py (exercise), serve.py (serve), export.py (export), tune.py (tune); common.py holds what they share."""
 
@@ -14,8 +14,9 @@ from .data import data
 from .exercise import exercise
 from .export import export
 from .measure import bench, compare_speed, gradcheck
+from .predict import evaluate, predict
 from .serve import serve
-from .train import compare, evaluate, fit, predict
+from .train import compare, fit
 from .tune import tune
 from .views import explain, plot, show
 
@@ -40,5 +41,21 @@ def main():
     """
 
 
-for command in (fit, evaluate, predict, compare, gradcheck, compare_speed, bench, data, plot, show, explain, exercise, serve, export, tune):
+for command in (
+    fit,
+    evaluate,
+    predict,
+    compare,
+    gradcheck,
+    compare_speed,
+    bench,
+    data,
+    plot,
+    show,
+    explain,
+    exercise,
+    serve,
+    export,
+    tune,
+):
     main.add_command(command)

@@ -9,10 +9,19 @@ from .common import BadInput, device_option, models_option, threads_option
 
 @click.command()
 @models_option(required=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; the default lets only this machine in (0.0.0.0: every network).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free one, said at start).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the default lets only this machine in (0.0.0.0: every network).",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one, said at start).",
+)
 @click.option("--log", "log_requests", is_flag=True, help="Print a line per request.")
 @device_option
 @threads_option

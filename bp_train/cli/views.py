@@ -18,6 +18,7 @@ from .common import BadInput, cache_option, emit_json, refuse_overwriting
 def training_data(config) -> dict[str, str]:
     """The config's training CSV (or its .gz) as an input no output may overwrite."""
     from ..data.digits import resolve
+
     return {f"training data ({config.data.train})": str(resolve(config.data.train))}
 
 
@@ -29,16 +30,28 @@ def config_of(source):
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
-@click.option("--augment", is_flag=True,
-              help="SOURCE is a config or run: draw training digits beside their distortions (train.augment).")
-@click.option("--activations", is_flag=True,
-              help="SOURCE is a config or run: histograms of each hidden layer's activations for 1,000 digits.")
-@click.option("--weights", is_flag=True,
-              help="SOURCE is a run or model.npz: the first layer's weights as pictures (28x28 per dense unit, "
-                   "or the convolution's filters).")
-@click.option("--out", type=click.Path(dir_okay=False),
-              help="The PNG to write for --augment, --activations, --weights or several runs (default: in the run "
-                   "folder, or augment.png / activations.png / weights.png / compare.png here).")
+@click.option(
+    "--augment",
+    is_flag=True,
+    help="SOURCE is a config or run: draw training digits beside their distortions (train.augment).",
+)
+@click.option(
+    "--activations",
+    is_flag=True,
+    help="SOURCE is a config or run: histograms of each hidden layer's activations for 1,000 digits.",
+)
+@click.option(
+    "--weights",
+    is_flag=True,
+    help="SOURCE is a run or model.npz: the first layer's weights as pictures (28x28 per dense unit, "
+    "or the convolution's filters).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="The PNG to write for --augment, --activations, --weights or several runs (default: in the run "
+    "folder, or augment.png / activations.png / weights.png / compare.png here).",
+)
 @cache_option
 def plot(sources, augment, activations, weights, out, no_cache):
     """Save learning curves, a confusion-matrix heat map and a grid of misclassified validation digits as
@@ -63,7 +76,7 @@ def plot(sources, augment, activations, weights, out, no_cache):
     source = Path(sources[0])
     read = {}
     for item in map(Path, sources):
-        for name in (("model.npz", "metrics.csv", "config.yaml", "checkpoint.npz") if item.is_dir() else ("",)):
+        for name in ("model.npz", "metrics.csv", "config.yaml", "checkpoint.npz") if item.is_dir() else ("",):
             read[f"file {item / name if name else item}"] = str(item / name) if name else str(item)
     if augment or activations:  # these read the config's training CSV too
         read.update(training_data(config_of(source)))
@@ -74,12 +87,14 @@ def plot(sources, augment, activations, weights, out, no_cache):
 
     if augment:
         from ..data.augment import augmented_samples
+
         samples = augmented_samples(config_of(source), count=6, versions=5, cache=not no_cache)
         click.echo(f"wrote {plot_augmented(samples, target('augment.png'))}")
     elif activations:
         click.echo(f"wrote {plot_activations(source, target('activations.png'), not no_cache)}")
     elif weights:
         from ..views.plots import plot_weights
+
         model = source / "model.npz" if source.is_dir() else source
         network, _, _ = load_model(model)
         click.echo(f"wrote {plot_weights(network, target('weights.png'))}")
@@ -88,8 +103,10 @@ def plot(sources, augment, activations, weights, out, no_cache):
         click.echo(f"wrote {plot_comparison([Path(s) for s in sources], path)}")
     else:
         if out:
-            raise BadInput("--out goes with --augment, --activations or several runs; `plot RUN` writes its "
-                           "PNGs into the run folder")
+            raise BadInput(
+                "--out goes with --augment, --activations or several runs; `plot RUN` writes its "
+                "PNGs into the run folder"
+            )
         for path in plot_run(source, cache=not no_cache, log=click.echo):
             click.echo(f"wrote {path}")
 
@@ -107,10 +124,14 @@ def plot_activations(source: Path, path: Path, cache: bool) -> Path:
         config = load_config(source)
         network = build_network(config, seed=config.train.seed)
         init = config.model.init
-        what = f"{config.name}, initial weights ({init} init)" if isinstance(init, str) else \
-            f"{config.name}, initial weights of std {init:g}"
-    x, _, described = sample_rows(config.data.train, 1000, config.train.seed, cache=cache,
-                                  classes=config.model.output_size)
+        what = (
+            f"{config.name}, initial weights ({init} init)"
+            if isinstance(init, str)
+            else f"{config.name}, initial weights of std {init:g}"
+        )
+    x, _, described = sample_rows(
+        config.data.train, 1000, config.train.seed, cache=cache, classes=config.model.output_size
+    )
     layers = hidden_activations(network, x)
     if not layers:
         raise BadInput(f"{source}: the network has no hidden activation layers to draw")
@@ -121,12 +142,23 @@ def plot_activations(source: Path, path: Path, cache: bool) -> Path:
 @click.command()
 @click.argument("source", type=click.Path(exists=False))
 @click.option("--rows", default="0-4", show_default=True, help="Rows of a CSV to show: '3', '0-9' or '1,5,7'.")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1),
-              help="At most this many digits (for a run folder, or with --augment).")
-@click.option("--augment", is_flag=True,
-              help="SOURCE is a config or run: show training digits beside their distortions (train.augment).")
-@click.option("--image", is_flag=True,
-              help="SOURCE is a picture of a digit: show it beside the 28x28 that MNIST's preparation makes of it.")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="At most this many digits (for a run folder, or with --augment).",
+)
+@click.option(
+    "--augment",
+    is_flag=True,
+    help="SOURCE is a config or run: show training digits beside their distortions (train.augment).",
+)
+@click.option(
+    "--image",
+    is_flag=True,
+    help="SOURCE is a picture of a digit: show it beside the 28x28 that MNIST's preparation makes of it.",
+)
 def show(source, rows, limit, augment, image):
     """Print digits as text art: rows of a CSV, a run folder's misclassified validation digits, (with
     --augment) training digits beside the distortions a config's train.augment draws, or (with --image) a
@@ -139,22 +171,30 @@ def show(source, rows, limit, augment, image):
         return
     if augment:
         from ..data.augment import augmented_samples
+
         for original, versions in augmented_samples(config_of(path), count=min(limit, 4), versions=2):
-            click.echo("original" + " " * 50 + "   ".join(f"distortion {i + 1}".ljust(56) for i in range(len(versions))))
+            click.echo(
+                "original" + " " * 50 + "   ".join(f"distortion {i + 1}".ljust(56) for i in range(len(versions)))
+            )
             columns = [text_art(original)] + [text_art(v) for v in versions]
             click.echo("\n".join("   ".join(parts) for parts in zip(*columns)))
         return
     if path.is_dir():
         from ..training.report import misclassified, run_validation
+
         network, config, val, predicted = run_validation(path)
         if val is None:
-            click.echo(f"{path}: the run has no validation split (data.val_fraction is 0), so no misclassified "
-                       f"validation digits; here are its first training rows, with the model's predictions instead")
+            click.echo(
+                f"{path}: the run has no validation split (data.val_fraction is 0), so no misclassified "
+                f"validation digits; here are its first training rows, with the model's predictions instead"
+            )
             digits = load_digits(config.data.train, require_labels=True)
             train = digits.subset(np.arange(min(limit, len(digits))))
             guesses = network.predict(to_float(train.images, network.dtype)).argmax(axis=1)
-            items = [(image, f"training row {i}: label {label}, predicted {guess}")
-                     for i, (image, label, guess) in enumerate(zip(train.images, train.labels, guesses))]
+            items = [
+                (image, f"training row {i}: label {label}, predicted {guess}")
+                for i, (image, label, guess) in enumerate(zip(train.images, train.labels, guesses))
+            ]
         else:
             items = misclassified(val, predicted, limit)
         if not items:
@@ -162,8 +202,10 @@ def show(source, rows, limit, augment, image):
     else:
         digits = load_digits(path)
         chosen = parse_rows(rows, len(digits))
-        items = [(digits.images[r], f"row {r}" + (f": label {digits.labels[r]}" if digits.labels is not None else ""))
-                 for r in chosen]
+        items = [
+            (digits.images[r], f"row {r}" + (f": label {digits.labels[r]}" if digits.labels is not None else ""))
+            for r in chosen
+        ]
     for image, caption in items:
         click.echo(caption)
         click.echo("\n".join(text_art(image)))
@@ -181,18 +223,29 @@ def show_image(path: Path) -> None:
     click.echo(f"{'the picture, resized to 28x28':<56}   as MNIST prepared its digits{notes}")
     columns = [text_art(before.round().astype(np.uint8)), text_art(prepared.pixels.round().astype(np.uint8))]
     click.echo("\n".join("   ".join(parts) for parts in zip(*columns)))
-    click.echo("\nsteps: transparency onto white, grey, polarity from the border, background removed, cropped to the "
-               "ink, longer side to 20 pixels, placed in 28x28 by its centre of mass")
+    click.echo(
+        "\nsteps: transparency onto white, grey, polarity from the border, background removed, cropped to the "
+        "ink, longer side to 20 pixels, placed in 28x28 by its centre of mass"
+    )
 
 
 @click.command()
 @click.argument("example", type=click.Choice(["apple", "apple-orange", "xyz", "sigmoid-chain", "max-copy", "network"]))
-@click.option("--config", "config_paths", multiple=True, type=click.Path(dir_okay=False),
-              help="For 'network': the network to trace (default: the built-in 784-100-10); repeat it to "
-                   "trace several networks beside each other.")
+@click.option(
+    "--config",
+    "config_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="For 'network': the network to trace (default: the built-in 784-100-10); repeat it to "
+    "trace several networks beside each other.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="For 'network': override a config value.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="For 'network': trace a trained model.npz instead of freshly initialized weights.")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="For 'network': trace a trained model.npz instead of freshly initialized weights.",
+)
 @click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
 def explain(example, config_paths, overrides, model_path, png, as_json):
@@ -224,8 +277,10 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
         graph = E.EXAMPLES[example]
         result = E.run(graph)
         if as_json:
-            emit_json({k: v for k, v in result.items() if k != "edges"} | {"edges": [
-                dict(zip(("from", "to", "value", "gradient", "rule"), edge)) for edge in result["edges"]]})
+            emit_json(
+                {k: v for k, v in result.items() if k != "edges"}
+                | {"edges": [dict(zip(("from", "to", "value", "gradient", "rule"), edge)) for edge in result["edges"]]}
+            )
         else:
             click.echo(E.format_graph(graph, result))
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
@@ -239,6 +294,7 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
         figure_maker = lambda plt: E.draw_traces(traces, plt)
     if png:
         from ..views.plots import save_figure
+
         click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
 
 
@@ -263,8 +319,11 @@ def trace_network(network, config) -> dict:
 
     x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
     rows = E.trace_network(network, x, t)
-    return {"network": f"{config.name} {config.describe_layers()} ({described})", "layers": rows,
-            "vanishing_ratio": E.vanishing_ratio(rows)}
+    return {
+        "network": f"{config.name} {config.describe_layers()} ({described})",
+        "layers": rows,
+        "vanishing_ratio": E.vanishing_ratio(rows),
+    }
 
 
 def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:
@@ -276,7 +335,9 @@ def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:
         try:
             first, last = int(low), int(high if dash else low)
         except ValueError:
-            raise BadInput(f"--rows {short(spec)}: expected a row number, a range like 0-9, or a list like 1,5,7") from None
+            raise BadInput(
+                f"--rows {short(spec)}: expected a row number, a range like 0-9, or a list like 1,5,7"
+            ) from None
         if last < first:
             raise BadInput(f"--rows {short(spec)}: the range {first}-{last} runs backwards; write {last}-{first}")
         for row in (first, last):

@@ -24,14 +24,25 @@ from .schema import Config
 def network_arguments(config: Config, seed: int = 0, dtype=None) -> dict:
     """The keyword arguments of `Network` that `config` describes; `dtype` overrides model.dtype."""
     model = config.model
-    return {"input_size": model.input_size, "hidden_sizes": [h.size for h in model.hidden],
-            "output_size": model.output_size, "activation": [h.activation for h in model.hidden],
-            "batchnorm": [h.batchnorm for h in model.hidden], "dropout": [h.dropout for h in model.hidden],
-            "input_dropout": model.input_dropout, "input_shape": model.input_shape,
-            "conv": [ConvBlock(b.filters, b.kernel, b.stride, b.pad, b.activation, b.pool, b.batchnorm, b.dropout)
-                     for b in model.conv],
-            "init": model.init, "loss": model.loss, "weight_decay": config.train.weight_decay,
-            "dtype": np.dtype(dtype if dtype is not None else model.dtype), "seed": seed}
+    return {
+        "input_size": model.input_size,
+        "hidden_sizes": [h.size for h in model.hidden],
+        "output_size": model.output_size,
+        "activation": [h.activation for h in model.hidden],
+        "batchnorm": [h.batchnorm for h in model.hidden],
+        "dropout": [h.dropout for h in model.hidden],
+        "input_dropout": model.input_dropout,
+        "input_shape": model.input_shape,
+        "conv": [
+            ConvBlock(b.filters, b.kernel, b.stride, b.pad, b.activation, b.pool, b.batchnorm, b.dropout)
+            for b in model.conv
+        ],
+        "init": model.init,
+        "loss": model.loss,
+        "weight_decay": config.train.weight_decay,
+        "dtype": np.dtype(dtype if dtype is not None else model.dtype),
+        "seed": seed,
+    }
 
 
 def build_network(config: Config, seed: int = 0, dtype=None, device: str = "cpu") -> Network:
@@ -47,8 +58,9 @@ def optimizer_for(config: Config) -> Optimizer:
 
 def learning_rate_at(config: Config, t: float) -> float:
     """train.schedule's learning rate at training time `t`, in epochs (see nn/optimizers.py)."""
-    return learning_rate(base_lr=config.train.optimizer.lr, epochs=config.train.epochs, t=t,
-                         **dataclasses.asdict(config.train.schedule))
+    return learning_rate(
+        base_lr=config.train.optimizer.lr, epochs=config.train.epochs, t=t, **dataclasses.asdict(config.train.schedule)
+    )
 
 
 def maps(config: Config) -> list[tuple[int, int, int]]:
@@ -76,8 +88,9 @@ def flops_per_sample(config: Config) -> int:
     and dense product (activations, pooling and the loss are not counted)."""
     flops = 0
     for block, (h_in, w_in, c_in) in zip(config.model.conv, maps(config)):
-        positions = output_size(h_in, block.kernel, block.stride, block.pad) * \
-            output_size(w_in, block.kernel, block.stride, block.pad)
+        positions = output_size(h_in, block.kernel, block.stride, block.pad) * output_size(
+            w_in, block.kernel, block.stride, block.pad
+        )
         flops += 2 * positions * block.kernel * block.kernel * c_in * block.filters
     sizes = dense_widths(config)
     return flops + sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -88,20 +101,29 @@ def check_shapes(config: Config) -> None:
     model = config.model
     channels, height, width = model.input_shape
     if channels * height * width != model.input_size:
-        raise ConfigError(f"'model.input_shape' is {model.input_shape} ({channels * height * width} values per row) "
-                          f"but 'model.input_size' is {model.input_size}; they must agree (784 = 1 x 28 x 28)")
+        raise ConfigError(
+            f"'model.input_shape' is {model.input_shape} ({channels * height * width} values per row) "
+            f"but 'model.input_size' is {model.input_size}; they must agree (784 = 1 x 28 x 28)"
+        )
     # maps()[i] is what block i receives; the blocks before it were checked on earlier rounds
     for i, (block, (height, width, _)) in enumerate(zip(model.conv, maps(config))):
         before = "the input (model.input_shape)" if i == 0 else f"model.conv[{i - 1}]"
         padded_h, padded_w = height + 2 * block.pad, width + 2 * block.pad
         if block.kernel > padded_h or block.kernel > padded_w:
-            raise ConfigError(f"model.conv[{i}]: a {block.kernel}x{block.kernel} kernel does not fit the "
-                              f"{height}x{width} maps left by {before}" + (f" (padded to {padded_h}x{padded_w})"
-                                                                            if block.pad else ""))
+            raise ConfigError(
+                f"model.conv[{i}]: a {block.kernel}x{block.kernel} kernel does not fit the "
+                f"{height}x{width} maps left by {before}" + (f" (padded to {padded_h}x{padded_w})" if block.pad else "")
+            )
         if block.pad >= block.kernel:
-            raise ConfigError(f"'model.conv[{i}].pad' is {block.pad}; expected less than the kernel size {block.kernel}")
-        height, width = output_size(height, block.kernel, block.stride, block.pad), \
-            output_size(width, block.kernel, block.stride, block.pad)
+            raise ConfigError(
+                f"'model.conv[{i}].pad' is {block.pad}; expected less than the kernel size {block.kernel}"
+            )
+        height, width = (
+            output_size(height, block.kernel, block.stride, block.pad),
+            output_size(width, block.kernel, block.stride, block.pad),
+        )
         if block.pool > 1 and (block.pool > height or block.pool > width):
-            raise ConfigError(f"model.conv[{i}]: a {block.pool}x{block.pool} pool does not fit the "
-                              f"{height}x{width} maps left by its convolution")
+            raise ConfigError(
+                f"model.conv[{i}]: a {block.pool}x{block.pool} pool does not fit the "
+                f"{height}x{width} maps left by its convolution"
+            )

@@ -34,11 +34,13 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[Any, s
         if abs(value) > MAX_WHOLE:
             raise _fail(key, value, f"a whole number of at most {MAX_WHOLE:,}")
         return value
+
     return check
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False,
-           high_open: bool = False) -> Callable[[Any, str], float]:
+def number(
+    low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> Callable[[Any, str], float]:
     def check(value, key):
         if isinstance(value, str):
             value = _yaml_float(value)  # YAML reads 1e-3 (no dot) as text; users mean the number
@@ -53,6 +55,7 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
             right = f"{'<' if high_open else '<='} {high}" if high is not None else ""
             raise _fail(key, value, "a number " + " and ".join(s for s in (left, right) if s))
         return float(value)
+
     return check
 
 
@@ -71,6 +74,7 @@ def choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
             hint = _nearest(str(value)[:100], options)
             raise _fail(key, value, "one of " + ", ".join(options) + hint)
         return value
+
     return check
 
 
@@ -86,8 +90,12 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def run_name(value, key):
     if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value):
-        raise _fail(key, value, "a plain name (letters, digits, '.', '_', '-', starting with a letter or digit, "
-                                "at most 100 characters): it names the run's folder under runs/")
+        raise _fail(
+            key,
+            value,
+            "a plain name (letters, digits, '.', '_', '-', starting with a letter or digit, "
+            "at most 100 characters): it names the run's folder under runs/",
+        )
     return value
 
 

@@ -44,8 +44,9 @@ def parse_yaml(path: str | os.PathLike) -> dict:
     if raw is None:
         raise ConfigError(f"{path}: the config file is empty; expected the sections model, data, train")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with the sections model, data, train; "
-                          f"got a {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping with the sections model, data, train; got a {type(raw).__name__}"
+        )
     return raw
 
 
@@ -58,8 +59,9 @@ def parse_key(dotted: str, label: str) -> list[str | int]:
     for part in dotted.strip().split("."):
         match = _KEY_PART.match(part)
         if match is None:
-            raise ConfigError(f"{label}: the key {short(dotted)} is not a dotted path like train.epochs "
-                              "or model.hidden[0].size")
+            raise ConfigError(
+                f"{label}: the key {short(dotted)} is not a dotted path like train.epochs or model.hidden[0].size"
+            )
         path.append(match.group(1))
         indexes = re.findall(r"\d+", match.group(2))
         if any(len(i) > 6 for i in indexes):  # no list in a config has a million items
@@ -101,19 +103,20 @@ def assign(raw: dict, path: list[str | int], value, label: str) -> None:
     starts with `label` (the --set or tune.space key it came from)."""
     node = raw
     for depth, step in enumerate(path[:-1]):
-        where = _path_text(path[:depth + 1])
+        where = _path_text(path[: depth + 1])
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
                 size = len(node) if isinstance(node, list) else 0
-                raise ConfigError(f"{label}: '{_path_text(path[:depth])}' has {size} item(s); "
-                                  f"index {step} is out of range")
+                raise ConfigError(
+                    f"{label}: '{_path_text(path[:depth])}' has {size} item(s); index {step} is out of range"
+                )
             child = node[step]
         else:
             if not isinstance(node, dict):
                 raise ConfigError(f"{label}: '{_path_text(path[:depth])}' is not a section")
             child = node.get(step)
             if child is None:
-                child = node[step] = _default_at(path[:depth + 1]) if isinstance(path[depth + 1], int) else {}
+                child = node[step] = _default_at(path[: depth + 1]) if isinstance(path[depth + 1], int) else {}
                 if child is None:
                     raise ConfigError(f"{label}: '{where}' is not a list")
         node = child
@@ -146,8 +149,10 @@ def _check_tune(raw: dict, config: Config) -> None:
     """Every key of tune.space must be a config key, and every value it can take must make a valid config:
     both ends of a range and each choice are tried now, so that no trial fails on a bad value later."""
     if config.data.val_fraction == 0:  # both metrics (MONITORS) are validation figures
-        raise ConfigError(f"'tune.metric' is {config.tune.metric} but data.val_fraction is 0: a search needs a "
-                          "validation split to judge the trials by")
+        raise ConfigError(
+            f"'tune.metric' is {config.tune.metric} but data.val_fraction is 0: a search needs a "
+            "validation split to judge the trials by"
+        )
     base = {k: v for k, v in raw.items() if k != "tune"}
     seen = {}
     for key, dist in config.tune.space.items():
@@ -156,10 +161,11 @@ def _check_tune(raw: dict, config: Config) -> None:
         if path[0] in ("tune", "name"):
             raise ConfigError(f"{label}: '{path[0]}' cannot be searched; expected a key of model, data or train")
         if tuple(path) in seen:  # 'train.epochs' and 'train.epochs ' are one key: one would go unused
-            raise ConfigError(f"{label}: names the same config key as tune.space {short(seen[tuple(path)])}; "
-                              "give each key once")
+            raise ConfigError(
+                f"{label}: names the same config key as tune.space {short(seen[tuple(path)])}; give each key once"
+            )
         seen[tuple(path)] = key
-        (kind, args), = dist.items()
+        ((kind, args),) = dist.items()
         for value in args:
             trial = copy.deepcopy(base)
             assign(trial, path, value, label)
@@ -169,8 +175,10 @@ def _check_tune(raw: dict, config: Config) -> None:
                 raise ConfigError(f"{label} = {short(value)}: {exc}") from None
             rows = checked.data.train_rows
             if rows is not None and round(rows * checked.data.val_fraction) == 0:
-                raise ConfigError(f"{label} = {short(value)}: data.train_rows {rows} x data.val_fraction "
-                                  f"{checked.data.val_fraction:g} leaves no validation row to judge a trial by")
+                raise ConfigError(
+                    f"{label} = {short(value)}: data.train_rows {rows} x data.val_fraction "
+                    f"{checked.data.val_fraction:g} leaves no validation row to judge a trial by"
+                )
 
 
 def config_from_dict(raw: dict, source: str = "<config>", name: str | None = None) -> Config:
@@ -181,8 +189,7 @@ def config_from_dict(raw: dict, source: str = "<config>", name: str | None = Non
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] = (),
-                base: dict | None = None) -> Config:
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] = (), base: dict | None = None) -> Config:
     """Read a YAML config (or, when `path` is None, start from `base` or the built-in defaults) and apply
     `--set` overrides. An error names the `--set` that caused it, or else the file."""
     raw = parse_yaml(path) if path is not None else copy.deepcopy(base or {})
@@ -210,7 +217,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
 
 def cut(text: str, limit: int = 80) -> str:
     """A --set as the user wrote it, cut to one readable line."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def dump_config(config: Config) -> str:
@@ -233,6 +240,8 @@ def learning_rate_warning(config: Config, overrides: list[str]) -> str | None:
     low, high = OPTIMIZERS[opt.name].typical_lr
     if low <= opt.lr <= high:
         return None
-    return (f"warning: --set train.optimizer.name={opt.name} keeps train.optimizer.lr={opt.lr:g}, outside the "
-            f"{low:g}..{high:g} that {opt.name} usually wants; add e.g. --set train.optimizer.lr="
-            f"{math.sqrt(low * high):.2g}")
+    return (
+        f"warning: --set train.optimizer.name={opt.name} keeps train.optimizer.lr={opt.lr:g}, outside the "
+        f"{low:g}..{high:g} that {opt.name} usually wants; add e.g. --set train.optimizer.lr="
+        f"{math.sqrt(low * high):.2g}"
+    )

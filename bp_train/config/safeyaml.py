@@ -32,8 +32,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 break
             line = key_node.start_mark.line + 1
             if first is not None:
-                raise ConfigError(f"line {line}: duplicate key {short(key)} (first at line {first}); "
-                                  "each key may appear once in a mapping")
+                raise ConfigError(
+                    f"line {line}: duplicate key {short(key)} (first at line {first}); "
+                    "each key may appear once in a mapping"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -46,8 +48,10 @@ def count_values(value, limit: int = MAX_VALUES) -> int:
         item, depth = stack.pop()
         total += 1
         if total > limit:
-            raise ConfigError(f"the YAML expands to more than {limit:,} values (anchors and aliases repeated "
-                              "inside each other?); a config needs a few dozen")
+            raise ConfigError(
+                f"the YAML expands to more than {limit:,} values (anchors and aliases repeated "
+                "inside each other?); a config needs a few dozen"
+            )
         if depth > MAX_DEPTH:
             raise ConfigError(f"nested more than {MAX_DEPTH} levels deep; a config needs a handful")
         if isinstance(item, dict):
@@ -78,4 +82,4 @@ def short(value, limit: int = 60) -> str:
         text = repr(value)
     except ValueError:  # a whole number too long for Python to write out
         return f"a whole number of about {value.bit_length() * 0.30103:,.0f} digits"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -44,12 +44,12 @@ SCHEDULE_KEYS = {name: ("warmup_epochs", *keys) for name, keys in optimizers.SCH
 
 # --- the sections ------------------------------------------------------------------------------------------
 
+
 def init_scheme(value, key):
     """`init` is a named scheme or a number, the standard deviation of the initial weights."""
     if isinstance(value, str):
         return choice(INITS)(value, key)
     return number(0.0, low_open=True)(value, key)
-
 
 
 @dataclass
@@ -69,6 +69,7 @@ def hidden_layers(value, key):
 @dataclass
 class ConvBlock:
     """Convolution -> [BatchNorm] -> activation -> [max pool] -> [Dropout]."""
+
     filters: int = spec(integer(1, 4096), 32)
     kernel: int = spec(integer(1, 64), 3)
     stride: int = spec(integer(1, 64), 1)
@@ -86,8 +87,11 @@ def conv_blocks(value, key):
 
 
 def image_shape(value, key):
-    if (not isinstance(value, list) or len(value) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value)
+    ):
         raise _fail(key, value, "[channels, height, width], three whole numbers >= 1, e.g. [1, 28, 28]")
     return list(value)
 
@@ -143,22 +147,23 @@ class EarlyStoppingConfig:
 
 @dataclass
 class ElasticConfig:
-    alpha: float = spec(number(0.0, 1000.0), 34.0)         # scale of the displacement field, in pixels
+    alpha: float = spec(number(0.0, 1000.0), 34.0)  # scale of the displacement field, in pixels
     sigma: float = spec(number(0.0, 100.0, low_open=True), 4.0)  # width of its Gaussian smoothing
 
 
 @dataclass
 class AugmentConfig:
-    shift: float = spec(number(0.0, 100.0), 0.0)     # pixels, each direction drawn in [-shift, shift]
-    rotate: float = spec(number(0.0, 180.0), 0.0)    # degrees, drawn in [-rotate, rotate]
+    shift: float = spec(number(0.0, 100.0), 0.0)  # pixels, each direction drawn in [-shift, shift]
+    rotate: float = spec(number(0.0, 180.0), 0.0)  # degrees, drawn in [-rotate, rotate]
     scale: float = spec(number(0.0, 1.0, high_open=True), 0.0)  # size factor drawn in [1 - scale, 1 + scale]
-    shear: float = spec(number(0.0, 1.0), 0.0)       # slant x += k y, k drawn in [-shear, shear]
+    shear: float = spec(number(0.0, 1.0), 0.0)  # slant x += k y, k drawn in [-shear, shear]
     elastic: ElasticConfig | None = spec(lambda v, k: None if v is None else section(ElasticConfig, v, k), None)
 
 
 def optional_section(cls):
     def check(value, key):
         return None if value is None else section(cls, value, key)
+
     return check
 
 
@@ -180,11 +185,15 @@ def distribution(value, key):
     """One dimension of a search space: {uniform: [low, high]}, {log_uniform: [low, high]} (low > 0),
     {int: [low, high]}, {log_int: [low, high]} (low >= 1) or {choice: [a, b, ...]}."""
     if not isinstance(value, dict) or len(value) != 1:
-        raise _fail(key, value, "one distribution, e.g. {log_uniform: [0.0001, 0.1]}; one of " + ", ".join(DISTRIBUTIONS))
-    (kind, args), = value.items()
+        raise _fail(
+            key, value, "one distribution, e.g. {log_uniform: [0.0001, 0.1]}; one of " + ", ".join(DISTRIBUTIONS)
+        )
+    ((kind, args),) = value.items()
     if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"unknown distribution {short(f'{key}.{kind}')}{_nearest(str(kind)[:100], DISTRIBUTIONS)}; "
-                          f"expected one of {', '.join(DISTRIBUTIONS)}")
+        raise ConfigError(
+            f"unknown distribution {short(f'{key}.{kind}')}{_nearest(str(kind)[:100], DISTRIBUTIONS)}; "
+            f"expected one of {', '.join(DISTRIBUTIONS)}"
+        )
     where = f"{key}.{kind}"
     if kind == "choice":
         if not isinstance(args, list) or not args:
@@ -193,8 +202,11 @@ def distribution(value, key):
     if not isinstance(args, list) or len(args) != 2:
         raise _fail(where, args, "[low, high]")
     whole = kind in ("int", "log_int")
-    check = integer(1 if kind == "log_int" else None) if whole else number(0.0 if kind == "log_uniform" else None,
-                                                                         low_open=kind == "log_uniform")
+    check = (
+        integer(1 if kind == "log_int" else None)
+        if whole
+        else number(0.0 if kind == "log_uniform" else None, low_open=kind == "log_uniform")
+    )
     low, high = check(args[0], where + "[0]"), check(args[1], where + "[1]")
     if not low < high:
         raise _fail(where, args, "[low, high] with low < high")
@@ -203,14 +215,18 @@ def distribution(value, key):
 
 def search_space(value, key):
     if not isinstance(value, dict) or not value:
-        raise _fail(key, value, "a mapping of config keys to distributions, e.g. {train.optimizer.lr: "
-                                "{log_uniform: [0.0001, 0.1]}}")
+        raise _fail(
+            key,
+            value,
+            "a mapping of config keys to distributions, e.g. {train.optimizer.lr: {log_uniform: [0.0001, 0.1]}}",
+        )
     return {str(k): distribution(v, f"{key}.{k}") for k, v in value.items()}
 
 
 @dataclass
 class TuneConfig:
     """`bp-train tune`: which metric to optimize, how many trials, and the space of config values to try."""
+
     space: dict = spec(search_space, {})
     metric: str = spec(choice(MONITORS), "val_accuracy")
     trials: int = spec(integer(1, 100_000), 20)
@@ -257,10 +273,10 @@ def section(cls, raw, key: str):
     for name in raw:
         if name not in known:
             where = f"{key}.{name}" if key else str(name)
-            raise ConfigError(f"unknown key {short(where)}{_nearest(str(name)[:100], known)}; "
-                              f"valid keys here: {', '.join(known)}")
+            raise ConfigError(
+                f"unknown key {short(where)}{_nearest(str(name)[:100], known)}; valid keys here: {', '.join(known)}"
+            )
     values = {}
     for name, value in raw.items():
         values[name] = known[name].metadata["check"](value, f"{key}.{name}" if key else name)
     return cls(**values)
-

@@ -1,1 +1,1 @@
-"""Digit data: the Kaggle CSV (digits.py), MNIST's IDX files (mnist.py), distorted training digits (augment.py)."""
+"""Digit data: the Kaggle CSV (digits.py), which rows a model was trained on (fingerprints.py), MNIST's IDX files (mnist.py), distorted training digits (augment.py)."""

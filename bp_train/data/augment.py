@@ -84,8 +84,9 @@ def centred_grid(h: int, w: int, dtype) -> np.ndarray:
     return np.stack([x, y]) - image_centre(h, w, dtype)[0]
 
 
-def distort(images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray,
-            displacement: np.ndarray | None = None) -> np.ndarray:
+def distort(
+    images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray, displacement: np.ndarray | None = None
+) -> np.ndarray:
     """Resample (N, C, H, W) `images`: output pixel p reads the source T^-1 (p - c - shift) + c, plus the
     elastic `displacement` (N, 2, H, W: dx, dy) if given. Bilinear, 0 outside the image."""
     n, c, h, w = images.shape
@@ -145,12 +146,13 @@ def augmented_samples(config, count: int = 4, versions: int = 3, cache: bool = T
     from .digits import load_digits, to_float
 
     if config.train.augment is None:
-        raise ConfigError(f"{config.name}: the config has no train.augment section to show; add e.g. "
-                          "augment: {shift: 2, rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 34, sigma: 4}}")
+        raise ConfigError(
+            f"{config.name}: the config has no train.augment section to show; add e.g. "
+            "augment: {shift: 2, rotate: 10, scale: 0.1, shear: 0.1, elastic: {alpha: 34, sigma: 4}}"
+        )
     digits = load_digits(config.data.train, require_labels=True, cache=cache)
     originals = digits.images[:count]
-    augmenter = Augmenter(config.train.augment, config.model.input_shape,
-                          augment_rng(config.train.seed))
+    augmenter = Augmenter(config.train.augment, config.model.input_shape, augment_rng(config.train.seed))
     batch = to_float(np.repeat(originals, versions, axis=0))
     distorted = np.rint(augmenter(batch) * 255).astype(np.uint8).reshape(len(originals), versions, -1)
     return list(zip(originals, distorted))

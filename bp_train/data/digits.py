@@ -33,6 +33,7 @@ CACHE_FORMAT = 1
 @dataclass
 class Digits:
     """Images (N, 784) uint8 and labels (N,) uint8, or None for an unlabelled test file."""
+
     images: np.ndarray
     labels: np.ndarray | None
     source: str = ""
@@ -63,14 +64,17 @@ def resolve(path: str | os.PathLike) -> Path:
 
 # --- reading the CSV ---------------------------------------------------------------------------------
 
+
 def _pixel_order(columns: list[str], path: Path) -> list[str]:
     """The 784 pixel column names in image order, accepting 0-based or 1-based numbering."""
     numbered = {}
     for name in columns:
         match = re.fullmatch(r"pixel(\d+)", name)
         if match is None:
-            raise DataError(f"{path}: line 1: unexpected column {name!r}; expected 'label' and "
-                            f"pixel0..pixel783 (or pixel1..pixel784)")
+            raise DataError(
+                f"{path}: line 1: unexpected column {name!r}; expected 'label' and "
+                f"pixel0..pixel783 (or pixel1..pixel784)"
+            )
         numbered[int(match.group(1))] = name
     if not numbered:
         raise DataError(f"{path}: line 1: no pixel columns; expected a header 'label,pixel0,...,pixel783'")
@@ -79,11 +83,15 @@ def _pixel_order(columns: list[str], path: Path) -> list[str]:
     missing = [i for i in expected if i not in numbered]
     extra = sorted(set(numbered) - set(expected))
     if missing:
-        raise DataError(f"{path}: line 1: {len(missing)} pixel column(s) missing, first pixel{missing[0]}; "
-                        f"expected {PIXELS} columns pixel{start}..pixel{start + PIXELS - 1}")
+        raise DataError(
+            f"{path}: line 1: {len(missing)} pixel column(s) missing, first pixel{missing[0]}; "
+            f"expected {PIXELS} columns pixel{start}..pixel{start + PIXELS - 1}"
+        )
     if extra:
-        raise DataError(f"{path}: line 1: extra pixel column pixel{extra[0]}; expected {PIXELS} columns "
-                        f"pixel{start}..pixel{start + PIXELS - 1}")
+        raise DataError(
+            f"{path}: line 1: extra pixel column pixel{extra[0]}; expected {PIXELS} columns "
+            f"pixel{start}..pixel{start + PIXELS - 1}"
+        )
     return [numbered[i] for i in expected]
 
 
@@ -107,8 +115,10 @@ def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, pat
         problem = "is infinite or too big to be a number (e.g. 1e400)"
     else:
         problem = f"is {raw}"
-    raise DataError(f"{path}: line {line}, column {columns[col]!r}: the value {problem}; "
-                    f"expected a whole number {low}..{high} ({what})")
+    raise DataError(
+        f"{path}: line {line}, column {columns[col]!r}: the value {problem}; "
+        f"expected a whole number {low}..{high} ({what})"
+    )
 
 
 class _BoundedReader:
@@ -128,8 +138,10 @@ class _BoundedReader:
         data += self.raw.read(size - len(data))
         self.count += len(data)
         if self.count > self.limit:
-            raise DataError(f"{self.path}: more than {self.limit / 1e6:,.0f} MB of CSV text, more than this "
-                            "machine's free memory can parse (a digit CSV of 42,000 rows is 73 MB)")
+            raise DataError(
+                f"{self.path}: more than {self.limit / 1e6:,.0f} MB of CSV text, more than this "
+                "machine's free memory can parse (a digit CSV of 42,000 rows is 73 MB)"
+            )
         return data
 
     def __enter__(self):
@@ -142,6 +154,7 @@ class _BoundedReader:
 def _text_limit() -> int:
     """The most CSV text we agree to parse: pandas needs up to about three times the text in memory."""
     from ..machine.memory import available_memory
+
     return available_memory() // 3
 
 
@@ -169,8 +182,15 @@ def _parse(path: Path, text: bytes, dtype) -> pd.DataFrame:
             # numpy's "invalid value encountered in cast" as pandas tries a huge or infinite cell as int16:
             # the loose parse that follows names that cell in bp-train's own one-line error
             warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
-            return pd.read_csv(io.BytesIO(text), dtype=dtype, encoding="utf-8", skip_blank_lines=False,
-                               index_col=False, keep_default_na=False, na_values=[""])
+            return pd.read_csv(
+                io.BytesIO(text),
+                dtype=dtype,
+                encoding="utf-8",
+                skip_blank_lines=False,
+                index_col=False,
+                keep_default_na=False,
+                na_values=[""],
+            )
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1]
         match = re.search(r"line (\d+), saw (\d+)", detail)
@@ -188,8 +208,7 @@ def _parse(path: Path, text: bytes, dtype) -> pd.DataFrame:
 def _header(path: Path, text: bytes) -> list[str]:
     """The header's names exactly as the file writes them (pandas renames a repeated one 'pixel3.1')."""
     try:
-        first = pd.read_csv(io.BytesIO(text), header=None, nrows=1, dtype=str, encoding="utf-8",
-                            keep_default_na=False)
+        first = pd.read_csv(io.BytesIO(text), header=None, nrows=1, dtype=str, encoding="utf-8", keep_default_na=False)
     except pd.errors.EmptyDataError:  # a header of blanks only, e.g. a single tab
         raise DataError(f"{path}: line 1: no column names; expected a header 'label,pixel0,...,pixel783'") from None
     return list(first.iloc[0])
@@ -216,8 +235,10 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         places = [i + 1 for i, c in enumerate(columns) if c == repeated[0]]
-        raise DataError(f"{path}: line 1: column {repeated[0]!r} appears {len(places)} times (columns "
-                        f"{', '.join(map(str, places))}); each column may appear once")
+        raise DataError(
+            f"{path}: line 1: column {repeated[0]!r} appears {len(places)} times (columns "
+            f"{', '.join(map(str, places))}); each column may appear once"
+        )
     frame.columns = columns
     has_label = "label" in columns
     if require_labels and not has_label:
@@ -250,14 +271,17 @@ def read_labels(path: str | os.PathLike, rows: int) -> np.ndarray:
     labels = _first_bad(frame, ["Label"], 0, 9, path, "a digit label")[:, 0].astype(np.uint8)
     ids = _first_bad(frame, ["ImageId"], 1, rows, path, "an ImageId")[:, 0].astype(np.int64)
     if len(labels) != rows or not np.array_equal(np.sort(ids), np.arange(1, rows + 1)):
-        raise DataError(f"{path}: has {len(labels)} labels with ImageIds that do not match the {rows} images "
-                        f"(expected ImageId 1..{rows}, each once)")
+        raise DataError(
+            f"{path}: has {len(labels)} labels with ImageIds that do not match the {rows} images "
+            f"(expected ImageId 1..{rows}, each once)"
+        )
     result = np.empty(rows, dtype=np.uint8)
     result[ids - 1] = labels
     return result
 
 
 # --- the cache -------------------------------------------------------------------------------------------
+
 
 def cache_dir() -> Path:
     if os.environ.get("BP_TRAIN_CACHE"):
@@ -303,33 +327,8 @@ def load_digits(path: str | os.PathLike, require_labels: bool = False, cache: bo
     return digits
 
 
-# --- fingerprints: which rows a model was trained on ---------------------------------------------------
-
-def row_hashes(images: np.ndarray) -> np.ndarray:
-    """A 32-bit hash of each image's pixels: the sum of its 8-byte words times fixed odd constants,
-    modulo 2^64, top 32 bits kept. Equal images give equal hashes, whichever file they came from."""
-    rows = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-    pad = (-rows.shape[1]) % 8
-    if pad:
-        rows = np.pad(rows, ((0, 0), (0, pad)))
-    words = rows.view(np.uint64)
-    constants = np.random.default_rng(12345).integers(1, 2**63, words.shape[1], dtype=np.uint64) | np.uint64(1)
-    hashes = (words * constants).sum(axis=1, dtype=np.uint64)  # unsigned: wraps modulo 2^64, no warning
-    return (hashes >> np.uint64(32)).astype(np.uint32)
-
-
-def fingerprints(images: np.ndarray) -> np.ndarray:
-    """The training rows' hashes, sorted and unique: 4 bytes a row, kept in the model file. A false match
-    is about 1 in 80,000 per evaluated row for a 54,000-row training set."""
-    return np.unique(row_hashes(images))
-
-
-def seen_in_training(images: np.ndarray, training_fingerprints: np.ndarray) -> int:
-    """How many of `images` are (by their hash) among the rows a model was trained on."""
-    return int(np.isin(row_hashes(images), training_fingerprints).sum())
-
-
 # --- splitting and batching --------------------------------------------------------------------------
+
 
 def split(digits: Digits, val_fraction: float, seed: int) -> tuple[Digits, Digits | None]:
     """A reproducible random split into training and validation rows (same seed, same split)."""
@@ -345,12 +344,15 @@ def split(digits: Digits, val_fraction: float, seed: int) -> tuple[Digits, Digit
 def check_labels(labels: np.ndarray, classes: int, source: str) -> None:
     """Every label must be one of the network's outputs: a 3-class model cannot score a digit 9."""
     if len(labels) and int(labels.max()) >= classes:
-        raise DataError(f"{source} has label {int(labels.max())}, but the model has {classes} outputs "
-                        f"(model.output_size); it needs one per class")
+        raise DataError(
+            f"{source} has label {int(labels.max())}, but the model has {classes} outputs "
+            f"(model.output_size); it needs one per class"
+        )
 
 
-def sample_rows(path: str | os.PathLike, count: int, seed: int, cache: bool = True, dtype=np.float64,
-                classes: int = 10):
+def sample_rows(
+    path: str | os.PathLike, count: int, seed: int, cache: bool = True, dtype=np.float64, classes: int = 10
+):
     """`count` random labelled rows of a CSV as (x in [0, 1], labels, description); seeded random pixels
     and labels when the file does not exist (so gradient checks work before any data is fetched). Labels
     beyond `classes` (the network's outputs) are an error naming the file."""

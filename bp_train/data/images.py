@@ -18,14 +18,14 @@ import numpy as np
 from ..errors import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-MAX_FILE_BYTES = 50_000_000     # a photo is a few MB; beyond this we do not even open it
-MAX_PIXELS = 40_000_000         # a 40-megapixel picture; a "decompression bomb" declares far more
-BOX, FIELD = 20, 28             # MNIST: the digit fitted into 20x20, placed in 28x28
+MAX_FILE_BYTES = 50_000_000  # a photo is a few MB; beyond this we do not even open it
+MAX_PIXELS = 40_000_000  # a 40-megapixel picture; a "decompression bomb" declares far more
+BOX, FIELD = 20, 28  # MNIST: the digit fitted into 20x20, placed in 28x28
 
 
 @dataclass
 class Prepared:
-    pixels: np.ndarray          # (28, 28) float64, 0 (background) .. 255 (ink), as a CSV row holds them
+    pixels: np.ndarray  # (28, 28) float64, 0 (background) .. 255 (ink), as a CSV row holds them
     source: str
     notes: list = field(default_factory=list)  # what was done that a user should know (inverted, first frame)
 
@@ -35,8 +35,10 @@ def open_image(path: Path):
     if not path.is_file():
         raise DataError(f"{path}: image not found" if not path.exists() else f"{path}: not a file")
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise DataError(f"{path}: {path.stat().st_size / 1e6:,.0f} MB is more than an image of a digit needs "
-                        f"(at most {MAX_FILE_BYTES / 1e6:.0f} MB)")
+        raise DataError(
+            f"{path}: {path.stat().st_size / 1e6:,.0f} MB is more than an image of a digit needs "
+            f"(at most {MAX_FILE_BYTES / 1e6:.0f} MB)"
+        )
     return decode(path, str(path))
 
 
@@ -50,14 +52,19 @@ def decode(source, name: str):
         image = Image.open(source)
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise DataError(f"{name}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} we decode "
-                            "(a small file declaring a huge picture is a decompression bomb)")
+            raise DataError(
+                f"{name}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} we decode "
+                "(a small file declaring a huge picture is a decompression bomb)"
+            )
         image.load()
     except DataError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        kind = "not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)" if isinstance(
-            exc, UnidentifiedImageError) else "declares more pixels than we decode (a decompression bomb?)"
+        kind = (
+            "not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)"
+            if isinstance(exc, UnidentifiedImageError)
+            else "declares more pixels than we decode (a decompression bomb?)"
+        )
         raise DataError(f"{name}: {kind}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data inside a real header
         raise DataError(f"{name}: a damaged or truncated image ({str(exc)[:120]})") from None
@@ -123,7 +130,7 @@ def crop_to_ink(ink: np.ndarray, source: str) -> np.ndarray:
     rows, cols = np.nonzero(ink > 0.05 * ink.max()) if ink.max() > 0 else ((), ())
     if len(rows) == 0:
         raise DataError(f"{source}: no ink found: the picture is blank (one colour throughout)")
-    return ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def fit_box(ink: np.ndarray, box: int = BOX) -> np.ndarray:
@@ -134,8 +141,9 @@ def fit_box(ink: np.ndarray, box: int = BOX) -> np.ndarray:
     height, width = ink.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX),
-                      dtype=np.float64)
+    return np.asarray(
+        Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX), dtype=np.float64
+    )
 
 
 def centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
@@ -152,7 +160,7 @@ def place_by_centre_of_mass(digit: np.ndarray, size: int = FIELD) -> np.ndarray:
     centre = (size - 1) / 2
     top = int(np.clip(round(centre - row), 0, size - digit.shape[0]))
     left = int(np.clip(round(centre - col), 0, size - digit.shape[1]))
-    field_[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    field_[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return field_
 
 
@@ -172,6 +180,7 @@ def prepare(path: str | os.PathLike) -> Prepared:
 def prepare_bytes(data: bytes, name: str) -> Prepared:
     """The same for a picture sent as bytes (the page's canvas, a dropped photo)."""
     import io
+
     if len(data) > MAX_FILE_BYTES:
         raise DataError(f"{name}: more than {MAX_FILE_BYTES / 1e6:.0f} MB")
     return prepare_image(decode(io.BytesIO(data), name), name)
@@ -184,7 +193,7 @@ def prepare_image(image, name: str) -> Prepared:
 
 
 def naive(path: str | os.PathLike) -> np.ndarray:
-    """What a tutorial does: the picture resized to 28x28 and nothing else (the baseline of the README's table)."""
+    """What a tutorial does: the picture resized to 28x28 and nothing else (the baseline of the table in docs/own-digits.md)."""
     return resized(open_image(Path(path)))
 
 

@@ -32,14 +32,19 @@ FILES = {
 # Each file's size once decompressed: what a download and its decompression are bounded by (a mirror that
 # sends more -- a gzip bomb, /dev/zero, an endless server -- is cut off there). No gzip of a file is
 # larger than the file plus a small overhead, whatever its compression level.
-RAW_BYTES = {"train-images-idx3-ubyte.gz": 47_040_016, "train-labels-idx1-ubyte.gz": 60_008,
-             "t10k-images-idx3-ubyte.gz": 7_840_016, "t10k-labels-idx1-ubyte.gz": 10_008}
+RAW_BYTES = {
+    "train-images-idx3-ubyte.gz": 47_040_016,
+    "train-labels-idx1-ubyte.gz": 60_008,
+    "t10k-images-idx3-ubyte.gz": 7_840_016,
+    "t10k-labels-idx1-ubyte.gz": 10_008,
+}
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16
 MAX_IDX_BYTES = 100_000_000  # MNIST's training images are 47 MB; anything this large is not digits
 
 
 # --- IDX ---------------------------------------------------------------------------------------------
+
 
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's content, gunzipped if it is gzip (by its magic bytes, whatever its name)."""
@@ -56,8 +61,10 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         inflater = zlib.decompressobj(wbits=31)
         content = inflater.decompress(raw, MAX_IDX_BYTES + 1)
         if len(content) > MAX_IDX_BYTES:
-            raise DataError(f"{path}: inflates to more than {MAX_IDX_BYTES:,} bytes; an IDX file of digits is "
-                            "smaller (MNIST's largest is 47 MB)")
+            raise DataError(
+                f"{path}: inflates to more than {MAX_IDX_BYTES:,} bytes; an IDX file of digits is "
+                "smaller (MNIST's largest is 47 MB)"
+            )
         if not inflater.eof:
             raise EOFError("compressed data ended before the end-of-stream marker")
         return content
@@ -79,12 +86,16 @@ def parse_idx(content: bytes, source: str, ndim: int) -> np.ndarray:
         raise DataError(f"{source}: IDX header truncated")
     dims = tuple(int(d) for d in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
     if 0 in dims:
-        raise DataError(f"{source}: the IDX header says {' x '.join(map(str, dims))}: it holds no "
-                        f"{'images' if ndim == 3 else 'labels'}")
+        raise DataError(
+            f"{source}: the IDX header says {' x '.join(map(str, dims))}: it holds no "
+            f"{'images' if ndim == 3 else 'labels'}"
+        )
     expected = int(np.prod(dims)) + header
     if len(content) != expected:
-        raise DataError(f"{source}: IDX header says {' x '.join(map(str, dims))} = {expected - header} bytes of "
-                        f"data, the file has {len(content) - header}")
+        raise DataError(
+            f"{source}: IDX header says {' x '.join(map(str, dims))} = {expected - header} bytes of "
+            f"data, the file has {len(content) - header}"
+        )
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -114,7 +125,7 @@ def write_digit_csv(path, images: np.ndarray, labels: np.ndarray | None) -> None
     with atomic_path(path) as tmp, open(tmp, "w", encoding="ascii", newline="\n") as out:
         out.write(header + "\n")
         for start in range(0, len(rows), 1000):
-            out.write("".join(",".join(map(_NUMBERS.__getitem__, row)) + "\n" for row in rows[start:start + 1000]))
+            out.write("".join(",".join(map(_NUMBERS.__getitem__, row)) + "\n" for row in rows[start : start + 1000]))
 
 
 def write_labels_csv(path, labels: np.ndarray) -> None:
@@ -125,6 +136,7 @@ def write_labels_csv(path, labels: np.ndarray) -> None:
 
 
 # --- downloading -------------------------------------------------------------------------------------
+
 
 def download(url: str, destination: Path, md5: str, progress=None) -> None:
     """Fetch `url` to `destination`, keeping it only if its decompressed MD5 is `md5`; no more is read,
@@ -141,8 +153,10 @@ def download(url: str, destination: Path, md5: str, progress=None) -> None:
                     while chunk := response.read(CHUNK):
                         received += len(chunk)
                         if received > limit:
-                            raise DataError(f"{url}: the mirror sent more than {limit:,} bytes, more than "
-                                            f"{destination.name} can be; stopped there")
+                            raise DataError(
+                                f"{url}: the mirror sent more than {limit:,} bytes, more than "
+                                f"{destination.name} can be; stopped there"
+                            )
                         out.write(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
@@ -161,8 +175,9 @@ def download(url: str, destination: Path, md5: str, progress=None) -> None:
             inflater = zlib.decompressobj(wbits=31)
             inflated = inflater.decompress(content, raw_bytes + 1)  # a gzip bomb stops at the file's size
             if len(inflated) > raw_bytes:
-                raise DataError(f"{url}: inflates to more than {raw_bytes:,} bytes, more than "
-                                f"{destination.name} is; not MNIST")
+                raise DataError(
+                    f"{url}: inflates to more than {raw_bytes:,} bytes, more than {destination.name} is; not MNIST"
+                )
             if not inflater.eof:
                 raise EOFError("compressed data ended before the end-of-stream marker")
             digest = hashlib.md5(inflated).hexdigest()
@@ -190,9 +205,11 @@ def fetch(dest: str | os.PathLike, mirrors=MIRRORS, progress=None, log=print, fi
             except DataError as exc:
                 failures.append(str(exc))
         else:
-            raise DataError(f"could not download {name} (" + "; ".join(failures) + "). Without a network: put the "
-                            f"Kaggle train.csv(.gz) and test.csv(.gz) in {dest}/, or fetch from a local copy "
-                            "with --mirror file:///path/to/mnist/")
+            raise DataError(
+                f"could not download {name} (" + "; ".join(failures) + "). Without a network: put the "
+                f"Kaggle train.csv(.gz) and test.csv(.gz) in {dest}/, or fetch from a local copy "
+                "with --mirror file:///path/to/mnist/"
+            )
     log(f"verified the four MNIST files in {raw}")
     train_images, train_labels = read_pair(raw / "train-images-idx3-ubyte.gz", raw / "train-labels-idx1-ubyte.gz")
     test_images, test_labels = read_pair(raw / "t10k-images-idx3-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz")
@@ -200,6 +217,8 @@ def fetch(dest: str | os.PathLike, mirrors=MIRRORS, progress=None, log=print, fi
     write_digit_csv(written["train"], train_images, train_labels)
     write_digit_csv(written["test"], test_images, None)
     write_labels_csv(written["test_labels"], test_labels)
-    log(f"wrote {written['train']} ({len(train_images):,} labelled rows), {written['test']} "
-        f"({len(test_images):,} unlabelled rows) and {written['test_labels']}")
+    log(
+        f"wrote {written['train']} ({len(train_images):,} labelled rows), {written['test']} "
+        f"({len(test_images):,} unlabelled rows) and {written['test_labels']}"
+    )
     return written

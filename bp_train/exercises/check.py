@@ -37,8 +37,9 @@ def load_class(exercise: Exercise, path: str):
     except (OSError, UnicodeDecodeError) as exc:
         raise Failed(f"{path}: cannot read it ({exc})", EXIT_NOT_PYTHON) from None
     except (SyntaxError, ValueError) as exc:
-        raise Failed(f"{path}: not Python: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})",
-                     EXIT_NOT_PYTHON) from None
+        raise Failed(
+            f"{path}: not Python: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})", EXIT_NOT_PYTHON
+        ) from None
     spec = importlib.util.spec_from_file_location("student_exercise", path)
     module = importlib.util.module_from_spec(spec)
     guarded(lambda: spec.loader.exec_module(module), path, "importing the file")
@@ -58,8 +59,9 @@ def guarded(step, path: str, doing: str):
     except Exception as exc:  # the student's bug, whatever it is
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
         if frames:  # name the student's own function and line: "backward raised ... at relu.py line 28"
-            doing = f"{frames[-1].name} (in {doing})" if frames[-1].name not in ("backward", "forward") \
-                else frames[-1].name
+            doing = (
+                f"{frames[-1].name} (in {doing})" if frames[-1].name not in ("backward", "forward") else frames[-1].name
+            )
         where = f" at {path} line {frames[-1].lineno}" if frames else ""
         raise Failed(f"{doing} raised {type(exc).__name__}: {str(exc)[:200]}{where}") from None
 
@@ -67,11 +69,12 @@ def guarded(step, path: str, doing: str):
 def compare(what: str, got, expected, exercise: Exercise, context: str) -> None:
     got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
     if got.shape != expected.shape:
-        raise Failed(f"{context}: {what} has shape {got.shape}, expected {expected.shape}"
-                     f"{hint_for(exercise, what)}")
+        raise Failed(f"{context}: {what} has shape {got.shape}, expected {expected.shape}{hint_for(exercise, what)}")
     if not np.allclose(got, expected, rtol=1e-6, atol=1e-9):
-        raise Failed(f"{context}: {what} is {np.round(got, 4).tolist()}, expected "
-                     f"{np.round(expected, 4).tolist()}{hint_for(exercise, what)}")
+        raise Failed(
+            f"{context}: {what} is {np.round(got, 4).tolist()}, expected "
+            f"{np.round(expected, 4).tolist()}{hint_for(exercise, what)}"
+        )
 
 
 def hint_for(exercise: Exercise, what: str) -> str:
@@ -104,8 +107,9 @@ def gradients(exercise: Exercise, Class, path: str, seed: int = 0):
         result = result if isinstance(result, tuple) else (result,)
         return float(sum(np.sum(np.asarray(o) * d) for o, d in zip(result, douts)))
 
-    back = guarded(lambda: layer.backward(1.0) if exercise.loss else layer.backward(*[d.copy() for d in douts]),
-                   path, "backward")
+    back = guarded(
+        lambda: layer.backward(1.0) if exercise.loss else layer.backward(*[d.copy() for d in douts]), path, "backward"
+    )
     back = back if isinstance(back, tuple) else (back,)
     analytic = {f"d{name}": grad for name, grad in zip([n for n in names if n != "t"], back)}
     for param in exercise.params:
@@ -135,9 +139,16 @@ def diagnose(name: str, got, want: np.ndarray, batch: int, douts) -> tuple[float
     if not np.any(got):
         detail = ": it is all zeros (is it ever written?)"
     elif parameter_error(got, scale * want) < 1e-6:
-        detail = ": it has the wrong sign" if abs(scale + 1) < 1e-6 else f": off by a factor of {scale:.4g}" + (
-            " (the batch size N: a missing or extra 1/N?)" if min(abs(scale - batch), abs(scale - 1 / batch)) < 1e-6
-            else "")
+        detail = (
+            ": it has the wrong sign"
+            if abs(scale + 1) < 1e-6
+            else f": off by a factor of {scale:.4g}"
+            + (
+                " (the batch size N: a missing or extra 1/N?)"
+                if min(abs(scale - batch), abs(scale - 1 / batch)) < 1e-6
+                else ""
+            )
+        )
     elif got.shape == want.T.shape == want.shape and parameter_error(got, want.T) < 1e-6:
         detail = ": it is the transpose of the right one"
     elif any(np.shape(d) == got.shape and np.allclose(got, d) for d in douts):
@@ -161,8 +172,12 @@ def run_check(name: str, path: str) -> dict:
     except Failed as verdict:
         return {"code": verdict.code, "line": str(verdict), "rows": []}
     checked = ", ".join(f"{r['gradient']} {r['rel_error']:.1e}" for r in rows)
-    return {"code": 0, "line": f"PASS: {exercise.cls}.backward agrees with the worked example and with central "
-                               f"differences (relative errors: {checked})", "rows": rows}
+    return {
+        "code": 0,
+        "line": f"PASS: {exercise.cls}.backward agrees with the worked example and with central "
+        f"differences (relative errors: {checked})",
+        "rows": rows,
+    }
 
 
 def check_file(name: str, path: str, timeout: float = 20.0) -> dict:
@@ -171,14 +186,20 @@ def check_file(name: str, path: str, timeout: float = 20.0) -> dict:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return {"code": EXIT_FAILED, "rows": [],
-                "line": f"the check did not finish within {timeout:g} s: an endless loop in forward or backward?"}
+        return {
+            "code": EXIT_FAILED,
+            "rows": [],
+            "line": f"the check did not finish within {timeout:g} s: an endless loop in forward or backward?",
+        }
     lines = done.stdout.strip().splitlines()
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
-        return {"code": EXIT_FAILED, "rows": [],
-                "line": f"your code stopped the check (exit code {done.returncode}) before it could say anything"}
+        return {
+            "code": EXIT_FAILED,
+            "rows": [],
+            "line": f"your code stopped the check (exit code {done.returncode}) before it could say anything",
+        }
 
 
 if __name__ == "__main__":

@@ -35,11 +35,12 @@ def blank_backward(source: str, exercise: Exercise) -> str:
     backward = next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "backward")
     lines = source.splitlines()
     indent = " " * (backward.col_offset + 4)
-    wrapped = textwrap.fill(exercise.derivative, width=108, initial_indent=indent + '"""',
-                            subsequent_indent=indent).splitlines()
+    wrapped = textwrap.fill(
+        exercise.derivative, width=108, initial_indent=indent + '"""', subsequent_indent=indent
+    ).splitlines()
     body = [*wrapped, f'{indent}"""', f'{indent}raise NotImplementedError("write {exercise.cls}.backward")']
     first = backward.body[0].lineno - 1  # our backward methods have no docstring: the body is the maths
-    return "\n".join(lines[:first] + body + lines[backward.end_lineno:]) + "\n"
+    return "\n".join(lines[:first] + body + lines[backward.end_lineno :]) + "\n"
 
 
 def exercise_file(exercise: Exercise, solved: bool, file: str = "FILE.py") -> str:

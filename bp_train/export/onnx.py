@@ -30,8 +30,10 @@ def require_onnx():
     try:
         import onnx
     except ImportError:
-        raise BPTrainError("export --onnx needs the onnx package, which is not installed; from the bp-train "
-                           "checkout: .venv/bin/python -m pip install -e '.[onnx]'") from None
+        raise BPTrainError(
+            "export --onnx needs the onnx package, which is not installed; from the bp-train "
+            "checkout: .venv/bin/python -m pip install -e '.[onnx]'"
+        ) from None
     return onnx
 
 
@@ -68,14 +70,19 @@ def add_layer(graph: GraphBuilder, name: str, layer, x: str, state: dict) -> str
         if layer.b is not None:
             inputs.append(graph.constant(f"{name}.b", layer.b))
         height, width, _ = state["maps"]
-        state["maps"] = (conv.output_size(height, kh, layer.stride, layer.pad),
-                         conv.output_size(width, kw, layer.stride, layer.pad), filters)
-        return graph.node("Conv", inputs, name, kernel_shape=[kh, kw], strides=[layer.stride] * 2,
-                          pads=[layer.pad] * 4)
+        state["maps"] = (
+            conv.output_size(height, kh, layer.stride, layer.pad),
+            conv.output_size(width, kw, layer.stride, layer.pad),
+            filters,
+        )
+        return graph.node("Conv", inputs, name, kernel_shape=[kh, kw], strides=[layer.stride] * 2, pads=[layer.pad] * 4)
     if isinstance(layer, conv.Pooling):
         height, width, channels = state["maps"]
-        state["maps"] = (conv.output_size(height, layer.size, layer.stride, 0),
-                         conv.output_size(width, layer.size, layer.stride, 0), channels)
+        state["maps"] = (
+            conv.output_size(height, layer.size, layer.stride, 0),
+            conv.output_size(width, layer.size, layer.stride, 0),
+            channels,
+        )
         return graph.node("MaxPool", [x], name, kernel_shape=[layer.size] * 2, strides=[layer.stride] * 2)
     if isinstance(layer, conv.Flatten):
         state["flattened"] = state["maps"]
@@ -126,17 +133,31 @@ def to_onnx(network, config_name: str):
     graph.node("ArgMax", [probabilities], "label", axis=1, keepdims=0)
     classes = network.sizes[-1]
     model = helper.make_model(
-        helper.make_graph(graph.nodes, f"bp-train {config_name}",
-                          [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, ["N", network.sizes[0]])],
-                          [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["N", classes]),
-                           helper.make_tensor_value_info("label", onnx.TensorProto.INT64, ["N"])],
-                          initializer=graph.weights),
-        opset_imports=[helper.make_opsetid("", OPSET)], producer_name="bp-train", producer_version=__version__,
+        helper.make_graph(
+            graph.nodes,
+            f"bp-train {config_name}",
+            [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, ["N", network.sizes[0]])],
+            [
+                helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["N", classes]),
+                helper.make_tensor_value_info("label", onnx.TensorProto.INT64, ["N"]),
+            ],
+            initializer=graph.weights,
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="bp-train",
+        producer_version=__version__,
         doc_string=f"bp-train {config_name}: input 'pixels' is N rows of {network.sizes[0]} float32 pixel values "
-                   "0..255 as a CSV row holds them (the graph divides by 255); outputs 'probabilities' and 'label'")
-    onnx.helper.set_model_props(model, {"classes": ",".join(map(str, range(classes))),
-                                        "input_scaling": "pixels 0..255, divided by 255 in the graph",
-                                        "bp_train_version": __version__, "config": config_name})
+        "0..255 as a CSV row holds them (the graph divides by 255); outputs 'probabilities' and 'label'",
+    )
+    onnx.helper.set_model_props(
+        model,
+        {
+            "classes": ",".join(map(str, range(classes))),
+            "input_scaling": "pixels 0..255, divided by 255 in the graph",
+            "bp_train_version": __version__,
+            "config": config_name,
+        },
+    )
     model.ir_version = min(model.ir_version, 9)  # readable by runtimes a year or two old
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -39,10 +39,14 @@ def is_ensemble(folder: Path) -> bool:
 
 
 def write_manifest(folder: Path, seeds: list[int], config_dict: dict) -> None:
-    text = ("# An ensemble written by `bp-train fit --seeds`: one run folder per member, the members' class\n"
-            "# probabilities averaged wherever this folder is given as --model.\n"
-            + yaml.safe_dump({"format": ENSEMBLE_FORMAT, "members": [member_name(s) for s in seeds],
-                              "config": config_dict}, sort_keys=False))
+    text = (
+        "# An ensemble written by `bp-train fit --seeds`: one run folder per member, the members' class\n"
+        "# probabilities averaged wherever this folder is given as --model.\n"
+        + yaml.safe_dump(
+            {"format": ENSEMBLE_FORMAT, "members": [member_name(s) for s in seeds], "config": config_dict},
+            sort_keys=False,
+        )
+    )
     write_text(Path(folder) / MANIFEST, text)
 
 
@@ -63,9 +67,12 @@ def read_manifest(folder: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != ENSEMBLE_FORMAT:
         raise ModelFileError(f"{path}: not an ensemble manifest (no 'format: {ENSEMBLE_FORMAT}' line)")
     members = manifest.get("members")
-    if (not isinstance(members, list) or not 1 <= len(members) <= MAX_MEMBERS
-            or not all(isinstance(m, str) and MEMBER_NAME.fullmatch(m) for m in members)
-            or len(set(members)) != len(members)):
+    if (
+        not isinstance(members, list)
+        or not 1 <= len(members) <= MAX_MEMBERS
+        or not all(isinstance(m, str) and MEMBER_NAME.fullmatch(m) for m in members)
+        or len(set(members)) != len(members)
+    ):
         raise ModelFileError(f"{path}: 'members' must list 1 to {MAX_MEMBERS} different folders named seed-N")
     if not isinstance(manifest.get("config"), dict):
         raise ModelFileError(f"{path}: 'config' is missing; not an ensemble manifest bp-train wrote")
@@ -87,8 +94,7 @@ def run_progress(run_dir: Path) -> tuple[int, int, bool]:
     checkpoint = run_dir / "checkpoint.npz"
     meta = read_meta(checkpoint, kind="checkpoint")
     try:
-        return (int(meta["run"]["epoch"]), int(meta["config"]["train"]["epochs"]),
-                meta["run"]["stopped_early"] is True)
+        return (int(meta["run"]["epoch"]), int(meta["config"]["train"]["epochs"]), meta["run"]["stopped_early"] is True)
     except (KeyError, TypeError, ValueError):
         raise ModelFileError(f"{checkpoint}: its run state is not bp-train's") from None
 
@@ -102,17 +108,22 @@ def model_files(path: str | Path) -> list[tuple[str, Path]]:
     if not is_ensemble(path):
         if (path / "model.npz").is_file():
             return [(str(path), path / "model.npz")]
-        raise ModelFileError(f"{path}: a folder with neither model.npz (a run) nor {MANIFEST} (an ensemble); "
-                             "--model takes a model file, a run folder or an ensemble folder")
+        raise ModelFileError(
+            f"{path}: a folder with neither model.npz (a run) nor {MANIFEST} (an ensemble); "
+            "--model takes a model file, a run folder or an ensemble folder"
+        )
     files = []
     for name in read_manifest(path)["members"]:
         member = path / name
         if not (member / "model.npz").is_file():
-            raise ModelFileError(f"{member}: the ensemble's member {name} has no model.npz (missing, or not yet "
-                                 f"trained one epoch); train it with bp-train fit --resume {path}")
+            raise ModelFileError(
+                f"{member}: the ensemble's member {name} has no model.npz (missing, or not yet "
+                f"trained one epoch); train it with bp-train fit --resume {path}"
+            )
         why = unfinished(member)
         if why:
-            raise ModelFileError(f"{member}: the ensemble's member {name} {why}; finish it with "
-                                 f"bp-train fit --resume {member}")
+            raise ModelFileError(
+                f"{member}: the ensemble's member {name} {why}; finish it with bp-train fit --resume {member}"
+            )
         files.append((str(member), member / "model.npz"))
     return files

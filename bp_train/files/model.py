@@ -17,8 +17,9 @@ from .store import MODEL_FORMAT, load_arrays, save_arrays
 FINGERPRINT = "train_fingerprint"  # the hashes of the training rows (see data.fingerprints), if saved
 
 
-def save_model(destination, network, config_dict: dict, extra: dict | None = None,
-               fingerprint: np.ndarray | None = None) -> None:
+def save_model(
+    destination, network, config_dict: dict, extra: dict | None = None, fingerprint: np.ndarray | None = None
+) -> None:
     meta = {"format": MODEL_FORMAT, "config": config_dict, **(extra or {})}
     arrays = dict(network.state())
     if fingerprint is not None:
@@ -43,8 +44,10 @@ def load_model(path, device: str = "cpu"):
             raise ModelFileError(str(exc)) from None
         stored = sum(int(np.prod(shape)) for name, (shape, _) in headers.items() if name != "meta")
         if weight_count(config) > stored:  # refuse before building a network the file cannot fill
-            raise ModelFileError(f"{path}: its saved config describes a network of {weight_count(config):,} "
-                                 f"weights, but the file holds {stored:,} values")
+            raise ModelFileError(
+                f"{path}: its saved config describes a network of {weight_count(config):,} "
+                f"weights, but the file holds {stored:,} values"
+            )
         network = build_network(config, seed=0, device=device)
         state = network.state()
         for name, (shape, dtype) in headers.items():
@@ -52,12 +55,15 @@ def load_model(path, device: str = "cpu"):
                 if len(shape) != 1 or dtype != np.uint32:
                     raise ModelFileError(f"{path}: array '{name}' is not a fingerprint (1-D uint32)")
             elif name != "meta" and name not in state:
-                raise ModelFileError(f"{path}: array '{name[:60]}' is not part of the network its config "
-                                     f"describes ({', '.join(state)})")
+                raise ModelFileError(
+                    f"{path}: array '{name[:60]}' is not part of the network its config describes ({', '.join(state)})"
+                )
             elif name in state and (tuple(shape) != state[name].shape or dtype.kind != "f"):
-                raise ModelFileError(f"{path}: the arrays do not match the saved config (wrong shape or dtype of "
-                                     f"{name}: {dtype} {tuple(shape)}, expected {state[name].dtype} "
-                                     f"{state[name].shape})")
+                raise ModelFileError(
+                    f"{path}: the arrays do not match the saved config (wrong shape or dtype of "
+                    f"{name}: {dtype} {tuple(shape)}, expected {state[name].dtype} "
+                    f"{state[name].shape})"
+                )
         missing = [key for key in state if key not in headers]
         if missing:
             raise ModelFileError(f"{path}: the arrays do not match the saved config (missing {missing[0]})")

@@ -99,8 +99,9 @@ def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tup
     with open(path, "rb") as handle:
         magic = handle.read(6)
     if magic[:1] == b"\x80" or (magic.startswith(b"\x93NUMPY") and _holds_objects(path)):
-        raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
-                             "them could run arbitrary code")
+        raise ModelFileError(
+            f"{path}: the file contains pickled Python objects; refused, since loading them could run arbitrary code"
+        )
     if not magic.startswith(b"PK"):
         raise ModelFileError(f"{path}: not a bp-train {kind} file (not an .npz archive)")
     try:
@@ -112,13 +113,17 @@ def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tup
             arrays = {name: archive[name] for name in headers if name != "meta"}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         if "pickle" in str(exc).lower():
-            raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
-                                 "them could run arbitrary code") from None
+            raise ModelFileError(
+                f"{path}: the file contains pickled Python objects; refused, since loading "
+                "them could run arbitrary code"
+            ) from None
         raise ModelFileError(f"{path}: not a bp-train {kind} file, or truncated ({exc})") from None
     for name, array in arrays.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ModelFileError(f"{path}: array '{name}' holds NaN or infinite values; refused (a diverged "
-                                 "or damaged model predicts nothing useful)")
+            raise ModelFileError(
+                f"{path}: array '{name}' holds NaN or infinite values; refused (a diverged "
+                "or damaged model predicts nothing useful)"
+            )
     return arrays, meta
 
 
@@ -150,19 +155,25 @@ def _headers(path: Path, kind: str) -> dict[str, tuple[tuple, np.dtype]]:
             if not name.endswith(".npy"):
                 raise ModelFileError(f"{path}: not a bp-train {kind} file (it holds '{name[:60]}', not an array)")
             if info.compress_type != zipfile.ZIP_STORED:
-                raise ModelFileError(f"{path}: array '{name[:-4][:60]}' is compressed; bp-train writes plain .npz "
-                                     f"files (made by another program?)")
+                raise ModelFileError(
+                    f"{path}: array '{name[:-4][:60]}' is compressed; bp-train writes plain .npz "
+                    f"files (made by another program?)"
+                )
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape, _, dtype = read(member)
             if dtype.hasobject:
-                raise ModelFileError(f"{path}: the file contains pickled Python objects; refused, since loading "
-                                     "them could run arbitrary code")
+                raise ModelFileError(
+                    f"{path}: the file contains pickled Python objects; refused, since loading "
+                    "them could run arbitrary code"
+                )
             expected = "U" if name == "meta.npy" else "fiub"
             if dtype.kind not in expected:
-                raise ModelFileError(f"{path}: array '{name[:-4][:60]}' has dtype {dtype}; expected "
-                                     f"{'text' if expected == 'U' else 'numbers'}")
+                raise ModelFileError(
+                    f"{path}: array '{name[:-4][:60]}' has dtype {dtype}; expected "
+                    f"{'text' if expected == 'U' else 'numbers'}"
+                )
             headers[name[:-4]] = (shape, dtype)
     return headers
 
@@ -170,15 +181,17 @@ def _headers(path: Path, kind: str) -> dict[str, tuple[tuple, np.dtype]]:
 def _meta(archive, headers: dict, path: Path, kind: str) -> dict:
     """The JSON metadata every bp-train file carries, checked for its format line."""
     if "meta" not in headers or headers["meta"][0] != ():
-        raise ModelFileError(f"{path}: not a bp-train {kind} file (made by another program?): "
-                             f"no '{MODEL_FORMAT}' header")
+        raise ModelFileError(
+            f"{path}: not a bp-train {kind} file (made by another program?): no '{MODEL_FORMAT}' header"
+        )
     try:
         meta = json.loads(str(archive["meta"]))
     except (ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ModelFileError(f"{path}: not a bp-train {kind} file (made by another program?): "
-                             f"no '{MODEL_FORMAT}' header")
+        raise ModelFileError(
+            f"{path}: not a bp-train {kind} file (made by another program?): no '{MODEL_FORMAT}' header"
+        )
     return meta
 
 
@@ -187,8 +200,9 @@ def _holds_objects(path: Path) -> bool:
     with open(path, "rb") as handle:
         try:
             version = np.lib.format.read_magic(handle)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)(handle)
+            header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )(handle)
         except ValueError:
             return False
     return header[2].hasobject

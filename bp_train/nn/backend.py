@@ -30,8 +30,10 @@ from .errors import NetworkError
 
 DEVICES = ("cpu", "cuda")
 # bp-train is not on PyPI: the extra installs from the checkout, into the project's environment
-INSTALL = ("from the bp-train checkout: .venv/bin/python -m pip install -e '.[gpu]' (CuPy for CUDA 12; for "
-           "CUDA 13: .venv/bin/python -m pip install cupy-cuda13x)")
+INSTALL = (
+    "from the bp-train checkout: .venv/bin/python -m pip install -e '.[gpu]' (CuPy for CUDA 12; for "
+    "CUDA 13: .venv/bin/python -m pip install cupy-cuda13x)"
+)
 
 
 def cuda_module():
@@ -44,7 +46,9 @@ def cuda_module():
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CuPy's CUDA errors: no driver, no device
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NetworkError(f"--device cuda: CuPy is installed but finds no usable NVIDIA GPU ({detail[:160]})") from None
+        raise NetworkError(
+            f"--device cuda: CuPy is installed but finds no usable NVIDIA GPU ({detail[:160]})"
+        ) from None
     if count < 1:
         raise NetworkError("--device cuda: CuPy is installed but finds no NVIDIA GPU")
     return cupy

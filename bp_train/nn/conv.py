@@ -80,9 +80,9 @@ def col2im_product(dout: np.ndarray, W: np.ndarray, x_shape: tuple, stride: int,
             np.matmul(dout, W[p, q].T, out=patch_grad)
             # += on a named view adds in place; `dx[...] += g` would also assign the sum back into dx,
             # a second pass over the slice (a second kernel on a GPU)
-            inputs_seen = dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride, :]
+            inputs_seen = dx[:, p : p + stride * oh : stride, q : q + stride * ow : stride, :]
             inputs_seen += patch_grad.reshape(n, oh, ow, c)
-    return dx[:, pad:pad + h, pad:pad + w, :] if pad else dx
+    return dx[:, pad : pad + h, pad : pad + w, :] if pad else dx
 
 
 class Convolution(Affine):
@@ -108,8 +108,11 @@ class Convolution(Affine):
         n = x.shape[0]
         oh, ow = output_size(x.shape[1], kh, self.stride, self.pad), output_size(x.shape[2], kw, self.stride, self.pad)
         shape = (n, oh, ow, kh, kw, c)
-        buffer = self.col.reshape(shape) if self.col is not None and self.col.size == np.prod(shape) \
-            and self.col.dtype == x.dtype else None
+        buffer = (
+            self.col.reshape(shape)
+            if self.col is not None and self.col.size == np.prod(shape) and self.col.dtype == x.dtype
+            else None
+        )
         self.x_shape = x.shape
         self.col = im2col(x, kh, kw, self.stride, self.pad, out=buffer).reshape(n * oh * ow, -1)
         out = self.col @ self.W.reshape(-1, fn)
@@ -138,9 +141,9 @@ def col2im(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: 
     dx = np.zeros_like(col, shape=(n, h + 2 * pad, w + 2 * pad, c))
     for p in range(kh):
         for q in range(kw):
-            inputs_seen = dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride, :]
+            inputs_seen = dx[:, p : p + stride * oh : stride, q : q + stride * ow : stride, :]
             inputs_seen += col[:, :, :, p, q, :]
-    return dx[:, pad:pad + h, pad:pad + w, :] if pad else dx
+    return dx[:, pad : pad + h, pad : pad + w, :] if pad else dx
 
 
 class ArgmaxPooling:
@@ -161,18 +164,18 @@ class ArgmaxPooling:
     def forward(self, x):
         n, h, w, c = x.shape
         s = self.size
-        windows = im2col(x, s, s, self.stride, 0)                  # (N, OH, OW, S, S, C)
+        windows = im2col(x, s, s, self.stride, 0)  # (N, OH, OW, S, S, C)
         oh, ow = windows.shape[1:3]
         rows = windows.transpose(0, 1, 2, 5, 3, 4).reshape(-1, s * s)  # one row per window and channel
         self.x_shape = x.shape
-        self.arg_max = rows.argmax(axis=1)                          # the first of equal maxima
+        self.arg_max = rows.argmax(axis=1)  # the first of equal maxima
         return rows.max(axis=1).reshape(n, oh, ow, c)
 
     def backward(self, dout):
         n, oh, ow, c = dout.shape
         s = self.size
         drows = np.zeros_like(dout, shape=(dout.size, s * s))
-        drows[np.arange(dout.size), self.arg_max] = dout.ravel()   # the max gate: all to the winner
+        drows[np.arange(dout.size), self.arg_max] = dout.ravel()  # the max gate: all to the winner
         dcol = drows.reshape(n, oh, ow, c, s, s).transpose(0, 1, 2, 4, 5, 3)
         return col2im(dcol, self.x_shape, s, s, self.stride, 0)
 
@@ -198,7 +201,7 @@ class Pooling:
 
     def _views(self, x, oh, ow):
         s = self.stride
-        return [x[:, i:i + s * oh:s, j:j + s * ow:s, :] for i in range(self.size) for j in range(self.size)]
+        return [x[:, i : i + s * oh : s, j : j + s * ow : s, :] for i in range(self.size) for j in range(self.size)]
 
     def forward(self, x):
         n, h, w, c = x.shape

@@ -26,13 +26,21 @@ DEFAULT_H = 1e-5
 
 def require_float64(array: np.ndarray, what: str = "numerical gradient") -> None:
     if array.dtype != np.float64:
-        raise NetworkError(f"{what} needs float64 parameters, got {array.dtype}: in float32 the central "
-                           "difference (L(w+h) - L(w-h)) / 2h is rounding noise (relative errors near 1)")
+        raise NetworkError(
+            f"{what} needs float64 parameters, got {array.dtype}: in float32 the central "
+            "difference (L(w+h) - L(w-h)) / 2h is rounding noise (relative errors near 1)"
+        )
 
 
-def numerical_gradient(loss: Callable[[], float | tuple[float, ...]], param: np.ndarray, h: float = DEFAULT_H,
-                       indices: Iterable[tuple] | None = None, progress=None, decisions: Callable[[], bytes] | None = None,
-                       crossed: list | None = None) -> np.ndarray:
+def numerical_gradient(
+    loss: Callable[[], float | tuple[float, ...]],
+    param: np.ndarray,
+    h: float = DEFAULT_H,
+    indices: Iterable[tuple] | None = None,
+    progress=None,
+    decisions: Callable[[], bytes] | None = None,
+    crossed: list | None = None,
+) -> np.ndarray:
     """Central-difference gradient of `loss()` with respect to every entry of `param` (or only `indices`).
 
     `param` is perturbed in place, one entry at a time, and each entry is restored exactly afterwards;
@@ -49,7 +57,7 @@ def numerical_gradient(loss: Callable[[], float | tuple[float, ...]], param: np.
     """
     require_float64(param)
     grad = np.zeros_like(param)
-    for index in (np.ndindex(param.shape) if indices is None else indices):
+    for index in np.ndindex(param.shape) if indices is None else indices:
         original = float(param[index])  # a number: CuPy's param[index] is a view that the next line would move
         param[index] = original + h
         loss_plus = np.atleast_1d(loss())
@@ -79,8 +87,7 @@ def parameter_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     is exact. The norm weighs every entry by its size, so noise stays near 1e-10 while a real bug in any
     layer (a missing factor, a wrong transpose) moves the whole array and scores 1e-2 or worse.
     """
-    return float(np.linalg.norm(analytic - numeric) /
-                 max(1e-8, np.linalg.norm(analytic) + np.linalg.norm(numeric)))
+    return float(np.linalg.norm(analytic - numeric) / max(1e-8, np.linalg.norm(analytic) + np.linalg.norm(numeric)))
 
 
 # --- the gradient check ----------------------------------------------------------------------------------
@@ -117,13 +124,50 @@ def sample_indices(params: dict, entries: int | None, rng: np.random.Generator) 
     """Up to `entries` random entries of each parameter (None: all of them)."""
     if entries is None:
         return None
-    return {key: [np.unravel_index(i, p.shape) for i in
-                  np.sort(rng.choice(p.size, size=min(entries, p.size), replace=False))]
-            for key, p in params.items()}
+    return {
+        key: [
+            np.unravel_index(i, p.shape) for i in np.sort(rng.choice(p.size, size=min(entries, p.size), replace=False))
+        ]
+        for key, p in params.items()
+    }
 
 
-def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float = DEFAULT_TOLERANCE,
-              h: float = DEFAULT_H, entries: int | None = None, seed: int = 0, progress=None) -> dict:
+def compared_row(key: str, analytic, numeric, indices, crossed: list, tol: float) -> dict:
+    """One parameter's line of the check: its relative error over the entries compared (the sampled
+    ones, less those whose +-h straddled a kink, where there is no derivative to compare with)."""
+    a, n = to_host(analytic), to_host(numeric)  # compared on the host (no copy on the CPU)
+    shape = list(a.shape)
+    compared = np.ones(a.shape, dtype=bool)
+    if indices is not None:  # the sampled entries only
+        compared[...] = False
+        compared[tuple(np.array(indices).T)] = True
+    for index in crossed:
+        compared[index] = False
+    a, n = a[compared], n[compared]
+    error = parameter_error(a, n)
+    return {
+        "param": key,
+        "shape": shape,
+        "checked": int(a.size),
+        "kinks": len(crossed),
+        "rel_error": error,
+        "max_entry_rel_error": float(relative_error(a, n).max()),
+        "mean_abs_diff": float(np.mean(np.abs(a - n))),
+        "passed": error < tol,
+    }
+
+
+def gradcheck(
+    network,
+    x: np.ndarray,
+    t: np.ndarray,
+    batch: int = 4,
+    tol: float = DEFAULT_TOLERANCE,
+    h: float = DEFAULT_H,
+    entries: int | None = None,
+    seed: int = 0,
+    progress=None,
+) -> dict:
     """Compare backprop with central differences for every parameter of a float64 network.
 
     `x`, `t` are candidate rows: the first `batch` of them are used, except that rows with a ReLU input
@@ -138,6 +182,7 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
     # A convolution's biases start at 0, which puts every blank patch exactly on ReLU's kink (its input
     # is then exactly the bias). Any point will do for checking a gradient: move them off 0.
     from .conv import Convolution
+
     for layer in network.layers.values():
         if isinstance(layer, Convolution) and layer.b is not None:
             layer.b += like(layer.b, 0.05 * rng.standard_normal(layer.b.shape))
@@ -154,22 +199,18 @@ def gradcheck(network, x: np.ndarray, t: np.ndarray, batch: int = 4, tol: float 
         analytic = {k: g.copy() for k, g in network.gradient(xb, tb).items()}
         indices = sample_indices(network.params, entries, rng)
         crossed = {key: [] for key in network.params}
-        numeric = network.numerical_gradient(xb, tb, h=h, keep_masks=True, indices=indices, progress=progress,
-                                             crossed=crossed)
-    rows = []
-    for key, a in analytic.items():
-        a, n = to_host(a), to_host(numeric[key])  # compared on the host (no copy on the CPU)
-        compared = np.ones(a.shape, dtype=bool)
-        if indices is not None:  # the sampled entries only
-            compared[...] = False
-            compared[tuple(np.array(indices[key]).T)] = True
-        for index in crossed[key]:  # entries whose +-h straddled a kink: no derivative to compare with
-            compared[index] = False
-        a, n = a[compared], n[compared]
-        error = parameter_error(a, n)
-        rows.append({"param": key, "shape": list(network.params[key].shape), "checked": int(a.size),
-                     "kinks": len(crossed[key]),
-                     "rel_error": error, "max_entry_rel_error": float(relative_error(a, n).max()),
-                     "mean_abs_diff": float(np.mean(np.abs(a - n))), "passed": error < tol})
-    return {"passed": all(r["passed"] for r in rows), "tolerance": tol, "h": h, "batch": len(chosen),
-            "replaced_near_kink": dropped, "kinks_crossed": sum(r["kinks"] for r in rows), "params": rows}
+        numeric = network.numerical_gradient(
+            xb, tb, h=h, keep_masks=True, indices=indices, progress=progress, crossed=crossed
+        )
+    rows = [
+        compared_row(key, a, numeric[key], indices and indices[key], crossed[key], tol) for key, a in analytic.items()
+    ]
+    return {
+        "passed": all(r["passed"] for r in rows),
+        "tolerance": tol,
+        "h": h,
+        "batch": len(chosen),
+        "replaced_near_kink": dropped,
+        "kinks_crossed": sum(r["kinks"] for r in rows),
+        "params": rows,
+    }

@@ -27,6 +27,7 @@ from .backend import arange_like, like  # host arrays and indices where the inpu
 
 # --- 1. Two gates: multiply and add ------------------------------------------------------------------------
 
+
 class Mul:
     """z = x * y.  dz/dx = y and dz/dy = x: each input's gradient is dout times the *other* input."""
 
@@ -79,6 +80,7 @@ class Copy:
 
 
 # --- 2. Affine: the matrix product at the heart of a layer -------------------------------------------------
+
 
 class Affine:
     """out = x . W + b, for a batch x of shape (N, ...) flattened to (N, D).
@@ -134,6 +136,7 @@ class Affine:
 
 # --- 3. Activations ------------------------------------------------------------------------------------
 
+
 class ReLU:
     """out = max(0, x).  d(out)/dx = 1 where x > 0, else 0: the gradient flows only through active units."""
 
@@ -183,6 +186,7 @@ class Tanh:
 
 
 # --- 4. Regularization and normalization ---------------------------------------------------------------
+
 
 class Dropout:
     """Inverted dropout: in training, out = x * mask / (1 - p) with mask ~ Bernoulli(1 - p).
@@ -283,6 +287,7 @@ class BatchNorm:
 
 
 # --- 5. The output: softmax and cross-entropy in one node -----------------------------------------------
+
 
 class SoftmaxWithLoss:
     """y = softmax(x), loss = mean over the batch of -log y[label].

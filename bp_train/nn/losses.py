@@ -47,7 +47,9 @@ class Softmax:
 
     def backward(self, dout):
         y = self.y
-        jacobian = np.einsum("ni,ij->nij", y, like(y, np.eye(y.shape[1], dtype=y.dtype))) - np.einsum("ni,nj->nij", y, y)
+        jacobian = np.einsum("ni,ij->nij", y, like(y, np.eye(y.shape[1], dtype=y.dtype))) - np.einsum(
+            "ni,nj->nij", y, y
+        )
         return np.einsum("nij,ni->nj", jacobian, dout)  # dL/dx_j = sum_i dL/dy_i dy_i/dx_j
 
 
@@ -139,5 +141,8 @@ class FusedSoftmaxCrossEntropy(SoftmaxWithLoss):
         return softmax(x)
 
 
-LOSSES = {"softmax_cross_entropy": FusedSoftmaxCrossEntropy, "softmax_then_cross_entropy": SoftmaxThenCrossEntropy,
-          "mse": SigmoidWithMSE}
+LOSSES = {
+    "softmax_cross_entropy": FusedSoftmaxCrossEntropy,
+    "softmax_then_cross_entropy": SoftmaxThenCrossEntropy,
+    "mse": SigmoidWithMSE,
+}

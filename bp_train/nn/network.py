@@ -41,6 +41,7 @@ INITS = ("auto", "he", "xavier")
 class ConvBlock:
     """Convolution (`filters` kernels of `kernel` x `kernel`) -> [BatchNorm] -> activation ->
     [`pool` x `pool` max pooling, stride `pool`, when pool > 1] -> [Dropout]."""
+
     filters: int
     kernel: int = 3
     stride: int = 1
@@ -94,10 +95,24 @@ class Network:
     numpy, or cupy for a network on the GPU (backend.py). Parameters are numbered in network order: a
     CNN's convolutions are W1, W2, ..., and its dense layers continue the count."""
 
-    def __init__(self, input_size: int = 784, hidden_sizes=(100,), output_size: int = 10, activation="relu",
-                 batchnorm=False, dropout=0.0, input_dropout: float = 0.0, conv=(), input_shape=None,
-                 init="auto", loss: str = "softmax_cross_entropy", weight_decay: float = 0.0, dtype=np.float64,
-                 seed: int = 0, xp=np):
+    def __init__(
+        self,
+        input_size: int = 784,
+        hidden_sizes=(100,),
+        output_size: int = 10,
+        activation="relu",
+        batchnorm=False,
+        dropout=0.0,
+        input_dropout: float = 0.0,
+        conv=(),
+        input_shape=None,
+        init="auto",
+        loss: str = "softmax_cross_entropy",
+        weight_decay: float = 0.0,
+        dtype=np.float64,
+        seed: int = 0,
+        xp=np,
+    ):
         hidden_sizes, conv = list(hidden_sizes), list(conv)
         self.xp, self.dtype, self.weight_decay, self.init = xp, np.dtype(dtype), weight_decay, init
         self.input_shape = list(input_shape) if input_shape is not None else [1, input_size, 1]
@@ -105,9 +120,9 @@ class Network:
         self.init_rng = np.random.default_rng([seed, 0])
         self.dropout_rng = np.random.default_rng([seed, 1])
         self.layers: OrderedDict[str, object] = OrderedDict()
-        self.params: OrderedDict[str, np.ndarray] = OrderedDict()   # "W1" -> the array (a view, see _pack)
+        self.params: OrderedDict[str, np.ndarray] = OrderedDict()  # "W1" -> the array (a view, see _pack)
         self.buffers: OrderedDict[str, np.ndarray] = OrderedDict()  # BatchNorm's running averages
-        self.keys: dict[str, dict[str, str]] = {}                   # layer name -> {"W": "W1", "b": "b1"}
+        self.keys: dict[str, dict[str, str]] = {}  # layer name -> {"W": "W1", "b": "b1"}
         if conv:
             self._add("ToImage", ToImage(*self.input_shape))
             for i, block in enumerate(conv, start=1):
@@ -120,14 +135,19 @@ class Network:
         widths = [height * width * channels if conv else input_size, *hidden_sizes, output_size]
         activations = per_layer(activation, len(hidden_sizes), "activation")
         last = activations[-1] if activations else (conv[-1].activation if conv else "relu")
-        self._add_dense_layers(len(conv) + 1, widths, activations + [last], per_layer(batchnorm, len(hidden_sizes), "batchnorm"),
-                               per_layer(dropout, len(hidden_sizes), "dropout"))
+        self._add_dense_layers(
+            len(conv) + 1,
+            widths,
+            activations + [last],
+            per_layer(batchnorm, len(hidden_sizes), "batchnorm"),
+            per_layer(dropout, len(hidden_sizes), "dropout"),
+        )
         self._pack()
         self.last_layer = LOSSES[loss]()  # the output and the loss, see losses.py
         self.last_loss = float("nan")  # the loss of the latest forward pass, read by the training loop
         # Rows per chunk when evaluating: a convolution's patch matrix holds KH*KW*C numbers per output
         # pixel, so a CNN evaluates in chunks whose patch matrices stay near 256 MB.
-        patch_bytes = sum(self.dtype.itemsize * h * w * b.kernel ** 2 * c for b, (h, w, c) in zip(conv, self.shapes))
+        patch_bytes = sum(self.dtype.itemsize * h * w * b.kernel**2 * c for b, (h, w, c) in zip(conv, self.shapes))
         self.eval_batch = int(np.clip(2**28 // max(patch_bytes, 1), 100, 10_000))
 
     # --- building ----------------------------------------------------------------------------------------
@@ -168,8 +188,15 @@ class Network:
         W = self._weights((k, k, channels, block.filters), init_std(self.init, block.activation, k * k * channels))
         b = None if block.batchnorm else self._zeros(block.filters)
         self._add(f"Convolution{i}", Convolution(W, b, block.stride, block.pad, need_dx=i > 1), i)
-        self._add_normalize_activate_drop(i, block.filters, block.activation, block.batchnorm, block.dropout,
-                                          SpatialBatchNorm, pool=block.pool if block.pool > 1 else 0)
+        self._add_normalize_activate_drop(
+            i,
+            block.filters,
+            block.activation,
+            block.batchnorm,
+            block.dropout,
+            SpatialBatchNorm,
+            pool=block.pool if block.pool > 1 else 0,
+        )
 
     def _add_normalize_activate_drop(self, i, width, activation, batchnorm, dropout, norm_class, pool=0) -> None:
         """[BatchNorm] -> [Pooling] -> activation -> [Dropout].
@@ -197,8 +224,10 @@ class Network:
         self.grad_vector = np.zeros_like(self.param_vector)
         self.grads = views(self.grad_vector, shapes)
         for name, keys in self.keys.items():
-            self.layers[name].bind({param: self.params[key] for param, key in keys.items()},
-                                   {param: self.grads[key] for param, key in keys.items()})
+            self.layers[name].bind(
+                {param: self.params[key] for param, key in keys.items()},
+                {param: self.grads[key] for param, key in keys.items()},
+            )
 
     # --- modes -------------------------------------------------------------------------------------------
 
@@ -226,8 +255,7 @@ class Network:
         if batch_size is not None:
             batch_size = min(batch_size, self.eval_batch)
         if batch_size is not None and len(x) > batch_size:
-            return np.concatenate([self.predict(x[i:i + batch_size], train)
-                                   for i in range(0, len(x), batch_size)])
+            return np.concatenate([self.predict(x[i : i + batch_size], train) for i in range(0, len(x), batch_size)])
         x = to_device(x, self.xp).astype(self.dtype, copy=False)
         for layer in self.layers.values():
             x = layer.forward(x)
@@ -244,8 +272,9 @@ class Network:
         if self.weight_decay:
             # vdot(W, W) is the sum of squares in one BLAS call, with no temporary array. The sums are
             # added (in float64) where they live and read once: on a GPU each read makes the host wait.
-            squares = sum(np.vdot(self.params[key], self.params[key]).astype(np.float64, copy=False)
-                          for key in self.weight_keys)
+            squares = sum(
+                np.vdot(self.params[key], self.params[key]).astype(np.float64, copy=False) for key in self.weight_keys
+            )
             penalty = 0.5 * self.weight_decay * float(squares)
         self.last_loss = data_loss + penalty
         return data_loss, penalty
@@ -279,23 +308,6 @@ class Network:
                 self.grads[key] += self.weight_decay * self.params[key]  # d/dW of (decay / 2) * W^2
         return dict(self.grads)
 
-    def score_gradient(self, x: np.ndarray, label: int) -> np.ndarray:
-        """d(score of class `label`)/d(input pixels), one row per row of x, in evaluation mode: backprop
-        reaches the input too. The backward pass is the one training uses, started from dout = 1 at that
-        class's score (before softmax) and 0 elsewhere; the first layer, which in training skips its dL/dx
-        (the data needs none), computes it here. Which pixels, made brighter, would raise the score most."""
-        scores = self.predict(x)
-        dout = np.zeros_like(scores)
-        dout[:, label] = 1.0
-        first = next(layer for layer in self.layers.values() if hasattr(layer, "need_dx"))
-        first.need_dx = True
-        try:
-            for layer in reversed(self.layers.values()):
-                dout = layer.backward(dout)
-        finally:
-            first.need_dx = False
-        return dout
-
     def _gather_gradients(self) -> None:
         """Our layers write their gradients into the views they were given; a layer written as the textbook
         writes it (`self.dW = x.T @ dout`) makes a new array instead, which is copied into the vector."""
@@ -304,8 +316,16 @@ class Network:
                 if computed is not self.grads[keys[param]]:
                     self.grads[keys[param]][...] = computed
 
-    def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = DEFAULT_H, keep_masks: bool = False,
-                           indices: dict | None = None, progress=None, crossed: dict | None = None) -> dict[str, np.ndarray]:
+    def numerical_gradient(
+        self,
+        x: np.ndarray,
+        t: np.ndarray,
+        h: float = DEFAULT_H,
+        keep_masks: bool = False,
+        indices: dict | None = None,
+        progress=None,
+        crossed: dict | None = None,
+    ) -> dict[str, np.ndarray]:
         """Central differences over every entry of every parameter (float64 networks only); with
         `indices` ({key: list of index tuples}), over those entries only, the rest left at 0.
 
@@ -317,11 +337,18 @@ class Network:
         if not keep_masks:
             self.loss(x, t, train=True)
         with self.frozen():
-            grads = {key: numerical_gradient(lambda: self.loss_terms(x, t, train=True), param, h,
-                                             indices=None if indices is None else indices[key], progress=progress,
-                                             decisions=self.decisions if crossed is not None else None,
-                                             crossed=None if crossed is None else crossed[key])
-                     for key, param in self.params.items()}
+            grads = {
+                key: numerical_gradient(
+                    lambda: self.loss_terms(x, t, train=True),
+                    param,
+                    h,
+                    indices=None if indices is None else indices[key],
+                    progress=progress,
+                    decisions=self.decisions if crossed is not None else None,
+                    crossed=None if crossed is None else crossed[key],
+                )
+                for key, param in self.params.items()
+            }
             self.loss(x, t, train=True)  # leave last_loss and the softmax output at the unperturbed point
         return grads
 

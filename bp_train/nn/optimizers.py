@@ -72,21 +72,25 @@ class Optimizer:
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {f"{name}/{key}": to_host(value) for name, values in self.slot.items() for key, value in values.items()}
+        arrays = {
+            f"{name}/{key}": to_host(value) for name, values in self.slot.items() for key, value in values.items()
+        }
         arrays["steps"] = np.array(self.steps)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.steps = int(arrays["steps"])
         for name in self.slots:
-            self.slot[name] = {path.split("/", 1)[1]: np.array(value) for path, value in arrays.items()
-                               if path.startswith(name + "/")}
+            self.slot[name] = {
+                path.split("/", 1)[1]: np.array(value) for path, value in arrays.items() if path.startswith(name + "/")
+            }
         self.slot_vector = {}
         self.placed = False
 
 
 class SGD(Optimizer):
     """w <- w - lr * dL/dw."""
+
     typical_lr = (0.01, 1.0)  # learning rates that usually work: plain and momentum SGD want 100x Adam's
 
     def step(self, param, grad):
@@ -96,6 +100,7 @@ class SGD(Optimizer):
 
 class Momentum(Optimizer):
     """v <- momentum * v - lr * g;  w <- w + v.  A ball rolling downhill keeps its speed."""
+
     slots = ("v",)
     typical_lr = (0.005, 0.5)
 
@@ -123,6 +128,7 @@ class Nesterov(Momentum):
 
 class AdaGrad(Optimizer):
     """h <- h + g^2;  w <- w - lr * g / (sqrt(h) + eps): frequently updated weights slow down."""
+
     slots = ("h",)
     typical_lr = (0.005, 0.5)
 
@@ -145,6 +151,7 @@ class AdaGrad(Optimizer):
 
 class RMSprop(AdaGrad):
     """h <- decay * h + (1 - decay) * g^2: like AdaGrad, but old gradients are forgotten."""
+
     typical_lr = (1e-4, 0.01)
 
     def __init__(self, lr, decay=0.99, eps=1e-8):
@@ -160,6 +167,7 @@ class RMSprop(AdaGrad):
 class Adam(Optimizer):
     """Momentum (m) and RMSprop (v) together, each corrected for its bias toward 0 in the first steps:
     w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
+
     slots = ("m", "v")
     typical_lr = (1e-4, 0.01)
 
@@ -175,7 +183,7 @@ class Adam(Optimizer):
         m += grad
         # With m_hat = m / c1 and sqrt(v_hat) = sqrt(v) / c2 (c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t)):
         # lr * m_hat / (sqrt(v_hat) + eps) = (lr * c2 / c1) * m / (sqrt(v) + eps * c2), two scalars.
-        c1, c2 = 1 - self.beta1 ** self.steps, math.sqrt(1 - self.beta2 ** self.steps)
+        c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
         denominator = np.sqrt(v, out=grad)  # grad is spent: reuse its memory
         denominator += self.eps * c2
         np.divide(m, denominator, out=denominator)
@@ -185,8 +193,14 @@ class Adam(Optimizer):
 
 # The optimizers by name: adding one is a class above and a line here. Each one's hyper-parameters are
 # the arguments of its __init__ (the tool reads them from there to know which config keys it uses).
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad, "rmsprop": RMSprop,
-              "adam": Adam}
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
 
 
 def hyperparameters(name: str) -> tuple[str, ...]:
@@ -204,8 +218,16 @@ def make_optimizer(name: str, **settings) -> Optimizer:
 SCHEDULES = {"constant": (), "step": ("step_size", "gamma"), "cosine": ("min_lr",)}
 
 
-def learning_rate(name: str, base_lr: float, epochs: int, t: float, warmup_epochs: float = 0.0,
-                  step_size: int = 10, gamma: float = 0.1, min_lr: float = 0.0) -> float:
+def learning_rate(
+    name: str,
+    base_lr: float,
+    epochs: int,
+    t: float,
+    warmup_epochs: float = 0.0,
+    step_size: int = 10,
+    gamma: float = 0.1,
+    min_lr: float = 0.0,
+) -> float:
     """The learning rate at training time `t`, measured in epochs (2.5 = halfway through the third).
 
     A linear warm-up from 0 over `warmup_epochs` comes first; then constant, step (times `gamma` every

@@ -76,8 +76,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if length > MAX_BODY or length < 0:
             self.close_connection = True  # the body is not read: this connection cannot carry another request
-            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           {"error": f"{length:,} bytes; a picture of a digit needs at most {MAX_BODY:,}"})
+            self.send_json(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                {"error": f"{length:,} bytes; a picture of a digit needs at most {MAX_BODY:,}"},
+            )
             return
         body = self.rfile.read(length)
         if not body:

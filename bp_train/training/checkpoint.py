@@ -14,18 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
+from ..config import Config, config_from_dict
+from ..errors import BPTrainError, ConfigError, ModelFileError
 from ..files.store import MODEL_FORMAT, load_arrays, save_arrays
+
+# What `fit --resume` lets a user change: everything else must match the interrupted run.
+RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping", "train.device")  # a checkpoint is device-free
 
 
 @dataclass
 class RunState:
     """Everything that changes during a run and must be saved for an exact resume."""
-    epoch: int = 0                       # epochs completed
+
+    epoch: int = 0  # epochs completed
     history: list = field(default_factory=list)
     best_epoch: int = 0
     best_value: float | None = None
-    bad_epochs: int = 0                  # epochs without improvement, for early stopping
+    bad_epochs: int = 0  # epochs without improvement, for early stopping
     stopped_early: bool = False
 
 
@@ -56,7 +61,11 @@ def check_run_state(run, path: Path, fields: dict) -> None:
 
 
 def check_random_streams(rng, path: Path) -> None:
-    if not isinstance(rng, dict) or not {"shuffle", "dropout"} <= set(rng) or set(rng) - {"shuffle", "dropout", "augment"}:
+    if (
+        not isinstance(rng, dict)
+        or not {"shuffle", "dropout"} <= set(rng)
+        or set(rng) - {"shuffle", "dropout", "augment"}
+    ):
         raise ModelFileError(f"{path}: its random streams are not bp-train's (shuffle, dropout, augment)")
     for name, state in rng.items():
         try:
@@ -76,8 +85,10 @@ def load_checkpoint(path: Path, network, optimizer) -> tuple[dict, dict]:
         slots = {name for name in wanted if name.startswith("opt/") and name != "opt/steps"}
         required = set(wanted) - slots if not names & slots else set(wanted)
         for name in sorted(names - set(wanted)):
-            raise ModelFileError(f"{path}: holds an array '{name[:60]}' that the network of its config does not "
-                                 "have; a checkpoint of another run?")
+            raise ModelFileError(
+                f"{path}: holds an array '{name[:60]}' that the network of its config does not "
+                "have; a checkpoint of another run?"
+            )
         for name in sorted(required - names):
             raise ModelFileError(f"{path}: lacks the array '{name[:60]}' that the network of its config needs")
         for name, (shape, dtype) in headers.items():
@@ -94,8 +105,12 @@ def save_checkpoint(path: Path, config_dict: dict, network, optimizer, state: Ru
     random generators."""
     arrays = {f"param/{k}": v for k, v in network.state().items()}
     arrays.update({f"opt/{k}": v for k, v in optimizer.state().items()})
-    meta = {"format": MODEL_FORMAT, "config": config_dict, "run": vars(state),
-            "rng": {name: rng.bit_generator.state for name, rng in streams.items()}}
+    meta = {
+        "format": MODEL_FORMAT,
+        "config": config_dict,
+        "run": vars(state),
+        "rng": {name: rng.bit_generator.state for name, rng in streams.items()},
+    }
     save_arrays(path, arrays, meta)
 
 
@@ -109,3 +124,52 @@ def restore_checkpoint(path: Path, network, optimizer, streams: dict) -> RunStat
         if name in meta["rng"]:  # checkpoints from before augmentation have no 'augment' stream
             rng.bit_generator.state = meta["rng"][name]
     return RunState(**meta["run"])
+
+
+# --- resuming --------------------------------------------------------------------------------------------
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def saved_config(run_dir: Path) -> Config:
+    """The config a run was trained with, read from its checkpoint."""
+    checkpoint = run_dir / "checkpoint.npz"
+    if not checkpoint.is_file():
+        raise BPTrainError(f"{run_dir}: no checkpoint.npz to resume from (is this a bp-train run folder?)")
+    _, meta = load_arrays(checkpoint, kind="checkpoint")
+    return config_from_dict(meta["config"], f"{checkpoint} (its saved config)")
+
+
+def resume_config(run_dir: Path, requested: Config) -> Config:
+    """The config to resume `run_dir` with: the run's own, with only RESUMABLE_CHANGES taken from
+    `requested`. Any other difference (layer sizes, data, optimizer, seed...) is an error that names it."""
+    return resumed(saved_config(run_dir), requested, str(run_dir))
+
+
+def resumed(saved: Config, requested: Config, where: str) -> Config:
+    """`saved` with RESUMABLE_CHANGES taken from `requested`; any other difference is a ConfigError."""
+    old, new = _flatten(saved.to_dict()), _flatten(requested.to_dict())
+    for key in sorted(set(old) | set(new)):
+        allowed = any(key == c or key.startswith(c + ".") for c in RESUMABLE_CHANGES) or key == "name"
+        if old.get(key) != new.get(key) and not allowed:
+            raise ConfigError(
+                f"cannot resume {where}: '{key}' changed from {old.get(key)!r} to "
+                f"{new.get(key)!r}; only {', '.join(RESUMABLE_CHANGES)} may change on resume"
+            )
+    merged, wanted = saved.to_dict(), requested.to_dict()
+    for dotted in RESUMABLE_CHANGES:  # each allowed change taken from the request, as listed there
+        *sections, key = dotted.split(".")
+        source, target = wanted, merged
+        for name in sections:
+            source, target = source[name], target[name]
+        target[key] = source[key]
+    return config_from_dict(merged, where)

@@ -24,34 +24,52 @@ SGD = ["train.optimizer={name: sgd, lr: 0.01}", "train.schedule.name=constant"]
 
 @dataclass
 class Experiment:
-    caption: str                     # what to look for, as the README says it
-    variants: dict[str, list[str]]   # label -> --set overrides
+    caption: str  # what to look for, as docs/learning.md says it
+    variants: dict[str, list[str]]  # label -> --set overrides
     epochs: int
 
 
 EXPERIMENTS = {
     "optimizers": Experiment(
         "plain SGD is the slowest; momentum, AdaGrad, RMSprop and Adam pass 96% within six epochs",
-        {name: [NET.format(""), "train.schedule.name=constant", f"train.optimizer={{name: {name}, lr: {lr}}}"]
-         for name, lr in (("sgd", 0.01), ("momentum", 0.01), ("adagrad", 0.01), ("rmsprop", 0.001), ("adam", 0.001))},
-        6),
+        {
+            name: [NET.format(""), "train.schedule.name=constant", f"train.optimizer={{name: {name}, lr: {lr}}}"]
+            for name, lr in (("sgd", 0.01), ("momentum", 0.01), ("adagrad", 0.01), ("rmsprop", 0.001), ("adam", 0.001))
+        },
+        6,
+    ),
     "init": Experiment(
         "initial weights of std 0.01 never leave chance (10%); Xavier's learn; He's, made for ReLU, learn fastest",
-        {f"init {init}": [NET.format(""), *SGD, f"model.init={init}"] for init in ("0.01", "xavier", "he")}, 6),
+        {f"init {init}": [NET.format(""), *SGD, f"model.init={init}"] for init in ("0.01", "xavier", "he")},
+        6,
+    ),
     "batchnorm": Experiment(
         "with BatchNorm the same network, at the same learning rate, is ahead from the first epoch (both start "
         "from Xavier's weights, with which a plain ReLU network starts slowly)",
-        {f"batchnorm {flag}": [NET.format(f", batchnorm: {flag}"), *SGD, "model.init=xavier"]
-         for flag in ("false", "true")}, 4),
+        {
+            f"batchnorm {flag}": [NET.format(f", batchnorm: {flag}"), *SGD, "model.init=xavier"]
+            for flag in ("false", "true")
+        },
+        4,
+    ),
     "dropout": Experiment(
         "1,000 training rows, 9,000 validation rows: the network learns the training rows by heart (100%); "
         "dropout (0.5, and 0.2 on the input) narrows the gap to validation and lifts validation. In the "
         "textbook's narrow 5-layer network it barely did here, so this one is the wide 784-800-800-10 that "
         "dropout was made for",
-        {f"dropout {p}": [f"model.hidden=[{{size: 800, dropout: {p}}}, {{size: 800, dropout: {p}}}]",
-                          f"model.input_dropout={q}", "train.optimizer={name: sgd, lr: 0.05}",
-                          "train.schedule.name=constant", "data.train_rows=10000", "data.val_fraction=0.9"]
-         for p, q in (("0.0", "0.0"), ("0.5", "0.2"))}, 100),
+        {
+            f"dropout {p}": [
+                f"model.hidden=[{{size: 800, dropout: {p}}}, {{size: 800, dropout: {p}}}]",
+                f"model.input_dropout={q}",
+                "train.optimizer={name: sgd, lr: 0.05}",
+                "train.schedule.name=constant",
+                "data.train_rows=10000",
+                "data.val_fraction=0.9",
+            ]
+            for p, q in (("0.0", "0.0"), ("0.5", "0.2"))
+        },
+        100,
+    ),
 }
 
 
@@ -63,16 +81,21 @@ def variant_folder(out: Path, label: str, seed: int) -> Path:
 def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder: Path) -> dict:
     """One fit; its learning curve, and its final accuracies with training accuracy measured as validation
     is (evaluation mode, no dropout), so that a train-validation gap is a real one."""
-    config = load_config(None, [*overrides, f"data.train={data}", f"train.seed={seed}", f"train.epochs={epochs}",
-                                f"name={folder.name}"])
+    config = load_config(
+        None, [*overrides, f"data.train={data}", f"train.seed={seed}", f"train.epochs={epochs}", f"name={folder.name}"]
+    )
     digits = training_digits(config)
     trainer = Trainer(config, folder, show_progress=False, digits=digits)
     trainer.fit(log=lambda line: None)
     train_accuracy = trainer.network.accuracy(trainer.x_train, trainer.t_train)
     history = trainer.state.history
-    return {"seed": seed, "val_accuracy": [row["val_accuracy"] for row in history],
-            "train_accuracy": float(train_accuracy), "final_val": history[-1]["val_accuracy"],
-            "gap": float(train_accuracy) - history[-1]["val_accuracy"]}
+    return {
+        "seed": seed,
+        "val_accuracy": [row["val_accuracy"] for row in history],
+        "train_accuracy": float(train_accuracy),
+        "final_val": history[-1]["val_accuracy"],
+        "gap": float(train_accuracy) - history[-1]["val_accuracy"],
+    }
 
 
 def run_experiment(name: str, data: str, out: Path, seeds=(0, 1), log=print) -> dict:
@@ -84,19 +107,30 @@ def run_experiment(name: str, data: str, out: Path, seeds=(0, 1), log=print) -> 
         for seed in seeds:
             folder = variant_folder(out, label, seed)
             runs.append(run_variant(overrides, data, seed, experiment.epochs, folder))
-            log(f"{label}, seed {seed}: validation {runs[-1]['final_val']:.4f}, training {runs[-1]['train_accuracy']:.4f}")
+            log(
+                f"{label}, seed {seed}: validation {runs[-1]['final_val']:.4f}, training {runs[-1]['train_accuracy']:.4f}"
+            )
         finals, gaps = [r["final_val"] for r in runs], [r["gap"] for r in runs]
-        summary["variants"][label] = {"runs": runs, "mean_val": float(np.mean(finals)),
-                                      "spread_val": float(np.ptp(finals)), "mean_gap": float(np.mean(gaps)),
-                                      "spread_gap": float(np.ptp(gaps))}
+        summary["variants"][label] = {
+            "runs": runs,
+            "mean_val": float(np.mean(finals)),
+            "spread_val": float(np.ptp(finals)),
+            "mean_gap": float(np.mean(gaps)),
+            "spread_gap": float(np.ptp(gaps)),
+        }
     return summary
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"{summary['experiment']} ({summary['epochs']} epochs): {summary['caption']}", "",
-             f"{'variant':<18}{'validation, per seed':>24}{'mean':>8}{'spread':>8}{'train - val':>13}"]
+    lines = [
+        f"{summary['experiment']} ({summary['epochs']} epochs): {summary['caption']}",
+        "",
+        f"{'variant':<18}{'validation, per seed':>24}{'mean':>8}{'spread':>8}{'train - val':>13}",
+    ]
     for label, figures in summary["variants"].items():
         per_seed = " ".join(f"{r['final_val']:.4f}" for r in figures["runs"])
-        lines.append(f"{label:<18}{per_seed:>24}{figures['mean_val']:8.4f}{figures['spread_val']:8.4f}"
-                     f"{figures['mean_gap']:13.4f}")
+        lines.append(
+            f"{label:<18}{per_seed:>24}{figures['mean_val']:8.4f}{figures['spread_val']:8.4f}"
+            f"{figures['mean_gap']:13.4f}"
+        )
     return "\n".join(lines)

@@ -48,8 +48,17 @@ def _train_one(messages, number: int, **job) -> None:
         pass
 
 
-def _training_outcome(messages, number: int, raw_config: dict, name: str, member: str, resuming: bool,
-                      overwrite: bool, cache: bool, threads: int) -> tuple[str, int, object]:
+def _training_outcome(
+    messages,
+    number: int,
+    raw_config: dict,
+    name: str,
+    member: str,
+    resuming: bool,
+    overwrite: bool,
+    cache: bool,
+    threads: int,
+) -> tuple[str, int, object]:
     try:
         from tqdm import tqdm
 
@@ -64,9 +73,15 @@ def _training_outcome(messages, number: int, raw_config: dict, name: str, member
         config = config_from_dict(raw_config, f"{member} (its config)", name=name)
         run = member_run_folder(Path(member), name, resuming, overwrite)
         with blas_threads(threads), run:
-            summary = fit(config, run, resume=resuming, cache=cache, show_progress=False,
-                          log=lambda line: messages.send(("log", number, line)),
-                          on_epoch=lambda row: messages.send(("epoch", number, None)))
+            summary = fit(
+                config,
+                run,
+                resume=resuming,
+                cache=cache,
+                show_progress=False,
+                log=lambda line: messages.send(("log", number, line)),
+                on_epoch=lambda row: messages.send(("epoch", number, None)),
+            )
         return "done", number, summary
     except (Interrupted, KeyboardInterrupt) as exc:
         return "interrupted", number, str(exc)
@@ -147,9 +162,14 @@ class SideBySide:
             elif kind == "interrupted":
                 self.interrupted[number] = payload
             elif self.failure is None:
-                self.failure = (kind, number, payload if kind != "killed" else
-                                f"its process ended (exit code {process.exitcode}) before finishing: killed, "
-                                "perhaps for want of memory")
+                self.failure = (
+                    kind,
+                    number,
+                    payload
+                    if kind != "killed"
+                    else f"its process ended (exit code {process.exitcode}) before finishing: killed, "
+                    "perhaps for want of memory",
+                )
 
     def stop_all(self) -> None:
         """Interrupt the workers still running and wait until each has said what it kept. A Ctrl-C at the
@@ -177,14 +197,24 @@ class SideBySide:
         if self.interrupted:
             part_way = [self.names[n] for n in sorted(self.interrupted) if n]
             not_started = [self.names[n] for n in self.waiting]
-            raise Interrupted(f"interrupted: {' and '.join(part_way) or 'no member'} stopped part way, keeping "
-                              "the checkpoint of each one's last finished epoch"
-                              + (f"; {' and '.join(not_started)} not started" if not_started else ""))
+            raise Interrupted(
+                f"interrupted: {' and '.join(part_way) or 'no member'} stopped part way, keeping "
+                "the checkpoint of each one's last finished epoch"
+                + (f"; {' and '.join(not_started)} not started" if not_started else "")
+            )
         return self.summaries
 
 
-def member_job(raw_config: dict, name: str, member: Path, resuming: bool, overwrite: bool, cache: bool,
-               threads: int) -> dict:
+def member_job(
+    raw_config: dict, name: str, member: Path, resuming: bool, overwrite: bool, cache: bool, threads: int
+) -> dict:
     """The keyword arguments of one worker (plain values: they travel to another process)."""
-    return {"raw_config": raw_config, "name": name, "member": str(member), "resuming": resuming,
-            "overwrite": overwrite, "cache": cache, "threads": threads}
+    return {
+        "raw_config": raw_config,
+        "name": name,
+        "member": str(member),
+        "resuming": resuming,
+        "overwrite": overwrite,
+        "cache": cache,
+        "threads": threads,
+    }

@@ -26,9 +26,9 @@ from ..files.ensemble import (
     run_progress,
     write_manifest,
 )
+from .checkpoint import resume_config, resumed
 from .runfolder import FolderLock, claim_out, member_run_folder, numbered_folder
 from .trainer import fit as fit_run
-from .trainer import resume_config, resumed
 
 
 def member_config(config: Config, seed: int) -> Config:
@@ -48,14 +48,18 @@ def claim_ensemble_folder(out: str | None, name: str, overwrite: bool, runs: Pat
     if claimed is not None:
         return claimed.target, claimed.lock
     if not is_ensemble(target):
-        raise BPTrainError(f"--out {target} holds something that is not an ensemble ({MANIFEST} is missing); "
-                           "--seeds writes a new or empty folder, or an ensemble folder")
+        raise BPTrainError(
+            f"--out {target} holds something that is not an ensemble ({MANIFEST} is missing); "
+            "--seeds writes a new or empty folder, or an ensemble folder"
+        )
     lock = FolderLock(target).acquire()
     if not overwrite:
         lock.release()
-        raise BPTrainError(f"--out {target} already holds an ensemble; pass --overwrite to retrain its members "
-                           f"(each replaced once its new run has finished an epoch), or --resume {target} to "
-                           "finish it")
+        raise BPTrainError(
+            f"--out {target} already holds an ensemble; pass --overwrite to retrain its members "
+            f"(each replaced once its new run has finished an epoch), or --resume {target} to "
+            "finish it"
+        )
     return target, lock
 
 
@@ -74,9 +78,18 @@ def member_plan(config: Config, seed: int, folder: Path, resume: bool) -> tuple[
     return "to train", wanted, False
 
 
-def train_members(config: Config, seeds: list[int], folder: Path, overwrite: bool = False, resume: bool = False,
-                  cache: bool = True, show_progress: bool = True, log=print, jobs: int = 1,
-                  threads: int = 1) -> dict:
+def train_members(
+    config: Config,
+    seeds: list[int],
+    folder: Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    cache: bool = True,
+    show_progress: bool = True,
+    log=print,
+    jobs: int = 1,
+    threads: int = 1,
+) -> dict:
     """Train (or finish) every member, in turn or `jobs` at a time (member_workers.py, each with `threads`
     BLAS threads); the summary holds each member's figures and their spread."""
     started, summaries, todo = time.perf_counter(), {}, {}
@@ -89,40 +102,54 @@ def train_members(config: Config, seeds: list[int], folder: Path, overwrite: boo
         else:
             todo[number] = (member, wanted, resuming)
     if jobs > 1 and len(todo) > 1:
-        summaries.update(train_side_by_side(config.name, todo, folder, overwrite, cache, show_progress, log,
-                                            jobs, threads))
+        summaries.update(
+            train_side_by_side(config.name, todo, folder, overwrite, cache, show_progress, log, jobs, threads)
+        )
     else:
         for number, (member, wanted, resuming) in todo.items():
             summaries[number] = train_in_turn(member, wanted, resuming, folder, overwrite, cache, show_progress, log)
     return ensemble_summary(folder, seeds, [summaries[n] for n in sorted(summaries)], time.perf_counter() - started)
 
 
-def train_in_turn(member: Path, wanted: Config, resuming: bool, folder: Path, overwrite: bool, cache: bool,
-                  show_progress: bool, log) -> dict:
+def train_in_turn(
+    member: Path, wanted: Config, resuming: bool, folder: Path, overwrite: bool, cache: bool, show_progress: bool, log
+) -> dict:
     """One member, in this process."""
     run = member_run_folder(member, wanted.name, resuming, overwrite)
     try:
         with run:
             return fit_run(wanted, run, resume=resuming, cache=cache, show_progress=show_progress, log=log)
     except Interrupted as exc:
-        raise Interrupted(f"{exc} (member {member.name}); to finish the whole ensemble: "
-                          f"bp-train fit --resume {folder}") from None
+        raise Interrupted(
+            f"{exc} (member {member.name}); to finish the whole ensemble: bp-train fit --resume {folder}"
+        ) from None
 
 
-def train_side_by_side(name: str, todo: dict, folder: Path, overwrite: bool, cache: bool, show_progress: bool,
-                       log, jobs: int, threads: int) -> dict[int, dict]:
+def train_side_by_side(
+    name: str, todo: dict, folder: Path, overwrite: bool, cache: bool, show_progress: bool, log, jobs: int, threads: int
+) -> dict[int, dict]:
     """The members of `todo` {number: (folder, config, resuming)}, `jobs` at a time, under one progress bar
     counting their epochs."""
     from tqdm import tqdm
 
     from .member_workers import SideBySide, member_job
 
-    epochs = sum(wanted.train.epochs - (run_progress(member)[0] if resuming else 0)
-                 for member, wanted, resuming in todo.values())
-    work = {number: member_job(wanted.to_dict(), name, member, resuming, overwrite, cache, threads)
-            for number, (member, wanted, resuming) in todo.items()}
-    with tqdm(total=epochs, unit="epoch", desc=f"{min(jobs, len(todo))} members at a time", leave=False,
-              disable=not show_progress, dynamic_ncols=True) as bar:
+    epochs = sum(
+        wanted.train.epochs - (run_progress(member)[0] if resuming else 0) for member, wanted, resuming in todo.values()
+    )
+    work = {
+        number: member_job(wanted.to_dict(), name, member, resuming, overwrite, cache, threads)
+        for number, (member, wanted, resuming) in todo.items()
+    }
+    with tqdm(
+        total=epochs,
+        unit="epoch",
+        desc=f"{min(jobs, len(todo))} members at a time",
+        leave=False,
+        disable=not show_progress,
+        dynamic_ncols=True,
+    ) as bar:
+
         def member_log(number, line):
             with tqdm.external_write_mode():
                 log(f"{todo[number][0].name}: {line}")
@@ -140,21 +167,41 @@ def finished_summary(member: Path) -> dict:
     rows = list(csv.DictReader((member / "metrics.csv").read_text(encoding="utf-8").splitlines()))
     val = [float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")]
     seconds = round(sum(float(r["seconds"]) for r in rows), 3)
-    return {"run_dir": str(member), "model": str(member / "model.npz"), "epochs": len(rows),
-            "val_accuracy": max(val) if val else None, "train_seconds": seconds, "seconds": seconds}
+    return {
+        "run_dir": str(member),
+        "model": str(member / "model.npz"),
+        "epochs": len(rows),
+        "val_accuracy": max(val) if val else None,
+        "train_seconds": seconds,
+        "seconds": seconds,
+    }
 
 
 def ensemble_summary(folder: Path, seeds: list[int], summaries: list[dict], seconds: float) -> dict:
     val = [s["val_accuracy"] for s in summaries if s.get("val_accuracy") is not None]
-    return {"ensemble": str(folder), "members": [{"seed": seed, **s} for seed, s in zip(seeds, summaries)],
-            "val_accuracy_mean": statistics.mean(val) if val else None,
-            "val_accuracy_std": statistics.stdev(val) if len(val) > 1 else None,
-            "train_seconds": round(sum(s["train_seconds"] for s in summaries), 3), "seconds": round(seconds, 3)}
+    return {
+        "ensemble": str(folder),
+        "members": [{"seed": seed, **s} for seed, s in zip(seeds, summaries)],
+        "val_accuracy_mean": statistics.mean(val) if val else None,
+        "val_accuracy_std": statistics.stdev(val) if len(val) > 1 else None,
+        "train_seconds": round(sum(s["train_seconds"] for s in summaries), 3),
+        "seconds": round(seconds, 3),
+    }
 
 
-def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None, overwrite: bool = False,
-                 resume: str | None = None, cache: bool = True, show_progress: bool = True, log=print,
-                 threads: str = "", jobs: int = 1, threads_per_job: int = 1) -> dict:
+def fit_ensemble(
+    config: Config,
+    seeds: list[int] | None,
+    out: str | None = None,
+    overwrite: bool = False,
+    resume: str | None = None,
+    cache: bool = True,
+    show_progress: bool = True,
+    log=print,
+    threads: str = "",
+    jobs: int = 1,
+    threads_per_job: int = 1,
+) -> dict:
     """`fit --seeds` (a new ensemble, or --overwrite of one) or `fit --resume ENSEMBLE` (finish it, where
     `config` may differ from the manifest's only as a resumed run's may: epochs, early stopping, device;
     `seeds` given with it are added as new members, the way to grow an ensemble later).
@@ -165,8 +212,10 @@ def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None
         members = [int(name.split("-", 1)[1]) for name in manifest["members"]]
         seeds = members + [seed for seed in seeds or [] if seed not in members]
         if len(seeds) > MAX_MEMBERS:
-            raise BPTrainError(f"--seeds: {folder} has {len(members)} members; adding "
-                               f"{len(seeds) - len(members)} would make more than {MAX_MEMBERS}")
+            raise BPTrainError(
+                f"--seeds: {folder} has {len(members)} members; adding "
+                f"{len(seeds) - len(members)} would make more than {MAX_MEMBERS}"
+            )
         saved = config_from_dict(manifest["config"], f"{folder / MANIFEST} (its config)")
         config = resumed(saved, config, str(folder))
         lock = FolderLock(folder).acquire()
@@ -177,9 +226,12 @@ def fit_ensemble(config: Config, seeds: list[int] | None, out: str | None = None
         how = f", with {threads}" if threads else ""
         if jobs > 1:
             how = f", {jobs} at a time with {threads_per_job} BLAS thread{'s' if threads_per_job > 1 else ''} each"
-        log(f"training the ensemble {folder} of {config.name}: {len(seeds)} members, seeds "
-            f"{', '.join(map(str, seeds))}{how}")
-        return train_members(config, seeds, folder, overwrite, resume is not None, cache, show_progress, log,
-                             jobs, threads_per_job)
+        log(
+            f"training the ensemble {folder} of {config.name}: {len(seeds)} members, seeds "
+            f"{', '.join(map(str, seeds))}{how}"
+        )
+        return train_members(
+            config, seeds, folder, overwrite, resume is not None, cache, show_progress, log, jobs, threads_per_job
+        )
     finally:
         lock.release()

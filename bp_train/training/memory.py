@@ -14,9 +14,15 @@ def conv_bytes(config: Config) -> list[tuple[int, int]]:
     """Per conv block: (weights, numbers per sample) -- the patch matrix, its gradient and the maps."""
     parts = []
     for block, (h, w, c) in zip(config.model.conv, maps(config)):
-        positions = output_size(h, block.kernel, block.stride, block.pad) * output_size(w, block.kernel, block.stride, block.pad)
-        parts.append(((block.kernel * block.kernel * c + 1) * block.filters,
-                      positions * (block.kernel * block.kernel * c * 2 + block.filters * 6)))
+        positions = output_size(h, block.kernel, block.stride, block.pad) * output_size(
+            w, block.kernel, block.stride, block.pad
+        )
+        parts.append(
+            (
+                (block.kernel * block.kernel * c + 1) * block.filters,
+                positions * (block.kernel * block.kernel * c * 2 + block.filters * 6),
+            )
+        )
     return parts
 
 
@@ -37,16 +43,24 @@ def check_training_memory(config: Config, have: int | None = None, at_once: int 
     needs more memory than is free."""
     (need, conv_need), have = estimate_bytes(config), available_memory() if have is None else have
     if at_once > 1 and need * at_once > have:
-        raise ConfigError(f"--jobs {at_once}: {at_once} members side by side need about "
-                          f"{need * at_once / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB available; "
-                          "use fewer --jobs")
+        raise ConfigError(
+            f"--jobs {at_once}: {at_once} members side by side need about "
+            f"{need * at_once / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB available; "
+            "use fewer --jobs"
+        )
     if need <= have:
         return
     if conv_need > need / 2:
-        culprit = (f"model.conv: the convolution blocks need about {conv_need / 2**30:.1f} GiB of it (their patch "
-                   f"matrices, batch {config.train.batch_size}); use fewer filters, a smaller batch or pooling")
+        culprit = (
+            f"model.conv: the convolution blocks need about {conv_need / 2**30:.1f} GiB of it (their patch "
+            f"matrices, batch {config.train.batch_size}); use fewer filters, a smaller batch or pooling"
+        )
     else:
-        culprit = (f"model.hidden: the dense layers {config.layer_sizes} need most of it (batch "
-                   f"{config.train.batch_size}); use smaller layers")
-    raise ConfigError(f"this network needs about {need / 2**30:.1f} GiB to train, more than the "
-                      f"{have / 2**30:.1f} GiB available; {culprit}")
+        culprit = (
+            f"model.hidden: the dense layers {config.layer_sizes} need most of it (batch "
+            f"{config.train.batch_size}); use smaller layers"
+        )
+    raise ConfigError(
+        f"this network needs about {need / 2**30:.1f} GiB to train, more than the "
+        f"{have / 2**30:.1f} GiB available; {culprit}"
+    )

@@ -24,10 +24,15 @@ def recognize(model, prepared: list[Prepared], saliency: bool = False) -> list[d
     results = []
     for i, item in enumerate(prepared):
         label = int(probabilities[i].argmax())
-        result = {"file": item.source, "label": label, "probabilities": probabilities[i].round(6).tolist(),
-                  "notes": item.notes, "input": x[i].reshape(28, 28).round(4).tolist()}
+        result = {
+            "file": item.source,
+            "label": label,
+            "probabilities": probabilities[i].round(6).tolist(),
+            "notes": item.notes,
+            "input": x[i].reshape(28, 28).round(4).tolist(),
+        }
         if saliency:
-            gradient = model.score_gradient(x[i:i + 1], label).reshape(28, 28).astype(np.float64)
+            gradient = model.score_gradient(x[i : i + 1], label).reshape(28, 28).astype(np.float64)
             top = np.abs(gradient).max()
             result["saliency"] = (gradient / top if top > 0 else gradient).round(4).tolist()
         results.append(result)
@@ -39,5 +44,7 @@ def describe(result: dict) -> str:
     ranked = np.argsort(result["probabilities"])[::-1]
     first, second = int(ranked[0]), int(ranked[1])
     notes = f"  [{'; '.join(result['notes'])}]" if result["notes"] else ""
-    return (f"{result['file']}: {first} ({result['probabilities'][first]:.3f}), then {second} "
-            f"({result['probabilities'][second]:.3f}){notes}")
+    return (
+        f"{result['file']}: {first} ({result['probabilities'][first]:.3f}), then {second} "
+        f"({result['probabilities'][second]:.3f}){notes}"
+    )

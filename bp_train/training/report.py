@@ -27,16 +27,27 @@ def per_class(confusion: np.ndarray) -> list[dict]:
     recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
-    return [{"class": c, "precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
-             "support": int(actual[c])} for c in range(len(hits))]
+    return [
+        {
+            "class": c,
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(actual[c]),
+        }
+        for c in range(len(hits))
+    ]
 
 
 def top_confusions(confusion: np.ndarray, count: int = 5) -> list[dict]:
     off = confusion.copy()
     np.fill_diagonal(off, 0)
     order = np.argsort(off, axis=None)[::-1][:count]
-    return [{"true": int(i), "predicted": int(j), "count": int(off[i, j])}
-            for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
+    return [
+        {"true": int(i), "predicted": int(j), "count": int(off[i, j])}
+        for i, j in zip(*np.unravel_index(order, off.shape))
+        if off[i, j] > 0
+    ]
 
 
 def evaluate(model, images: np.ndarray, labels: np.ndarray, source: str) -> dict:
@@ -59,16 +70,28 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, source: str) -> dict
         predicted = probabilities.argmax(axis=1)
         accuracy = float(np.mean(predicted == labels))
         loss = float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels], 1e-300))))
-        members = [{"model": name, "accuracy": float(np.mean(p.argmax(axis=1) == labels))}
-                   for name, p in zip(model.names, each)]
+        members = [
+            {"model": name, "accuracy": float(np.mean(p.argmax(axis=1) == labels))}
+            for name, p in zip(model.names, each)
+        ]
     confusion = confusion_matrix(labels, predicted, network.sizes[-1])
-    result = {"data": source, "rows": int(len(labels)), "loss": loss, "accuracy": accuracy,
-              "per_class": per_class(confusion), "confusion_matrix": confusion.tolist(),
-              "top_confusions": top_confusions(confusion)}
+    result = {
+        "data": source,
+        "rows": int(len(labels)),
+        "loss": loss,
+        "accuracy": accuracy,
+        "per_class": per_class(confusion),
+        "confusion_matrix": confusion.tolist(),
+        "top_confusions": top_confusions(confusion),
+    }
     if members is not None:
         scores = np.array([m["accuracy"] for m in members])
-        result.update(members=members, tta=len(model.views) > 1, member_accuracy_mean=float(scores.mean()),
-                      member_accuracy_std=float(scores.std(ddof=1)) if len(scores) > 1 else 0.0)
+        result.update(
+            members=members,
+            tta=len(model.views) > 1,
+            member_accuracy_mean=float(scores.mean()),
+            member_accuracy_std=float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        )
     return result
 
 
@@ -78,22 +101,35 @@ def format_report(result: dict) -> str:
         count, how = len(result["members"]), " with TTA" if result["tta"] else ""
         lines += [f"  {m['model']}: accuracy {m['accuracy']:.4f}{how}" for m in result["members"]]
         if count > 1:
-            lines += [f"members: mean accuracy {result['member_accuracy_mean']:.4f} +- "
-                      f"{result['member_accuracy_std']:.4f} (standard deviation over {count})",
-                      f"the ensemble of {count} (probabilities averaged{how}); loss: cross-entropy of the average"]
+            lines += [
+                f"members: mean accuracy {result['member_accuracy_mean']:.4f} +- "
+                f"{result['member_accuracy_std']:.4f} (standard deviation over {count})",
+                f"the ensemble of {count} (probabilities averaged{how}); loss: cross-entropy of the average",
+            ]
         else:
             lines += ["with TTA (probabilities averaged over the shifted views); loss: cross-entropy of the average"]
-    lines += [f"{result['data']}: {result['rows']} rows, accuracy {result['accuracy']:.4f}, "
-              f"loss {result['loss']:.4f}", "", "class  precision  recall  f1      support"]
-    lines += [f"{r['class']:>5}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}  {r['support']:7d}"
-              for r in result["per_class"]]
+    lines += [
+        f"{result['data']}: {result['rows']} rows, accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}",
+        "",
+        "class  precision  recall  f1      support",
+    ]
+    lines += [
+        f"{r['class']:>5}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}  {r['support']:7d}"
+        for r in result["per_class"]
+    ]
     matrix = result["confusion_matrix"]
-    lines += ["", "confusion matrix (rows: true digit, columns: predicted)",
-              "       " + "".join(f"{j:>6}" for j in range(len(matrix)))]
+    lines += [
+        "",
+        "confusion matrix (rows: true digit, columns: predicted)",
+        "       " + "".join(f"{j:>6}" for j in range(len(matrix))),
+    ]
     lines += [f"{i:>6} " + "".join(f"{v:>6}" for v in row) for i, row in enumerate(matrix)]
     if result["top_confusions"]:
-        lines += ["", "most frequent confusions: " + ", ".join(
-            f"{c['true']} as {c['predicted']} ({c['count']})" for c in result["top_confusions"])]
+        lines += [
+            "",
+            "most frequent confusions: "
+            + ", ".join(f"{c['true']} as {c['predicted']} ({c['count']})" for c in result["top_confusions"]),
+        ]
     return "\n".join(lines)
 
 

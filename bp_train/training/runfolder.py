@@ -56,16 +56,18 @@ class FolderLock:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             except OSError as exc:
                 if os.path.islink(path) or exc.errno == errno.ELOOP:
-                    raise BPTrainError(f"{path} is a symbolic link, not bp-train's lock; remove it, or write "
-                                       "another folder") from None
+                    raise BPTrainError(
+                        f"{path} is a symbolic link, not bp-train's lock; remove it, or write another folder"
+                    ) from None
                 raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
                 os.close(fd)
-                raise FolderBusy(f"{self.folder} is being written by {holder}; wait for it to finish, "
-                                 "or write another folder") from None
+                raise FolderBusy(
+                    f"{self.folder} is being written by {holder}; wait for it to finish, or write another folder"
+                ) from None
             # A holder that was finishing may have deleted the file between our open and our lock: then
             # we hold a lock on a file nobody else can see, and must lock the path anew.
             try:
@@ -98,8 +100,15 @@ class RunFolder:
     Use as a context manager: on leaving, the lock is released and an overwrite that never got to show
     anything is removed, leaving the previous run untouched."""
 
-    def __init__(self, target: Path, lock: FolderLock, staging: Path | None = None,
-                 staging_lock: FolderLock | None = None, created: bool = False, parent_created: bool = False):
+    def __init__(
+        self,
+        target: Path,
+        lock: FolderLock,
+        staging: Path | None = None,
+        staging_lock: FolderLock | None = None,
+        created: bool = False,
+        parent_created: bool = False,
+    ):
         self.target = target
         self.lock = lock
         self.staging = staging
@@ -126,8 +135,10 @@ class RunFolder:
             os.rename(self.staging, self.target)
         except OSError as exc:
             os.rename(old, self.target)
-            raise BPTrainError(f"could not put the new run in place of {self.target} ({exc.strerror}); the "
-                               f"previous run is untouched, the new one is in {self.staging}") from None
+            raise BPTrainError(
+                f"could not put the new run in place of {self.target} ({exc.strerror}); the "
+                f"previous run is untouched, the new one is in {self.staging}"
+            ) from None
         # The staging lock now lives at target/.lock; the old run's lock goes with the old files.
         self.lock.release(remove=False)
         self.lock, self.staging_lock, self.staging = self.staging_lock, None, None
@@ -163,14 +174,21 @@ def check_replaceable(target: Path) -> None:
     write (a subfolder, other files), or the folder we stand in or one holding it."""
     here, resolved = Path.cwd().resolve(), target.resolve()
     if resolved == here or resolved in here.parents:
-        raise BPTrainError(f"--out {target} is the current folder or holds it; give a folder of its own for the "
-                           "run, e.g. --out runs/NAME")
-    foreign = sorted(entry.name for entry in target.iterdir()
-                     if entry.is_dir() or not (entry.name in RUN_FILES or entry.name.endswith(RUN_SUFFIXES)))
+        raise BPTrainError(
+            f"--out {target} is the current folder or holds it; give a folder of its own for the "
+            "run, e.g. --out runs/NAME"
+        )
+    foreign = sorted(
+        entry.name
+        for entry in target.iterdir()
+        if entry.is_dir() or not (entry.name in RUN_FILES or entry.name.endswith(RUN_SUFFIXES))
+    )
     if foreign or not is_run(target):
         what = f"holds {foreign[0]!r}, which" if foreign else "has no config.yaml or checkpoint.npz: it"
-        raise BPTrainError(f"--out {target} {what} is not part of a bp-train run; --out takes a new or empty "
-                           "folder, or a run folder (which --overwrite may replace)")
+        raise BPTrainError(
+            f"--out {target} {what} is not part of a bp-train run; --out takes a new or empty "
+            "folder, or a run folder (which --overwrite may replace)"
+        )
 
 
 def claim_empty(folder: Path) -> RunFolder | None:
@@ -220,7 +238,7 @@ def remove_abandoned_swaps(target: Path) -> None:
     finished (no `target`), else deleted. Those of a process still running are its own, and left alone."""
     leftovers = sorted(target.parent.glob(f".{glob.escape(target.name)}.*-*"), key=lambda p: "new" in p.name)
     for leftover in leftovers:  # the old runs first: one may have to be put back
-        kind, _, pid = leftover.name[len(target.name) + 2:].partition("-")
+        kind, _, pid = leftover.name[len(target.name) + 2 :].partition("-")
         if kind not in ("new", "old") or not pid.isdigit() or process_alive(int(pid)):
             continue
         if kind == "old" and not os.path.lexists(target):
@@ -231,8 +249,13 @@ def remove_abandoned_swaps(target: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
-                    resume: str | Path | None = None, runs: Path = Path("runs")) -> RunFolder:
+def open_run_folder(
+    out: str | Path | None,
+    name: str,
+    overwrite: bool = False,
+    resume: str | Path | None = None,
+    runs: Path = Path("runs"),
+) -> RunFolder:
     """The locked folder a `fit` writes: see the module's docstring for the rule."""
     if resume is not None:
         return RunFolder(Path(resume), FolderLock(Path(resume)).acquire())
@@ -249,9 +272,11 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
     lock = FolderLock(target).acquire()  # a busy folder is refused here, naming its writer
     if not overwrite:
         lock.release()
-        raise BPTrainError(f"--out {target} already holds a run; pass --overwrite to replace it (once the new "
-                           f"run has finished its first epoch), --resume {target} to continue it, or leave out "
-                           "--out to get a new numbered folder")
+        raise BPTrainError(
+            f"--out {target} already holds a run; pass --overwrite to replace it (once the new "
+            f"run has finished its first epoch), --resume {target} to continue it, or leave out "
+            "--out to get a new numbered folder"
+        )
     staging = target.with_name(f".{target.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -259,6 +284,7 @@ def open_run_folder(out: str | Path | None, name: str, overwrite: bool = False,
 
 
 def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
-    """The locked run folder a member trains in, in the ensemble's process or in a worker of its own (members.py, member_workers.py)."""
-    return open_run_folder(None, name, resume=member) if resuming else \
-        open_run_folder(member, name, overwrite=overwrite)
+    """The locked run folder a member trains in, in the ensemble's process or in a worker of its own (members.py)."""
+    return (
+        open_run_folder(None, name, resume=member) if resuming else open_run_folder(member, name, overwrite=overwrite)
+    )

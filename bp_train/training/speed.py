@@ -101,8 +101,12 @@ def train_both_ways(config: Config, x, t, steps: int) -> dict:
             optimizer.update(network.params, grads)
         losses[method] = history
     diff = max(abs(a - b) for a, b in zip(losses["backprop"], losses["numerical"]))
-    return {"steps": steps, "backprop_losses": losses["backprop"], "numerical_losses": losses["numerical"],
-            "max_loss_difference": diff}
+    return {
+        "steps": steps,
+        "backprop_losses": losses["backprop"],
+        "numerical_losses": losses["numerical"],
+        "max_loss_difference": diff,
+    }
 
 
 def compare_speed(config: Config, x, t, sizes, steps: int = 3, budget: float = 10.0, log=None) -> dict:
@@ -115,20 +119,34 @@ def compare_speed(config: Config, x, t, sizes, steps: int = 3, budget: float = 1
         backprop = time_backprop(network, x, t)
         numerical, measured = time_numerical(network, x, t, budget, rng)
         steps_per_epoch = math.ceil(EPOCH_ROWS / len(x))
-        row = {"hidden_size": size, "layers": sized.describe_layers(), "parameters": network.parameter_count,
-               "backprop_ms": backprop * 1e3, "numerical_s": numerical, "speedup": numerical / backprop,
-               "numerical_entries_timed": measured, "extrapolated": measured < network.parameter_count,
-               "epoch_backprop_s": backprop * steps_per_epoch, "epoch_numerical_s": numerical * steps_per_epoch}
+        row = {
+            "hidden_size": size,
+            "layers": sized.describe_layers(),
+            "parameters": network.parameter_count,
+            "backprop_ms": backprop * 1e3,
+            "numerical_s": numerical,
+            "speedup": numerical / backprop,
+            "numerical_entries_timed": measured,
+            "extrapolated": measured < network.parameter_count,
+            "epoch_backprop_s": backprop * steps_per_epoch,
+            "epoch_numerical_s": numerical * steps_per_epoch,
+        }
         rows.append(row)
         if log:
             log(row)
     smallest = with_hidden_size(config, min(sizes))
     training = train_both_ways(smallest, x, t, steps) if steps else None
-    return {"batch": len(x), "epoch_rows": EPOCH_ROWS, "sizes": rows, "training_check": training,
-            "training_check_hidden_size": min(sizes)}
+    return {
+        "batch": len(x),
+        "epoch_rows": EPOCH_ROWS,
+        "sizes": rows,
+        "training_check": training,
+        "training_check_hidden_size": min(sizes),
+    }
 
 
 # --- make bench: training throughput against the matmul peak ------------------------------------------
+
 
 def matmul_gflops(xp=np, n: int | None = None, repeats: int = 3) -> float:
     """Best-of float32 n x n matrix-multiply rate on the array module's device: the practical peak for our
@@ -144,7 +162,7 @@ def matmul_gflops(xp=np, n: int | None = None, repeats: int = 3) -> float:
         a @ b
         synchronize(xp)
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 @contextmanager
@@ -172,6 +190,7 @@ def layer_timer(network, optimizer):
                 return method(*args, **kwargs)
             finally:
                 totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+
         return wrapper
 
     parts = [*network.layers.values(), network.last_layer]
@@ -217,12 +236,21 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
     rows = len(trainer.x_train)
     achieved = 3 * flops_per_sample(config) * rows / per_epoch / 1e9
     peak = max(peaks)
-    return {"config": config.name, "layers": config.describe_layers(), "rows": rows, "seconds_per_epoch": per_epoch,
-            "epoch_seconds": seconds,
-            "samples_per_second": rows / per_epoch, "gflops": achieved, "matmul_gflops": peak,
-            "ratio": achieved / peak, "threads": choice.threads, "threads_reason": choice.reason,
-            "augment_share": augmenting[fastest] / per_epoch,
-            "profile": {name: t / per_epoch for name, t in sorted(profiles[fastest].items(), key=lambda kv: -kv[1])}}
+    return {
+        "config": config.name,
+        "layers": config.describe_layers(),
+        "rows": rows,
+        "seconds_per_epoch": per_epoch,
+        "epoch_seconds": seconds,
+        "samples_per_second": rows / per_epoch,
+        "gflops": achieved,
+        "matmul_gflops": peak,
+        "ratio": achieved / peak,
+        "threads": choice.threads,
+        "threads_reason": choice.reason,
+        "augment_share": augmenting[fastest] / per_epoch,
+        "profile": {name: t / per_epoch for name, t in sorted(profiles[fastest].items(), key=lambda kv: -kv[1])},
+    }
 
 
 def load_benchmarks(path, log=None) -> dict:
@@ -250,11 +278,20 @@ def load_benchmarks(path, log=None) -> dict:
                 del os.environ["BP_TRAIN_CACHE"]
             else:
                 os.environ["BP_TRAIN_CACHE"] = previous
-    figures = {"load": {"file": str(path), "pandas_read_csv_s": plain, "first_load_s": first,
-                        "cached_load_s": cached, "cached_speedup_vs_pandas": plain / cached}}
+    figures = {
+        "load": {
+            "file": str(path),
+            "pandas_read_csv_s": plain,
+            "first_load_s": first,
+            "cached_load_s": cached,
+            "cached_speedup_vs_pandas": plain / cached,
+        }
+    }
     if log:
-        log(f"loading {path}: pandas.read_csv {plain:.2f} s, bp-train first load {first:.2f} s (parse and "
-            f"check), cached {cached * 1000:.1f} ms: {plain / cached:.0f}x faster than read_csv")
+        log(
+            f"loading {path}: pandas.read_csv {plain:.2f} s, bp-train first load {first:.2f} s (parse and "
+            f"check), cached {cached * 1000:.1f} ms: {plain / cached:.0f}x faster than read_csv"
+        )
     return figures
 
 

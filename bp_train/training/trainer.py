@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import Config, build_network, config_from_dict, dump_config
+from ..config import Config, build_network, dump_config
 from ..config.build import learning_rate_at, optimizer_for
 from ..data.augment import Augmenter, augment_rng
-from ..data.digits import Digits, Shuffler, fingerprints, load_digits, resolve, split, to_float
-from ..errors import BPTrainError, ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
+from ..data.digits import Digits, Shuffler, load_digits, resolve, split, to_float
+from ..data.fingerprints import fingerprints
+from ..errors import ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
 from ..files.model import save_model
-from ..files.store import load_arrays, remove_orphaned_temporaries, write_text
+from ..files.store import remove_orphaned_temporaries, write_text
 from ..nn.backend import to_device
 from ..nn.network import Network
 from .checkpoint import RunState, restore_checkpoint, save_checkpoint
@@ -38,8 +39,6 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 # A mean cross-entropy this large gives the true digit a probability of e^-10000: only exploding weights
 # do that, and they reach NaN soon after. Stopping here saves the wait.
 DIVERGED_LOSS = 1e4
-# What `fit --resume` lets a user change: everything else must match the interrupted run.
-RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping", "train.device")  # a checkpoint is device-free
 
 
 def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_size: int = 10_000):
@@ -47,18 +46,20 @@ def evaluate_split(network: Network, x: np.ndarray, labels: np.ndarray, batch_si
     batch_size = min(batch_size, network.eval_batch)
     total_loss, predicted = 0.0, np.empty_like(labels, shape=len(x), dtype=np.intp)  # where labels live
     for i in range(0, len(x), batch_size):
-        xb, tb = x[i:i + batch_size], labels[i:i + batch_size]
+        xb, tb = x[i : i + batch_size], labels[i : i + batch_size]
         total_loss += network.loss(xb, tb) * len(xb)
-        predicted[i:i + batch_size] = network.last_layer.y.argmax(axis=1)
+        predicted[i : i + batch_size] = network.last_layer.y.argmax(axis=1)
     return total_loss / len(x), float(np.mean(predicted == labels)), predicted
 
 
 def training_digits(config: Config, cache: bool = True) -> Digits:
     """The labelled rows of data.train (or its .gz), or an error that says where to get them."""
     if not resolve(config.data.train).exists():
-        raise DataError(f"{config.data.train}: training data not found (data.train, nor a .gz of it); put "
-                        "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
-                        "`bp-train data fetch`, or pass --data CSV")
+        raise DataError(
+            f"{config.data.train}: training data not found (data.train, nor a .gz of it); put "
+            "the Kaggle train.csv(.gz) there, get MNIST as Kaggle-style CSVs with `make data` or "
+            "`bp-train data fetch`, or pass --data CSV"
+        )
     return load_digits(config.data.train, require_labels=True, cache=cache)
 
 
@@ -76,8 +77,16 @@ class Trainer:
     `digits` are the labelled rows to train on (default: the config's data.train); `on_epoch` is called
     with each epoch's metrics row once the epoch is saved (tune reports to its pruner there)."""
 
-    def __init__(self, config: Config, run_dir: str | Path, cache: bool = True, show_progress: bool = True,
-                 folder: RunFolder | None = None, digits: Digits | None = None, on_epoch=None):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path,
+        cache: bool = True,
+        show_progress: bool = True,
+        folder: RunFolder | None = None,
+        digits: Digits | None = None,
+        on_epoch=None,
+    ):
         self.config = config
         self.folder = folder  # the locked run folder, when the CLI claimed one; run_dir is where it writes now
         self.run_dir = folder.path if folder is not None else Path(run_dir)
@@ -107,8 +116,10 @@ class Trainer:
         dtype = self.network.dtype
         classes = self.config.model.output_size
         if int(digits.labels.max()) >= classes:
-            raise ConfigError(f"model.output_size is {classes} but {digits.source} has label {int(digits.labels.max())}; "
-                              f"the network needs an output per class (output_size >= {int(digits.labels.max()) + 1})")
+            raise ConfigError(
+                f"model.output_size is {classes} but {digits.source} has label {int(digits.labels.max())}; "
+                f"the network needs an output per class (output_size >= {int(digits.labels.max()) + 1})"
+            )
         # To the network's device once, not batch by batch (a no-op on the CPU).
         xp = self.network.xp
         self.x_train = to_device(to_float(train.images, dtype), xp)
@@ -118,8 +129,10 @@ class Trainer:
         self.fingerprint = fingerprints(train.images)  # lets `evaluate` warn about rows seen in training
         self.shuffler = Shuffler(self.x_train, self.t_train, self.config.train.batch_size, self.shuffle_rng)
         if self.x_train.shape[1] != self.config.model.input_size:
-            raise ConfigError(f"model.input_size is {self.config.model.input_size} but "
-                              f"{digits.source} has {self.x_train.shape[1]} pixels per row")
+            raise ConfigError(
+                f"model.input_size is {self.config.model.input_size} but "
+                f"{digits.source} has {self.x_train.shape[1]} pixels per row"
+            )
 
     # --- one epoch -------------------------------------------------------------------------------------
 
@@ -131,8 +144,15 @@ class Trainer:
             total, unit = steps * net.parameter_count, "grad entry"
         else:
             total, unit = steps, "batch"
-        bar = tqdm(total=total, unit=unit, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not self.show_progress, dynamic_ncols=True, mininterval=0.25)
+        bar = tqdm(
+            total=total,
+            unit=unit,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            leave=False,
+            disable=not self.show_progress,
+            dynamic_ncols=True,
+            mininterval=0.25,
+        )
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
@@ -161,9 +181,15 @@ class Trainer:
                 if i % 50 == 0:
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{int(correct) / seen:.4f}", refresh=False)
         seconds = time.perf_counter() - started
-        row = {"epoch": epoch, "train_loss": loss_sum / len(self.x_train),
-               "train_accuracy": int(correct) / len(self.x_train), "val_loss": None, "val_accuracy": None,
-               "lr": opt.lr, "seconds": seconds}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / len(self.x_train),
+            "train_accuracy": int(correct) / len(self.x_train),
+            "val_loss": None,
+            "val_accuracy": None,
+            "lr": opt.lr,
+            "seconds": seconds,
+        }
         if self.x_val is not None:
             row["val_loss"], row["val_accuracy"], _ = evaluate_split(net, self.x_val, self.t_val)
             self.check_divergence(epoch, "validation", row["val_loss"])
@@ -175,13 +201,16 @@ class Trainer:
             return
         raise DivergenceError(
             f"training diverged in epoch {epoch} ({where}): the loss became {loss:.4g}. {self.what_is_kept()}; "
-            f"try a lower learning rate (train.optimizer.lr is {self.config.train.optimizer.lr})")
+            f"try a lower learning rate (train.optimizer.lr is {self.config.train.optimizer.lr})"
+        )
 
     def what_is_kept(self) -> str:
         """What a failure now leaves on disk, for its message."""
         if self.folder is not None and self.folder.pending:
-            return (f"Nothing was replaced: --overwrite swaps the new run in only after its first epoch, and "
-                    f"{self.folder.target} still holds the previous run")
+            return (
+                f"Nothing was replaced: --overwrite swaps the new run in only after its first epoch, and "
+                f"{self.folder.target} still holds the previous run"
+            )
         return f"The last good checkpoint (after epoch {self.saved_epoch}) is kept in {self.run_dir}"
 
     # --- the run ---------------------------------------------------------------------------------------
@@ -214,21 +243,34 @@ class Trainer:
             while self.state.epoch < cfg.epochs and not self.state.stopped_early:
                 self.run_and_save_epoch(log)
         except KeyboardInterrupt:
-            resume = "" if self.folder is not None and self.folder.pending else \
-                f". Resume with: bp-train fit --resume {self.run_dir}"
-            raise Interrupted(f"interrupted during epoch {self.saved_epoch + 1}. {self.what_is_kept()}{resume}") from None
+            resume = (
+                ""
+                if self.folder is not None and self.folder.pending
+                else f". Resume with: bp-train fit --resume {self.run_dir}"
+            )
+            raise Interrupted(
+                f"interrupted during epoch {self.saved_epoch + 1}. {self.what_is_kept()}{resume}"
+            ) from None
         if self.state.stopped_early:
-            log(f"early stopping after epoch {self.state.epoch}: no improvement of "
-                f"{cfg.early_stopping.metric} for {cfg.early_stopping.patience} epochs")
+            log(
+                f"early stopping after epoch {self.state.epoch}: no improvement of "
+                f"{cfg.early_stopping.metric} for {cfg.early_stopping.patience} epochs"
+            )
         last = self.state.history[-1] if self.state.history else {}
         best = next((r for r in self.state.history if r["epoch"] == self.state.best_epoch), last)
-        return {"run_dir": str(self.run_dir), "model": str(self.run_dir / "model.npz"),
-                "epochs": self.state.epoch, "best_epoch": self.state.best_epoch,
-                "stopped_early": self.state.stopped_early,
-                "train_loss": best.get("train_loss"), "train_accuracy": best.get("train_accuracy"),
-                "val_loss": best.get("val_loss"), "val_accuracy": best.get("val_accuracy"),
-                "seconds": round(time.perf_counter() - started, 3),
-                "train_seconds": round(sum(r["seconds"] for r in self.state.history), 3)}
+        return {
+            "run_dir": str(self.run_dir),
+            "model": str(self.run_dir / "model.npz"),
+            "epochs": self.state.epoch,
+            "best_epoch": self.state.best_epoch,
+            "stopped_early": self.state.stopped_early,
+            "train_loss": best.get("train_loss"),
+            "train_accuracy": best.get("train_accuracy"),
+            "val_loss": best.get("val_loss"),
+            "val_accuracy": best.get("val_accuracy"),
+            "seconds": round(time.perf_counter() - started, 3),
+            "train_seconds": round(sum(r["seconds"] for r in self.state.history), 3),
+        }
 
     def run_and_save_epoch(self, log) -> None:
         epoch = self.state.epoch + 1
@@ -239,15 +281,26 @@ class Trainer:
         # a row ahead of the other, so it waits until both (and the log line) are out.
         with ctrl_c_held():
             if self.monitor(row):
-                save_model(self.run_dir / "model.npz", self.network, self.config.to_dict(),
-                           {"epoch": epoch, "val_accuracy": row["val_accuracy"]}, fingerprint=self.fingerprint)
+                save_model(
+                    self.run_dir / "model.npz",
+                    self.network,
+                    self.config.to_dict(),
+                    {"epoch": epoch, "val_accuracy": row["val_accuracy"]},
+                    fingerprint=self.fingerprint,
+                )
             self.write_metrics()
             self.save_checkpoint()
             if self.folder is not None:
                 self.run_dir = self.folder.epoch_saved()  # an --overwrite takes the old run's place now
-            val = f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
-            log(f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
-                f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)")
+            val = (
+                f", val loss {row['val_loss']:.4f}, val acc {row['val_accuracy']:.4f}"
+                if row["val_loss"] is not None
+                else ""
+            )
+            log(
+                f"epoch {epoch}/{self.config.train.epochs}: train loss {row['train_loss']:.4f}, "
+                f"train acc {row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)"
+            )
         if self.on_epoch is not None:
             self.on_epoch(row)  # e.g. `tune` reporting to its pruner, which may stop the run by raising
 
@@ -265,8 +318,14 @@ class Trainer:
         return {"shuffle": self.shuffle_rng, "dropout": self.network.dropout_rng, "augment": self.augment_rng}
 
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.run_dir / "checkpoint.npz", self.config.to_dict(), self.network, self.optimizer,
-                        self.state, self.random_streams())
+        save_checkpoint(
+            self.run_dir / "checkpoint.npz",
+            self.config.to_dict(),
+            self.network,
+            self.optimizer,
+            self.state,
+            self.random_streams(),
+        )
         self.saved_epoch = self.state.epoch  # what a resume would start from
 
     def restore(self, checkpoint: Path) -> None:
@@ -276,59 +335,28 @@ class Trainer:
         self.state.stopped_early = False  # more epochs were asked for: let the run go on
 
 
-# --- resuming --------------------------------------------------------------------------------------------
-
-def _flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
-
-
-def saved_config(run_dir: Path) -> Config:
-    """The config a run was trained with, read from its checkpoint."""
-    checkpoint = run_dir / "checkpoint.npz"
-    if not checkpoint.is_file():
-        raise BPTrainError(f"{run_dir}: no checkpoint.npz to resume from (is this a bp-train run folder?)")
-    _, meta = load_arrays(checkpoint, kind="checkpoint")
-    return config_from_dict(meta["config"], f"{checkpoint} (its saved config)")
-
-
-def resume_config(run_dir: Path, requested: Config) -> Config:
-    """The config to resume `run_dir` with: the run's own, with only RESUMABLE_CHANGES taken from
-    `requested`. Any other difference (layer sizes, data, optimizer, seed...) is an error that names it."""
-    return resumed(saved_config(run_dir), requested, str(run_dir))
-
-
-def resumed(saved: Config, requested: Config, where: str) -> Config:
-    """`saved` with RESUMABLE_CHANGES taken from `requested`; any other difference is a ConfigError."""
-    old, new = _flatten(saved.to_dict()), _flatten(requested.to_dict())
-    for key in sorted(set(old) | set(new)):
-        allowed = any(key == c or key.startswith(c + ".") for c in RESUMABLE_CHANGES) or key == "name"
-        if old.get(key) != new.get(key) and not allowed:
-            raise ConfigError(f"cannot resume {where}: '{key}' changed from {old.get(key)!r} to "
-                              f"{new.get(key)!r}; only {', '.join(RESUMABLE_CHANGES)} may change on resume")
-    merged, wanted = saved.to_dict(), requested.to_dict()
-    for dotted in RESUMABLE_CHANGES:  # each allowed change taken from the request, as listed there
-        *sections, key = dotted.split(".")
-        source, target = wanted, merged
-        for name in sections:
-            source, target = source[name], target[name]
-        target[key] = source[key]
-    return config_from_dict(merged, where)
-
-
-def fit(config: Config, run_dir: str | Path | RunFolder, resume: bool = False, cache: bool = True,
-        show_progress: bool = True, log=print, digits: Digits | None = None, on_epoch=None) -> dict:
+def fit(
+    config: Config,
+    run_dir: str | Path | RunFolder,
+    resume: bool = False,
+    cache: bool = True,
+    show_progress: bool = True,
+    log=print,
+    digits: Digits | None = None,
+    on_epoch=None,
+) -> dict:
     """Train `config` into `run_dir` (resuming the run there if `resume`) and return the summary figures.
     `run_dir` may be a claimed RunFolder (as the CLI passes), which the trainer tells of each saved epoch."""
     folder = run_dir if isinstance(run_dir, RunFolder) else None
-    trainer = Trainer(config, run_dir if folder is None else folder.path, cache=cache,
-                      show_progress=show_progress, folder=folder, digits=digits, on_epoch=on_epoch)
+    trainer = Trainer(
+        config,
+        run_dir if folder is None else folder.path,
+        cache=cache,
+        show_progress=show_progress,
+        folder=folder,
+        digits=digits,
+        on_epoch=on_epoch,
+    )
     if resume:
         trainer.restore(Path(trainer.run_dir) / "checkpoint.npz")
         if trainer.state.epoch >= config.train.epochs:

@@ -66,7 +66,7 @@ class Ensemble:
         view of a batch is made once and read by every member (once per picture shape they read)."""
         out = np.zeros((len(self.members), len(x), self.network.sizes[-1]))
         for start in range(0, len(x), batch_size):
-            rows = x[start:start + batch_size]
+            rows = x[start : start + batch_size]
             for dx, dy, degrees in self.views:
                 moved = {}  # picture shape -> the rows moved to this view
                 for m, member in enumerate(self.members):
@@ -77,7 +77,7 @@ class Ensemble:
                             moved[shape] = shifted(rows, shape, (dx, dy), degrees)
                         view = moved[shape]
                     scores = network.predict(to_device(view, network.xp), batch_size=batch_size)
-                    out[m, start:start + len(rows)] += network.probabilities(to_host(scores).astype(np.float64))
+                    out[m, start : start + len(rows)] += network.probabilities(to_host(scores).astype(np.float64))
         out /= len(self.views)
         return out
 
@@ -87,7 +87,25 @@ class Ensemble:
 
     def score_gradient(self, x: np.ndarray, label: int) -> np.ndarray:
         """The members' d(score of `label`)/d(pixels), averaged (the saliency of the ensemble's answer)."""
-        return np.mean([to_host(m.network.score_gradient(x, label)) for m in self.members], axis=0)
+        return np.mean([to_host(score_gradient(m.network, x, label)) for m in self.members], axis=0)
+
+
+def score_gradient(network, x: np.ndarray, label: int) -> np.ndarray:
+    """d(score of class `label`)/d(input pixels), one row per row of x, in evaluation mode: backprop
+    reaches the input too. The backward pass is the one training uses, started from dout = 1 at that
+    class's score (before softmax) and 0 elsewhere; the first layer, which in training skips its dL/dx
+    (the data needs none), computes it here. Which pixels, made brighter, would raise the score most."""
+    scores = network.predict(x)
+    dout = np.zeros_like(scores)
+    dout[:, label] = 1.0
+    first = next(layer for layer in network.layers.values() if hasattr(layer, "need_dx"))
+    first.need_dx = True
+    try:
+        for layer in reversed(network.layers.values()):
+            dout = layer.backward(dout)
+    finally:
+        first.need_dx = False
+    return dout
 
 
 def image_shape(network) -> tuple[int, int, int]:
@@ -97,8 +115,10 @@ def image_shape(network) -> tuple[int, int, int]:
         return channels, height, width
     if network.sizes[0] == 784:
         return 1, 28, 28
-    raise ModelFileError(f"--tta moves digits by a pixel, but this model reads {network.sizes[0]} values per "
-                         "digit, not a picture (give the config model.input_shape)")
+    raise ModelFileError(
+        f"--tta moves digits by a pixel, but this model reads {network.sizes[0]} values per "
+        "digit, not a picture (give the config model.input_shape)"
+    )
 
 
 def check_compatible(members: list[Member]) -> None:
@@ -108,9 +128,11 @@ def check_compatible(members: list[Member]) -> None:
     for member in members[1:]:
         for what, get in (("values per digit", lambda n: n.sizes[0]), ("classes", lambda n: n.sizes[-1])):
             if get(member.network) != get(first.network):
-                raise ModelFileError(f"{member.name}: the model has {get(member.network)} {what}, but "
-                                     f"{first.name} has {get(first.network)}; an ensemble's members must "
-                                     "read the same digits into the same classes")
+                raise ModelFileError(
+                    f"{member.name}: the model has {get(member.network)} {what}, but "
+                    f"{first.name} has {get(first.network)}; an ensemble's members must "
+                    "read the same digits into the same classes"
+                )
 
 
 def load_ensemble(paths, device: str = "cpu", tta: bool = False) -> Ensemble:

@@ -27,8 +27,18 @@ class Search:
     """One `tune` invocation: `budget` trials in all for the study `name` (a journal file in its folder, or
     the database `storage`), none started after `timeout` seconds."""
 
-    def __init__(self, config: Config, config_path, overrides: list[str], name: str, storage: str | None,
-                 budget: int, timeout: float | None, threads: int, log=print):
+    def __init__(
+        self,
+        config: Config,
+        config_path,
+        overrides: list[str],
+        name: str,
+        storage: str | None,
+        budget: int,
+        timeout: float | None,
+        threads: int,
+        log=print,
+    ):
         self.config, self.config_path, self.overrides = config, config_path, list(overrides)
         self.name, self.storage, self.budget, self.timeout, self.threads = name, storage, budget, timeout, threads
         self.log = log
@@ -36,8 +46,10 @@ class Search:
         self.folder = engine.study_folder(name)
         run = self.folder.parent
         if is_run(run):
-            raise BPTrainError(f"{run} holds a fit run; a study named {name} would write its trials into it "
-                               "(runs/STUDY/tune/): give --study another name")
+            raise BPTrainError(
+                f"{run} holds a fit run; a study named {name} would write its trials into it "
+                "(runs/STUDY/tune/): give --study another name"
+            )
         engine.require_optuna()
         storages.check_study_folder(self.folder, storage)
         self.study = engine.open_study(config, name, storages.open_storage(storage, self.folder))
@@ -47,13 +59,24 @@ class Search:
         """Run what is left of the budget with `jobs` processes, reporting each ended trial, then write
         the results; a Ctrl-C keeps every ended trial and writes the results so far."""
         if self.storage and self.storage.startswith("sqlite") and jobs > 1:
-            print("warning: SQLite is not meant for parallel writers (Optuna says so); use PostgreSQL or MySQL "
-                  "for --jobs > 1, or the default journal file", file=sys.stderr)
+            print(
+                "warning: SQLite is not meant for parallel writers (Optuna says so); use PostgreSQL or MySQL "
+                "for --jobs > 1, or the default journal file",
+                file=sys.stderr,
+            )
         used = engine.budget_used(self.study.get_trials(deepcopy=False))
-        self.log(f"study {self.name}: {used} of {self.budget} trials done; {self.config.tune.metric} decides; "
-                 f"folder {self.folder}")
-        bar = tqdm(total=self.budget, initial=min(used, self.budget), unit="trial",
-                   disable=quiet or used >= self.budget, dynamic_ncols=True, leave=False)
+        self.log(
+            f"study {self.name}: {used} of {self.budget} trials done; {self.config.tune.metric} decides; "
+            f"folder {self.folder}"
+        )
+        bar = tqdm(
+            total=self.budget,
+            initial=min(used, self.budget),
+            unit="trial",
+            disable=quiet or used >= self.budget,
+            dynamic_ncols=True,
+            leave=False,
+        )
         seen = {t.number for t in engine.finished(self.study)}
 
         def report(trial):
@@ -71,23 +94,45 @@ class Search:
         except (KeyboardInterrupt, Interrupted):
             bar.close()
             self.write_results(quiet=True)
-            raise Interrupted(f"tune interrupted: the {len(engine.finished(self.study))} ended trials are kept in "
-                              f"study {self.name} (a running one is marked failed); run the same command again to "
-                              "continue") from None
+            raise Interrupted(
+                f"tune interrupted: the {len(engine.finished(self.study))} ended trials are kept in "
+                f"study {self.name} (a running one is marked failed); run the same command again to "
+                "continue"
+            ) from None
         bar.close()
         self.write_results()
 
     def run_here(self, worker_index: int, on_done=None) -> None:
         """Run trials in this process: the training CSV is read once and shared by all its trials."""
         from ..training.trainer import training_digits
+
         self.study.sampler = engine.sampler_for(self.config, self.study, worker_index, self.storage is not None)
-        engine.run_worker(self.study, self.config, training_digits(self.config), self.budget, self.folder,
-                          self.deadline, on_done=on_done)
+        engine.run_worker(
+            self.study,
+            self.config,
+            training_digits(self.config),
+            self.budget,
+            self.folder,
+            self.deadline,
+            on_done=on_done,
+        )
 
     def worker_command(self, threads: int) -> list[str]:
         """The command line of one worker process: this search again, as `tune ... --worker I`."""
-        command = [sys.executable, "-m", "bp_train.cli", "tune", "--config", str(self.config_path),
-                   "--trials", str(self.budget), "--study", self.name, "--threads", str(threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "bp_train.cli",
+            "tune",
+            "--config",
+            str(self.config_path),
+            "--trials",
+            str(self.budget),
+            "--study",
+            self.name,
+            "--threads",
+            str(threads),
+        ]
         for assignment in self.overrides:
             command += ["--set", assignment]
         if self.storage:
@@ -103,8 +148,16 @@ class Search:
         command = self.worker_command(threads)
         # Their stderr goes to files: a pipe nobody reads until the end could fill and stall a worker.
         errors = [tempfile.TemporaryFile("w+") for _ in range(jobs)]
-        workers = [subprocess.Popen(command + ["--worker", str(i)], start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=errors[i], text=True) for i in range(jobs)]
+        workers = [
+            subprocess.Popen(
+                command + ["--worker", str(i)],
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=errors[i],
+                text=True,
+            )
+            for i in range(jobs)
+        ]
         try:
             while any(w.poll() is None for w in workers):
                 time.sleep(POLL_SECONDS)
@@ -124,8 +177,9 @@ class Search:
             worker, error = failed[0]
             error.seek(0)
             message = error.read().strip().splitlines()
-            raise BPTrainError(f"a tune worker stopped with exit code {worker.returncode}: "
-                               f"{message[-1] if message else 'no message'}")
+            raise BPTrainError(
+                f"a tune worker stopped with exit code {worker.returncode}: {message[-1] if message else 'no message'}"
+            )
 
     def write_results(self, quiet: bool = False) -> list[Path]:
         """trials.csv, best.yaml (when a trial completed) and the plots; with the best trials printed."""
@@ -135,11 +189,19 @@ class Search:
         best = engine.write_best(study, folder, metric)
         if best is not None:
             written.append(best)
-        trials = [{"number": t.number, "outcome": t.user_attrs.get("outcome"), "value": engine.trial_value(t),
-                   "params": t.params} for t in engine.finished(study)]
+        trials = [
+            {
+                "number": t.number,
+                "outcome": t.user_attrs.get("outcome"),
+                "value": engine.trial_value(t),
+                "params": t.params,
+            }
+            for t in engine.finished(study)
+        ]
         log_params = {k for k, d in self.config.tune.space.items() if next(iter(d)) in ("log_uniform", "log_int")}
         try:
             from ..views.plots import tune_plots
+
             written += tune_plots(trials, metric, log_params, folder)
         except BPTrainError as exc:  # matplotlib missing: the table and the files still matter
             print(f"no plots: {exc}", file=sys.stderr)

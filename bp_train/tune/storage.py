@@ -22,9 +22,11 @@ def require_optuna():
     try:
         import optuna
     except ImportError:
-        raise BPTrainError("bp-train tune needs Optuna, an optional extra: from the bp-train checkout, "
-                           ".venv/bin/python -m pip install -e '.[tune]' "
-                           "(make install includes it)") from None
+        raise BPTrainError(
+            "bp-train tune needs Optuna, an optional extra: from the bp-train checkout, "
+            ".venv/bin/python -m pip install -e '.[tune]' "
+            "(make install includes it)"
+        ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -57,11 +59,15 @@ def check_study_folder(folder: Path, url: str | None) -> None:
     if note.is_file():
         recorded = note.read_text(encoding="utf-8", errors="replace").strip()[:200]
         if recorded != label:
-            raise BPTrainError(f"{folder} holds the study of the storage {recorded}, not {label}; give --study "
-                               "another name for a study in another storage")
+            raise BPTrainError(
+                f"{folder} holds the study of the storage {recorded}, not {label}; give --study "
+                "another name for a study in another storage"
+            )
     elif (folder / "journal.log").exists() and url is not None:
-        raise BPTrainError(f"{folder} holds the results of another storage (the journal file); give --study "
-                           "another name for a study in this one")
+        raise BPTrainError(
+            f"{folder} holds the results of another storage (the journal file); give --study "
+            "another name for a study in this one"
+        )
 
 
 def record_storage(folder: Path, url: str | None) -> None:
@@ -72,8 +78,10 @@ def record_storage(folder: Path, url: str | None) -> None:
 
 
 def damaged(path: Path, what: str) -> BPTrainError:
-    return BPTrainError(f"{path}: {what}; the study is damaged and was not touched (Optuna would append to it "
-                        "and keep it broken): move the file away to start the study anew, or restore it from a copy")
+    return BPTrainError(
+        f"{path}: {what}; the study is damaged and was not touched (Optuna would append to it "
+        "and keep it broken): move the file away to start the study anew, or restore it from a copy"
+    )
 
 
 def check_journal(path: Path) -> None:
@@ -122,15 +130,18 @@ def open_storage(url: str | None, folder: Path):
     optuna = require_optuna()
     if url is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
+
         folder.mkdir(parents=True, exist_ok=True)
         check_journal(folder / "journal.log")
         return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     if url.startswith("sqlite:///"):
-        check_sqlite(Path(url[len("sqlite:///"):]))
+        check_sqlite(Path(url[len("sqlite:///") :]))
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in DB_SCHEMES:
-        raise BPTrainError(f"--storage {url.split('@')[-1]}: expected a database URL (postgresql://user@host/db, "
-                           "mysql://..., sqlite:///file.db), or no --storage for a journal file in the study folder")
+        raise BPTrainError(
+            f"--storage {url.split('@')[-1]}: expected a database URL (postgresql://user@host/db, "
+            "mysql://..., sqlite:///file.db), or no --storage for a journal file in the study folder"
+        )
     try:
         for attempt in range(5):
             try:
@@ -148,8 +159,8 @@ def open_storage(url: str | None, folder: Path):
         shown = url.split("@")[-1]  # never echo a password
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "Failed to import DB access module" in detail or isinstance(exc, ModuleNotFoundError):
-            detail = (f"its driver is not installed ({detail[:120]}); for PostgreSQL SQLAlchemy 2 wants psycopg "
-                      "(version 3): from the bp-train checkout, .venv/bin/python -m pip install -e '.[postgres]'")
+            detail = (
+                f"its driver is not installed ({detail[:120]}); for PostgreSQL SQLAlchemy 2 wants psycopg "
+                "(version 3): from the bp-train checkout, .venv/bin/python -m pip install -e '.[postgres]'"
+            )
         raise BPTrainError(f"--storage ...@{shown}: cannot open the database ({detail[:200]})") from None
-
-

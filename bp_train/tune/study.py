@@ -61,18 +61,28 @@ def open_study(config: Config, study_name: str, storage):
     tune = config.tune
     # The steps are our epoch numbers (1, 2, ...), and steps below the warm-up are never judged: the first
     # judgement comes after epoch min_epochs.
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials, n_warmup_steps=tune.min_epochs)
-              if tune.pruner == "median" else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=storage, study_name=study_name, pruner=pruner, load_if_exists=True,
-                                direction="maximize" if tune.metric == "val_accuracy" else "minimize")
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials, n_warmup_steps=tune.min_epochs)
+        if tune.pruner == "median"
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        pruner=pruner,
+        load_if_exists=True,
+        direction="maximize" if tune.metric == "val_accuracy" else "minimize",
+    )
     mine = _comparable(config)
     theirs = study.user_attrs.get("config")
     if theirs is None:
         study.set_user_attr("config", mine)
     elif theirs != mine:
         key = _first_difference(theirs, mine)
-        raise BPTrainError(f"study {study_name} was started with another config ({key} differs); give this search "
-                           "its own --study name, or run the config the study was started with")
+        raise BPTrainError(
+            f"study {study_name} was started with another config ({key} differs); give this search "
+            "its own --study name, or run the config the study was started with"
+        )
     return study
 
 
@@ -87,8 +97,12 @@ def _first_difference(a, b, prefix="") -> str:
 def budget_used(trials) -> int:
     """Trials that count against the budget: running ones and those that ended on their own."""
     from optuna.trial import TrialState
-    return sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)
-               or t.user_attrs.get("outcome") not in NOT_COUNTED)
+
+    return sum(
+        1
+        for t in trials
+        if t.state in (TrialState.RUNNING, TrialState.WAITING) or t.user_attrs.get("outcome") not in NOT_COUNTED
+    )
 
 
 def sampler_for(config: Config, study, worker: int, shared: bool):
@@ -96,6 +110,7 @@ def sampler_for(config: Config, study, worker: int, shared: bool):
     on its own reproduces its search, and parallel workers do not all propose the same values. Workers on
     other machines (a shared database) add the process id."""
     import os
+
     optuna = require_optuna()
     entropy = [config.train.seed, len(study.get_trials(deepcopy=False)), worker] + ([os.getpid()] if shared else [])
     seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
@@ -110,7 +125,7 @@ def sample(trial, space: dict) -> dict:
     """One value per searched key, by its distribution."""
     values = {}
     for key, dist in space.items():
-        (kind, args), = dist.items()
+        ((kind, args),) = dist.items()
         if kind in ("uniform", "log_uniform"):
             values[key] = trial.suggest_float(key, args[0], args[1], log=kind == "log_uniform")
         elif kind in ("int", "log_int"):
@@ -171,13 +186,20 @@ def run_trial(study, trial, config: Config, digits, folder: Path) -> None:
         nonlocal ended
         if not ended:  # a Ctrl-C raised just after the end was written must not end the trial twice
             ended = True
-            end_trial(study, trial, outcome, state, value, epochs=epochs[0],
-                      seconds=round(time.monotonic() - started, 1), **extra)
+            end_trial(
+                study,
+                trial,
+                outcome,
+                state,
+                value,
+                epochs=epochs[0],
+                seconds=round(time.monotonic() - started, 1),
+                **extra,
+            )
 
     try:
         with open_run_folder(folder / name, trial_cfg.name) as run:
-            summary = fit(trial_cfg, run, digits=digits, show_progress=False, log=lambda line: None,
-                          on_epoch=report)
+            summary = fit(trial_cfg, run, digits=digits, show_progress=False, log=lambda line: None, on_epoch=report)
         end("complete", TrialState.COMPLETE, float(summary[metric]))
     except optuna.TrialPruned:
         end("pruned", TrialState.PRUNED)
@@ -191,8 +213,9 @@ def run_trial(study, trial, config: Config, digits, folder: Path) -> None:
         raise
 
 
-def run_worker(study, config: Config, digits, budget: int, folder: Path, deadline: float | None = None,
-               on_done=None) -> None:
+def run_worker(
+    study, config: Config, digits, budget: int, folder: Path, deadline: float | None = None, on_done=None
+) -> None:
     """Run trials until the study has `budget` of them (counting other workers') or the deadline passes."""
     optuna = require_optuna()
     from optuna.storages._heartbeat import get_heartbeat_thread  # Study.optimize's own; ask/tell has none
@@ -235,12 +258,13 @@ def _frozen(study, number: int):
 
 # --- results -----------------------------------------------------------------------------------------------
 
+
 def finished(study) -> list:
     """The study's trials that ran and ended (complete, pruned or failed), in order."""
     from optuna.trial import TrialState
+
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in done and t.user_attrs.get("outcome") != "surplus"]
+    return [t for t in study.get_trials(deepcopy=False) if t.state in done and t.user_attrs.get("outcome") != "surplus"]
 
 
 def trial_value(trial) -> float | None:
@@ -260,8 +284,10 @@ def describe(trial, metric: str) -> str:
         return f"trial {trial.number} interrupted ({shown})"
     when = f"pruned at epoch {trial.user_attrs.get('epochs')}" if outcome == "pruned" else "complete"
     epochs = trial.user_attrs.get("epochs")
-    return (f"trial {trial.number} {when}: {metric} {value:.4f} after {epochs} epoch{'s' * (epochs != 1)}, "
-            f"{trial.user_attrs.get('seconds')} s ({shown})")
+    return (
+        f"trial {trial.number} {when}: {metric} {value:.4f} after {epochs} epoch{'s' * (epochs != 1)}, "
+        f"{trial.user_attrs.get('seconds')} s ({shown})"
+    )
 
 
 def _short(value) -> str:
@@ -276,9 +302,17 @@ def write_trials_csv(study, folder: Path, metric: str) -> Path:
     writer.writerow(["number", "state", *params, metric, "epochs", "seconds", "error"])
     for t in trials:
         value = trial_value(t)
-        writer.writerow([t.number, t.user_attrs.get("outcome", t.state.name.lower()),
-                         *[t.params.get(k, "") for k in params], "" if value is None else repr(value),
-                         t.user_attrs.get("epochs", ""), t.user_attrs.get("seconds", ""), t.user_attrs.get("error", "")])
+        writer.writerow(
+            [
+                t.number,
+                t.user_attrs.get("outcome", t.state.name.lower()),
+                *[t.params.get(k, "") for k in params],
+                "" if value is None else repr(value),
+                t.user_attrs.get("epochs", ""),
+                t.user_attrs.get("seconds", ""),
+                t.user_attrs.get("error", ""),
+            ]
+        )
     write_text(folder / "trials.csv", out.getvalue())
     return folder / "trials.csv"
 
@@ -302,8 +336,10 @@ def write_best(study, folder: Path, metric: str) -> Path | None:
     raw = copy.deepcopy(best.user_attrs["config"])
     raw["name"] = f"{folder.parent.name}-best"
     config = config_from_dict(raw, f"trial {best.number}'s config")
-    header = (f"# The best of {len(finished(study))} trials of study {study.study_name}: trial {best.number}, "
-              f"{metric} {best.value:.4f}.\n# Train it again: bp-train fit --config {folder / 'best.yaml'}\n")
+    header = (
+        f"# The best of {len(finished(study))} trials of study {study.study_name}: trial {best.number}, "
+        f"{metric} {best.value:.4f}.\n# Train it again: bp-train fit --config {folder / 'best.yaml'}\n"
+    )
     write_text(folder / "best.yaml", header + dump_config(config))
     return folder / "best.yaml"
 
@@ -313,8 +349,14 @@ def results_table(study, metric: str, top: int = 5) -> str:
     complete = ranked(study)
     params = sorted({k for t in complete for k in t.params})
     rows = [["trial", metric, "epochs", *params]]
-    rows += [[str(t.number), f"{t.value:.4f}", str(t.user_attrs.get("epochs")), *[_short(t.params.get(k, ""))
-                                                                                 for k in params]]
-             for t in complete[:top]]
+    rows += [
+        [
+            str(t.number),
+            f"{t.value:.4f}",
+            str(t.user_attrs.get("epochs")),
+            *[_short(t.params.get(k, "")) for k in params],
+        ]
+        for t in complete[:top]
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)

@@ -44,21 +44,39 @@ def _s(gate, inputs, outputs):
 
 
 EXAMPLES = {
-    "apple": Graph("Buying 2 apples at 100 each, with a tax of 1.1",
-                   {"apple": 100, "count": 2, "tax": 1.1},
-                   [_s("mul", "apple count", "apple_price"), _s("mul", "apple_price tax", "price")]),
-    "apple-orange": Graph("2 apples at 100 and 3 oranges at 150, with a tax of 1.1",
-                          {"apple": 100, "apple_count": 2, "orange": 150, "orange_count": 3, "tax": 1.1},
-                          [_s("mul", "apple apple_count", "apple_price"), _s("mul", "orange orange_count", "orange_price"),
-                           _s("add", "apple_price orange_price", "all_price"), _s("mul", "all_price tax", "price")]),
-    "xyz": Graph("f = x + y * z", {"x": -2, "y": 5, "z": -4},
-                 [_s("mul", "y z", "q"), _s("add", "x q", "f")]),
-    "sigmoid-chain": Graph("a flat chain: y = sigmoid(2 * (3 - (x + 1) * 0.5)), one gate at a time",
-                           {"x": 3, "one": 1, "half": 0.5, "minus_one": -1, "three": 3, "two": 2},
-                           [_s("add", "x one", "a"), _s("mul", "a half", "b"), _s("mul", "b minus_one", "c"),
-                            _s("add", "c three", "d"), _s("mul", "d two", "e"), _s("sigmoid", "e", "y")]),
-    "max-copy": Graph("f = max(x, y) * x: x branches into two uses", {"x": 3, "y": 2},
-                      [_s("copy", "x", "x1 x2"), _s("max", "x1 y", "m"), _s("mul", "m x2", "f")]),
+    "apple": Graph(
+        "Buying 2 apples at 100 each, with a tax of 1.1",
+        {"apple": 100, "count": 2, "tax": 1.1},
+        [_s("mul", "apple count", "apple_price"), _s("mul", "apple_price tax", "price")],
+    ),
+    "apple-orange": Graph(
+        "2 apples at 100 and 3 oranges at 150, with a tax of 1.1",
+        {"apple": 100, "apple_count": 2, "orange": 150, "orange_count": 3, "tax": 1.1},
+        [
+            _s("mul", "apple apple_count", "apple_price"),
+            _s("mul", "orange orange_count", "orange_price"),
+            _s("add", "apple_price orange_price", "all_price"),
+            _s("mul", "all_price tax", "price"),
+        ],
+    ),
+    "xyz": Graph("f = x + y * z", {"x": -2, "y": 5, "z": -4}, [_s("mul", "y z", "q"), _s("add", "x q", "f")]),
+    "sigmoid-chain": Graph(
+        "a flat chain: y = sigmoid(2 * (3 - (x + 1) * 0.5)), one gate at a time",
+        {"x": 3, "one": 1, "half": 0.5, "minus_one": -1, "three": 3, "two": 2},
+        [
+            _s("add", "x one", "a"),
+            _s("mul", "a half", "b"),
+            _s("mul", "b minus_one", "c"),
+            _s("add", "c three", "d"),
+            _s("mul", "d two", "e"),
+            _s("sigmoid", "e", "y"),
+        ],
+    ),
+    "max-copy": Graph(
+        "f = max(x, y) * x: x branches into two uses",
+        {"x": 3, "y": 2},
+        [_s("copy", "x", "x1 x2"), _s("max", "x1 y", "m"), _s("mul", "m x2", "f")],
+    ),
 }
 
 
@@ -97,18 +115,23 @@ def format_graph(graph: Graph, result: dict) -> str:
     lines += ["", f"backward: the gradient d{final}/d(value) on every edge, from d{final}/d{final} = 1"]
     for source, target, value, grad, rule in reversed(result["edges"]):
         lines.append(f"  {source:>12} -> {target:<14} value {value:<10.6g} gradient {grad:<10.6g} {rule}")
-    lines += ["", "gradients of the inputs: " + ", ".join(
-        f"d{final}/d{name} = {result['grads'].get(name, 0.0):.6g}" for name in graph.inputs)]
+    lines += [
+        "",
+        "gradients of the inputs: "
+        + ", ".join(f"d{final}/d{name} = {result['grads'].get(name, 0.0):.6g}" for name in graph.inputs),
+    ]
     return "\n".join(lines)
 
 
 def draw_graph(graph: Graph, result: dict, path, plt):
     """The graph as the textbooks draw it: see graph_drawing.py."""
     from .graph_drawing import draw
+
     return draw(graph, result, plt)
 
 
 # --- a real network, layer by layer -------------------------------------------------------------------------
+
 
 def trace_network(network, x: np.ndarray, t: np.ndarray) -> list[dict]:
     """One forward and backward pass of `x` (a few rows) in training mode: per layer, its output's shape and
@@ -118,8 +141,16 @@ def trace_network(network, x: np.ndarray, t: np.ndarray) -> list[dict]:
     out = np.asarray(x, dtype=network.dtype)
     for name, layer in network.layers.items():
         out = layer.forward(out)
-        rows.append({"layer": name, "shape": list(out.shape[1:]), "mean": float(out.mean()), "std": float(out.std()),
-                     "min": float(out.min()), "max": float(out.max())})
+        rows.append(
+            {
+                "layer": name,
+                "shape": list(out.shape[1:]),
+                "mean": float(out.mean()),
+                "std": float(out.std()),
+                "min": float(out.min()),
+                "max": float(out.max()),
+            }
+        )
     loss = network.last_layer.forward(out, t)
     dout = network.last_layer.backward(1.0)
     for row, layer in zip(reversed(rows), reversed(list(network.layers.values()))):
@@ -131,12 +162,17 @@ def trace_network(network, x: np.ndarray, t: np.ndarray) -> list[dict]:
 
 
 def format_trace(name: str, rows: list[dict]) -> str:
-    lines = [f"{name}: one digit forward (outputs) and backward (gradient norm arriving at each layer)", "",
-             f"{'layer':<14}{'output':<14}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}   {'|dL/d output|':>14}"]
+    lines = [
+        f"{name}: one digit forward (outputs) and backward (gradient norm arriving at each layer)",
+        "",
+        f"{'layer':<14}{'output':<14}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}   {'|dL/d output|':>14}",
+    ]
     for row in rows:
         grad = f"{row['grad_norm']:14.3e}" if "grad_norm" in row else f"{'(no gradient needed)':>14}"
-        lines.append(f"{row['layer']:<14}{'x'.join(map(str, row['shape'])):<14}{row['mean']:9.3f}{row['std']:9.3f}"
-                     f"{row['min']:9.3f}{row['max']:9.3f}   {grad}")
+        lines.append(
+            f"{row['layer']:<14}{'x'.join(map(str, row['shape'])):<14}{row['mean']:9.3f}{row['std']:9.3f}"
+            f"{row['min']:9.3f}{row['max']:9.3f}   {grad}"
+        )
     lines.append(f"\nloss {rows[-1]['loss']:.4f}")
     return "\n".join(lines)
 
@@ -164,8 +200,13 @@ def draw_traces(traces: list[dict], plt):
     for i, trace in enumerate(traces):
         with_grad = [r for r in trace["layers"] if "grad_norm" in r]
         positions = [j + (i - (len(traces) - 1) / 2) * width for j in range(len(with_grad))]
-        axes.bar(positions, [r["grad_norm"] for r in with_grad], width, color=f"C{i}",
-                 label=f"{trace['network'].split(' (')[0]}: {trace['vanishing_ratio']:,.0f}x smaller at the input")
+        axes.bar(
+            positions,
+            [r["grad_norm"] for r in with_grad],
+            width,
+            color=f"C{i}",
+            label=f"{trace['network'].split(' (')[0]}: {trace['vanishing_ratio']:,.0f}x smaller at the input",
+        )
         if i == 0:  # the networks' activations differ in name (Sigmoid3, Relu3): the place is what counts
             names = [re.sub(r"^(Relu|Sigmoid|Tanh)(\d+)$", r"activation\2", r["layer"]) for r in with_grad]
             axes.set_xticks(range(len(with_grad)), names, rotation=60)

@@ -19,12 +19,12 @@ ROW_HEIGHT = 2.4
 
 @dataclass
 class Edge:
-    name: str            # the value it carries: "x", "q", "x1"
-    source: str          # node id: an input's name, or "step3"
+    name: str  # the value it carries: "x", "q", "x1"
+    source: str  # node id: an input's name, or "step3"
     target: str
     value: float
     grad: float
-    points: list         # the polyline, from the source's box to the target's, through waypoints
+    points: list  # the polyline, from the source's box to the target's, through waypoints
 
 
 def nodes_and_edges(graph, result):
@@ -80,6 +80,41 @@ def layout(nodes, edges) -> dict:
     return position
 
 
+def draw_edge(axes, edge, artists: dict) -> None:
+    """One edge: its line and arrow head, its value above and its gradient below (red)."""
+    xs, ys = zip(*edge.points)
+    (line,) = axes.plot(xs, ys, color="black", linewidth=1, zorder=1)
+    artists["edges"].append((edge.source, edge.target, line))
+    (x0, y0), (x1, y1) = edge.points[-2], edge.points[-1]
+    axes.annotate(
+        "",
+        xy=(x1 - 0.55, y1 + (y0 - y1) * 0.55 / (x1 - x0)),
+        xytext=(x1 - 0.6, y1 + (y0 - y1) * 0.6 / (x1 - x0)),
+        arrowprops={"arrowstyle": "->"},
+        zorder=2,
+    )
+    (x0, y0), (x1, y1) = edge.points[0], edge.points[1]
+    mx, my = x0 + 0.5 * (x1 - x0), y0 + 0.5 * (y1 - y0)
+    white = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}
+    artists["labels"].append(
+        axes.text(
+            mx,
+            my + 0.28,
+            f"{edge.name} = {edge.value:.4g}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            zorder=2,
+            bbox=white,
+        )
+    )
+    artists["labels"].append(
+        axes.text(
+            mx, my - 0.28, f"{edge.grad:.4g}", ha="center", va="top", fontsize=9, color="red", zorder=2, bbox=white
+        )
+    )
+
+
 def draw(graph, result, plt):
     """The figure; `figure.graph_artists` holds its node boxes, edge lines and labels (for the tests)."""
     nodes, edges = nodes_and_edges(graph, result)
@@ -91,27 +126,24 @@ def draw(graph, result, plt):
     for node, (_, label) in nodes.items():
         x, y = position[node]
         gate = node.startswith("step")
-        artists["nodes"][node] = (axes.text(x, y, label, ha="center", va="center", fontsize=9, zorder=3, bbox={
-            "boxstyle": "round,pad=0.4", "facecolor": "#dde8f5" if gate else "white"}))
+        artists["nodes"][node] = axes.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            zorder=3,
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": "#dde8f5" if gate else "white"},
+        )
     for edge in edges:
-        xs, ys = zip(*edge.points)
-        line, = axes.plot(xs, ys, color="black", linewidth=1, zorder=1)
-        artists["edges"].append((edge.source, edge.target, line))
-        (x0, y0), (x1, y1) = edge.points[-2], edge.points[-1]
-        axes.annotate("", xy=(x1 - 0.55, y1 + (y0 - y1) * 0.55 / (x1 - x0)), xytext=(x1 - 0.6, y1 + (y0 - y1) * 0.6 / (x1 - x0)),
-                      arrowprops={"arrowstyle": "->"}, zorder=2)
-        (x0, y0), (x1, y1) = edge.points[0], edge.points[1]
-        mx, my = x0 + 0.5 * (x1 - x0), y0 + 0.5 * (y1 - y0)
-        white = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}
-        artists["labels"].append(axes.text(mx, my + 0.28, f"{edge.name} = {edge.value:.4g}", ha="center", va="bottom",
-                                           fontsize=9, zorder=2, bbox=white))
-        artists["labels"].append(axes.text(mx, my - 0.28, f"{edge.grad:.4g}", ha="center", va="top",
-                                           fontsize=9, color="red", zorder=2, bbox=white))
+        draw_edge(axes, edge, artists)
     xs, ys = zip(*position.values())
     axes.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
     axes.set_ylim(min(ys) - 1.3, max(ys) + 1.3)
-    axes.set_title(f"{result['title']}\nvalues above the arrows, gradients d{result['output']}/d(value) below "
-                   "(red)", fontsize=10)
+    axes.set_title(
+        f"{result['title']}\nvalues above the arrows, gradients d{result['output']}/d(value) below (red)", fontsize=10
+    )
     axes.axis("off")
     figure.tight_layout()
     figure.graph_artists = artists

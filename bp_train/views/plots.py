@@ -21,11 +21,14 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise BPTrainError("plotting needs matplotlib, an optional extra: from the bp-train checkout, "
-                           ".venv/bin/python -m pip install -e '.[plot]' "
-                           "(make install includes it); `bp-train show RUN_DIR` prints digits as text") from None
+        raise BPTrainError(
+            "plotting needs matplotlib, an optional extra: from the bp-train checkout, "
+            ".venv/bin/python -m pip install -e '.[plot]' "
+            "(make install includes it); `bp-train show RUN_DIR` prints digits as text"
+        ) from None
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -38,8 +41,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or list(rows[0]) != METRIC_COLUMNS:
-        raise BPTrainError(f"{path}: expected a header '{','.join(METRIC_COLUMNS)}' and one row per epoch, "
-                           "as fit writes it")
+        raise BPTrainError(
+            f"{path}: expected a header '{','.join(METRIC_COLUMNS)}' and one row per epoch, as fit writes it"
+        )
     for line, row in enumerate(rows, start=2):
         for column in METRIC_COLUMNS:
             value = row.get(column)
@@ -66,7 +70,10 @@ def learning_curves(rows: list[dict], plt):
     """Train and validation loss and accuracy per epoch, side by side."""
     epochs = [int(r["epoch"]) for r in rows]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for axes, metric, title in ((loss_axes, "loss", "Loss per epoch"), (accuracy_axes, "accuracy", "Accuracy per epoch")):
+    for axes, metric, title in (
+        (loss_axes, "loss", "Loss per epoch"),
+        (accuracy_axes, "accuracy", "Accuracy per epoch"),
+    ):
         axes.plot(epochs, [float(r[f"train_{metric}"]) for r in rows], "o-", label="train")
         if rows and rows[0][f"val_{metric}"]:
             axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "s-", label="validation")
@@ -89,10 +96,22 @@ def confusion_heatmap(confusion: np.ndarray, plt):
     worst = max(int(mistakes.max()) if mistakes.count() else 0, 1)
     image = axes.imshow(mistakes, cmap=colours, vmin=0, vmax=worst)
     for (i, j), count in np.ndenumerate(confusion):
-        axes.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                  color="white" if not diagonal[i, j] and count > worst / 2 else "black")
-    axes.set(title="Confusion matrix (validation): the mistakes in colour", xlabel="predicted digit",
-             ylabel="true digit", xticks=range(len(confusion)), yticks=range(len(confusion)))
+        axes.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if not diagonal[i, j] and count > worst / 2 else "black",
+        )
+    axes.set(
+        title="Confusion matrix (validation): the mistakes in colour",
+        xlabel="predicted digit",
+        ylabel="true digit",
+        xticks=range(len(confusion)),
+        yticks=range(len(confusion)),
+    )
     figure.colorbar(image, ax=axes, label="digits misread (diagonal, the right answers, in grey)")
     figure.tight_layout()
     return figure
@@ -104,7 +123,9 @@ def weight_tiles(network) -> tuple[np.ndarray, str]:
     convolution's filter is a small kernel (its first input channel, for a colour image)."""
     W = np.asarray(network.params["W1"])
     if W.ndim == 4:  # (KH, KW, C, F)
-        return np.moveaxis(W[:, :, 0, :], -1, 0), f"first convolution: {W.shape[3]} filters of {W.shape[0]}x{W.shape[1]}"
+        return np.moveaxis(
+            W[:, :, 0, :], -1, 0
+        ), f"first convolution: {W.shape[3]} filters of {W.shape[0]}x{W.shape[1]}"
     channels, height, width = network.input_shape
     if channels * height * width != W.shape[0] or channels != 1:
         raise BPTrainError(f"the first layer's {W.shape[0]} inputs are not a one-channel image; no pictures to draw")
@@ -141,8 +162,11 @@ def misclassified_grid(items: list[tuple[np.ndarray, str]], plt):
     for axes, (image, caption) in zip(axes_grid.flat, shown):
         axes.imshow(image.reshape(28, 28), cmap="gray_r")
         axes.set_title(caption.replace("true ", "").replace(", predicted ", " as "), fontsize=8)
-    figure.suptitle(f"Misclassified validation digits (true as predicted), {len(shown)} shown" if shown
-                    else "No misclassified validation digits: every one is classified correctly")
+    figure.suptitle(
+        f"Misclassified validation digits (true as predicted), {len(shown)} shown"
+        if shown
+        else "No misclassified validation digits: every one is classified correctly"
+    )
     figure.tight_layout()
     return figure
 
@@ -157,13 +181,16 @@ def plot_run(run_dir: Path, cache: bool = True, log=print) -> list[Path]:
     network, _, val, predicted = run_validation(run_dir, cache)
     written = [_save(learning_curves(rows, plt), run_dir / "learning_curves.png", plt)]
     if val is None:
-        log(f"{run_dir}: no validation split (data.val_fraction is 0): drew the training curves only; a confusion "
-            "matrix and misclassified digits need held-out rows")
+        log(
+            f"{run_dir}: no validation split (data.val_fraction is 0): drew the training curves only; a confusion "
+            "matrix and misclassified digits need held-out rows"
+        )
         return written
     confusion = confusion_matrix(val.labels.astype(np.intp), predicted, network.sizes[-1])
-    return written + [_save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
-                       _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt),
-                             run_dir / "misclassified.png", plt)]
+    return written + [
+        _save(confusion_heatmap(confusion, plt), run_dir / "confusion.png", plt),
+        _save(misclassified_grid(misclassified(val, predicted, GRID_MAX), plt), run_dir / "misclassified.png", plt),
+    ]
 
 
 def augmented_grid(samples, plt):
@@ -211,8 +238,10 @@ def compare_runs(runs: list[tuple[str, list[dict]]], plt):
                 axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "-", color=colour)
         handles.append(Line2D([], [], color=colour, label=name))
     if any_val:
-        handles += [Line2D([], [], color="black", label="validation"),
-                    Line2D([], [], color="black", linestyle="--", label="training")]
+        handles += [
+            Line2D([], [], color="black", label="validation"),
+            Line2D([], [], color="black", linestyle="--", label="training"),
+        ]
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
         axes.grid(alpha=0.3)
@@ -235,6 +264,7 @@ def plot_experiment(summary: dict, folder: Path, seed: int) -> Path:
         bottom = figure.subplotpars.bottom
         figure.subplots_adjust(top=0.84, bottom=bottom)
         return figure
+
     return save_figure(draw, folder / "compare.png")
 
 
@@ -273,6 +303,7 @@ def readable_log_axis(axes, plt) -> None:
     """A log x axis whose labels cannot run together: at most four decades labelled, none of the minor
     ticks (whose '2x10^-3'-style labels overlapped into one string on a narrow range), tilted."""
     from matplotlib.ticker import LogLocator, NullFormatter
+
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(LogLocator(numticks=4))
     axes.xaxis.set_minor_formatter(NullFormatter())
@@ -295,8 +326,9 @@ def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Pa
     complete = sorted((t["number"], t["value"]) for t in shown if t["outcome"] == "complete")
     if complete:
         best = np.maximum.accumulate if higher_is_better else np.minimum.accumulate
-        axes.step([n for n, _ in complete], best([v for _, v in complete]), where="post", color="tab:red",
-                  label="best so far")
+        axes.step(
+            [n for n, _ in complete], best([v for _, v in complete]), where="post", color="tab:red", label="best so far"
+        )
     axes.set(title="Optimization history", xlabel="trial", ylabel=metric)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
@@ -310,11 +342,15 @@ def tune_plots(trials: list[dict], metric: str, log_params: set[str], folder: Pa
         figure, axes_row = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
         for axes, name in zip(axes_row[0], names):
             for outcome, (marker, colour) in styles.items():
-                points = [(t["params"][name], t["value"]) for t in shown if t["outcome"] == outcome and name in t["params"]]
+                points = [
+                    (t["params"][name], t["value"]) for t in shown if t["outcome"] == outcome and name in t["params"]
+                ]
                 if points:
                     xs, ys = zip(*points)
                     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-                    axes.scatter(xs if numeric else [str(x) for x in xs], ys, marker=marker, color=colour, label=outcome)
+                    axes.scatter(
+                        xs if numeric else [str(x) for x in xs], ys, marker=marker, color=colour, label=outcome
+                    )
             if name in log_params:
                 readable_log_axis(axes, plt)
             axes.set(xlabel=name, ylabel=metric)
