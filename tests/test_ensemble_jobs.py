@@ -69,7 +69,7 @@ EPOCHS = 40
 
 def slow_config(tmp_path, epochs=EPOCHS) -> Path:
     """40 epochs of about a sixth of a second: a member is still training when the parent, interrupted
-    alone, passes the Ctrl-C on after its grace period (member_workers.GRACE_SECONDS)."""
+    alone, passes the Ctrl-C on after its grace period (machine/workers.GRACE_SECONDS)."""
     images, labels = synthetic_digits(6000, seed=5)
     data = write_digit_csv(tmp_path / "d.csv", images, labels)
     path = tmp_path / "slow.yaml"

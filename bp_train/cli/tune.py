@@ -1,8 +1,7 @@
 """`bp-train tune`: the hyper-parameter search command (the engine is tune.py).
 
 With --jobs K the command starts K worker processes (the work is CPU-bound: processes, not threads), each
-running trials on the one study, and reports their trials as the storage records them. Each worker
-process is this same command with the hidden --worker flag."""
+running trials on the one study, and reports their trials as they end (tune/search.py)."""
 
 from __future__ import annotations
 
@@ -60,9 +59,8 @@ from .common import BadInput, FiniteFloat, threads_option
     help="Start no trial after this many seconds (a running trial finishes).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar; still one line per finished trial.")
-@click.option("--worker", "worker_index", type=int, hidden=True)
 @threads_option
-def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeout, quiet, worker_index):
+def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeout, quiet):
     """Search hyper-parameters with Optuna: each trial is an ordinary fit of the config with values drawn
     from its `tune.space`, stopped early by the median pruner when it is hopeless.
 
@@ -87,8 +85,6 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
     array_module(config.train.device)  # no CuPy or no GPU: said now, not by every trial failing in turn
     search = Search(
         config,
-        config_path,
-        overrides,
         name=run_name(study_name or config.name, "--study"),
         storage=storage,
         budget=trials or config.tune.trials,
@@ -96,7 +92,4 @@ def tune(config_path, overrides, data, trials, jobs, storage, study_name, timeou
         threads=click.get_current_context().meta["threads"].threads,
         log=click.echo,
     )
-    if worker_index is not None:  # one of the processes a `tune --jobs K` started: trials only, no report
-        search.run_here(worker_index)
-    else:
-        search.run(jobs, quiet)
+    search.run(jobs, quiet)

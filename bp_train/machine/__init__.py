@@ -1,1 +1,1 @@
-"""This machine: its free cores (threads.py) and its free memory (memory.py); how fast training runs on it is measured by training/speed.py."""
+"""This machine: its free cores (threads.py), its free memory (memory.py), and work run side by side in processes of its own (workers.py); how fast training runs on it is measured by training/speed.py."""

@@ -90,7 +90,7 @@ def train_members(
     jobs: int = 1,
     threads: int = 1,
 ) -> dict:
-    """Train (or finish) every member, in turn or `jobs` at a time (member_workers.py, each with `threads`
+    """Train (or finish) every member, in turn or `jobs` at a time (machine/workers.py, each with `threads`
     BLAS threads); the summary holds each member's figures and their spread."""
     started, summaries, todo = time.perf_counter(), {}, {}
     for number, seed in enumerate(seeds, start=1):
@@ -128,19 +128,34 @@ def train_in_turn(
 def train_side_by_side(
     name: str, todo: dict, folder: Path, overwrite: bool, cache: bool, show_progress: bool, log, jobs: int, threads: int
 ) -> dict[int, dict]:
-    """The members of `todo` {number: (folder, config, resuming)}, `jobs` at a time, under one progress bar
-    counting their epochs."""
+    """The members of `todo` {number: (folder, config, resuming)}, `jobs` at a time, each in a process of
+    its own (machine/workers.py) with `threads` BLAS threads, under one progress bar counting their epochs.
+
+    Why processes and not more BLAS threads: much of a member's epoch is not matrix products. Copying
+    patches into columns, pooling, the optimizer's step and the augmentation run on one core however many
+    threads BLAS has, so on two cores two members with one BLAS thread each finish sooner than the same
+    two one after another with two threads each (measured in docs/kaggle.md). Each worker trains exactly
+    what `fit --seeds` trains in turn: the same run folder, lock, checkpoints and figures."""
     from tqdm import tqdm
 
-    from .member_workers import SideBySide, member_job
+    from ..machine.workers import Workers
 
     epochs = sum(
         wanted.train.epochs - (run_progress(member)[0] if resuming else 0) for member, wanted, resuming in todo.values()
     )
     work = {
-        number: member_job(wanted.to_dict(), name, member, resuming, overwrite, cache, threads)
+        number: {
+            "raw_config": wanted.to_dict(),
+            "name": name,
+            "member": str(member),
+            "resuming": resuming,
+            "overwrite": overwrite,
+            "cache": cache,
+            "threads": threads,
+        }
         for number, (member, wanted, resuming) in todo.items()
     }
+    names = {number: member.name for number, (member, _, _) in todo.items()}
     with tqdm(
         total=epochs,
         unit="epoch",
@@ -150,14 +165,47 @@ def train_side_by_side(
         dynamic_ncols=True,
     ) as bar:
 
-        def member_log(number, line):
-            with tqdm.external_write_mode():
-                log(f"{todo[number][0].name}: {line}")
+        def on_message(number, message):
+            kind, line = message
+            if kind == "epoch":
+                bar.update(1)
+            else:
+                with tqdm.external_write_mode():
+                    log(f"{names[number]}: {line}")
 
+        workers = Workers(
+            train_member,
+            work,
+            jobs,
+            names,
+            on_message,
+            noun="member",
+            kept=", keeping the checkpoint of each one's last finished epoch",
+        )
         try:
-            return SideBySide(work, jobs, member_log, lambda: bar.update(1)).run()
+            return workers.run()
         except Interrupted as exc:
             raise Interrupted(f"{exc}; to finish the whole ensemble: bp-train fit --resume {folder}") from None
+
+
+def train_member(
+    send, raw_config: dict, name: str, member: str, resuming: bool, overwrite: bool, cache: bool, threads: int
+) -> dict:
+    """One member in a worker process: its lines and finished epochs go to the parent through `send`."""
+    from ..machine.threads import blas_threads
+
+    config = config_from_dict(raw_config, f"{member} (its config)", name=name)
+    run = member_run_folder(Path(member), name, resuming, overwrite)
+    with blas_threads(threads), run:
+        return fit_run(
+            config,
+            run,
+            resume=resuming,
+            cache=cache,
+            show_progress=False,
+            log=lambda line: send(("log", line)),
+            on_epoch=lambda row: send(("epoch", None)),
+        )
 
 
 def finished_summary(member: Path) -> dict:

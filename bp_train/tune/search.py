@@ -5,10 +5,7 @@ the single steps; this file puts them in order, so that the command line only pa
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +17,6 @@ from ..training.runfolder import is_run
 from . import storage as storages
 from . import study as engine
 
-POLL_SECONDS = 1.0
-
 
 class Search:
     """One `tune` invocation: `budget` trials in all for the study `name` (a journal file in its folder, or
@@ -30,8 +25,6 @@ class Search:
     def __init__(
         self,
         config: Config,
-        config_path,
-        overrides: list[str],
         name: str,
         storage: str | None,
         budget: int,
@@ -39,7 +32,7 @@ class Search:
         threads: int,
         log=print,
     ):
-        self.config, self.config_path, self.overrides = config, config_path, list(overrides)
+        self.config = config
         self.name, self.storage, self.budget, self.timeout, self.threads = name, storage, budget, timeout, threads
         self.log = log
         self.deadline = time.monotonic() + timeout if timeout else None
@@ -117,69 +110,34 @@ class Search:
             on_done=on_done,
         )
 
-    def worker_command(self, threads: int) -> list[str]:
-        """The command line of one worker process: this search again, as `tune ... --worker I`."""
-        command = [
-            sys.executable,
-            "-m",
-            "bp_train.cli",
-            "tune",
-            "--config",
-            str(self.config_path),
-            "--trials",
-            str(self.budget),
-            "--study",
-            self.name,
-            "--threads",
-            str(threads),
-        ]
-        for assignment in self.overrides:
-            command += ["--set", assignment]
-        if self.storage:
-            command += ["--storage", self.storage]
-        if self.timeout:
-            command += ["--timeout", str(self.timeout)]
-        return command
-
     def run_workers(self, jobs: int, threads: int, report) -> None:
-        """Start `jobs` worker processes on the study and report its trials as they end. Ctrl-C reaches the
-        workers through this process only (they run in sessions of their own), once: each then marks its
-        running trial failed and stops."""
-        command = self.worker_command(threads)
-        # Their stderr goes to files: a pipe nobody reads until the end could fill and stall a worker.
-        errors = [tempfile.TemporaryFile("w+") for _ in range(jobs)]
-        workers = [
-            subprocess.Popen(
-                command + ["--worker", str(i)],
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=errors[i],
-                text=True,
-            )
-            for i in range(jobs)
-        ]
-        try:
-            while any(w.poll() is None for w in workers):
-                time.sleep(POLL_SECONDS)
-                for trial in engine.finished(self.study):
-                    report(trial)
-        except KeyboardInterrupt:
-            for w in workers:
-                if w.poll() is None:
-                    w.send_signal(signal.SIGINT)
-            for w in workers:
-                w.wait(timeout=120)
-            raise
+        """Run `jobs` worker processes on the study (machine/workers.py, the runner `fit --jobs` uses too),
+        each with `threads` BLAS threads, and report each trial as a worker says it ended. A Ctrl-C stops
+        every worker: each marks its running trial failed and says so before the command ends."""
+        from ..machine.workers import Workers
+
+        work = {
+            number: {
+                "raw_config": self.config.to_dict(),
+                "config_name": self.config.name,
+                "name": self.name,
+                "storage": self.storage,
+                "budget": self.budget,
+                "timeout": self.timeout,
+                "threads": threads,
+                "index": number - 1,
+            }
+            for number in range(1, jobs + 1)
+        }
+
+        def on_message(number, message):
+            for trial in engine.finished(self.study):
+                report(trial)
+
+        names = {number: str(number) for number in work}
+        Workers(run_trials, work, jobs, names, on_message, noun="tune worker").run()
         for trial in engine.finished(self.study):
             report(trial)
-        failed = [(w, e) for w, e in zip(workers, errors) if w.returncode != 0]
-        if failed:
-            worker, error = failed[0]
-            error.seek(0)
-            message = error.read().strip().splitlines()
-            raise BPTrainError(
-                f"a tune worker stopped with exit code {worker.returncode}: {message[-1] if message else 'no message'}"
-            )
 
     def write_results(self, quiet: bool = False) -> list[Path]:
         """trials.csv, best.yaml (when a trial completed) and the plots; with the best trials printed."""
@@ -212,3 +170,25 @@ class Search:
                 self.log(engine.results_table(study, metric))
             self.log("wrote " + ", ".join(str(p) for p in written))
         return written
+
+
+def run_trials(
+    send,
+    raw_config: dict,
+    config_name: str,
+    name: str,
+    storage: str | None,
+    budget: int,
+    timeout: float | None,
+    threads: int,
+    index: int,
+) -> None:
+    """One worker process of `tune --jobs`: trials of the study until its budget is used, each one's end
+    told to the parent through `send`."""
+    from ..config import config_from_dict
+    from ..machine.threads import blas_threads
+
+    config = config_from_dict(raw_config, f"study {name} (its config)", name=config_name)
+    with blas_threads(threads):
+        search = Search(config, name, storage, budget, timeout, threads, log=lambda line: None)
+        search.run_here(index, on_done=lambda trial: send(trial.number))

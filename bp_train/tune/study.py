@@ -33,6 +33,7 @@ from ..files.store import write_text
 from ..nn.errors import NetworkError
 from ..training.runfolder import open_run_folder
 from ..training.trainer import fit
+from .heartbeat import trial_heartbeat
 from .storage import require_optuna
 
 # Trials that end this way do not use up the budget: an interrupted one is run again by the next command,
@@ -218,7 +219,6 @@ def run_worker(
 ) -> None:
     """Run trials until the study has `budget` of them (counting other workers') or the deadline passes."""
     optuna = require_optuna()
-    from optuna.storages._heartbeat import get_heartbeat_thread  # Study.optimize's own; ask/tell has none
     from optuna.trial import TrialState
 
     while deadline is None or time.monotonic() < deadline:
@@ -246,7 +246,7 @@ def run_worker(
             raise
         # The heartbeat Study.optimize keeps (a database study's storage only; a no-op otherwise): while it
         # beats, other workers know the trial is alive; once it stops, fail_stale_trials above fails it.
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with trial_heartbeat(study, trial):
             run_trial(study, trial, config, digits, folder)
         if on_done is not None:
             on_done(_frozen(study, trial.number))
