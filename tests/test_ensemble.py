@@ -71,6 +71,34 @@ def test_two_models_averaged_by_hand_equal_the_ensemble(tmp_path, ensemble):
         np.testing.assert_array_equal(labels, ((each[0] + each[1]) / 2).argmax(axis=1))
 
 
+def test_ensembles_trained_on_two_machines_combine_by_repeating_model(tmp_path, tiny_config, ensemble):
+    """docs/commands.md: seeds 1,2 on one machine, 3 on another, copied together: --model A --model B
+    is the ensemble of all three, the same probabilities as one folder trained with --seeds 1,2,3."""
+    import shutil
+
+    other = tmp_path / "elsewhere"
+    assert run_cli("fit", "--config", tiny_config, "--seeds", "3", "--out", other / "ens-b", "--quiet").exit_code == 0
+    copied = tmp_path / "here" / "ens-b"
+    shutil.copytree(other / "ens-b", copied)  # brought over from the other machine
+    whole = tmp_path / "whole"
+    assert run_cli("fit", "--config", tiny_config, "--seeds", "1,2,3", "--out", whole, "--quiet").exit_code == 0
+    images, _ = synthetic_digits(40, seed=4)
+    data = write_digit_csv(tmp_path / "test.csv", images, None)
+    figures = {}
+    for name, models in (("combined", ["--model", ensemble, "--model", copied]), ("whole", ["--model", whole])):
+        proba = tmp_path / f"{name}.csv"
+        result = run_cli("predict", *models, "--data", data, "--out", tmp_path / f"{name}-labels.csv", "--proba", proba)
+        assert result.exit_code == 0, result.output
+        figures[name] = probabilities_csv(proba)
+    np.testing.assert_allclose(figures["combined"], figures["whole"], atol=2e-6)  # 6 decimals written
+    lone = tmp_path / "lone.csv"
+    assert (
+        run_cli("predict", "--model", copied, "--data", data, "--out", tmp_path / "l.csv", "--proba", lone).exit_code
+        == 0
+    )
+    assert not np.allclose(probabilities_csv(lone), figures["whole"], atol=1e-3)  # three members, not one
+
+
 def test_evaluate_reports_each_member_and_the_ensemble(tmp_path, ensemble):
     images, labels = synthetic_digits(200, seed=5)
     data = write_digit_csv(tmp_path / "labelled.csv", images, labels)

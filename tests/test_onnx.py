@@ -95,19 +95,19 @@ def test_bad_exports_are_one_line_and_clobber_nothing(tmp_path, tiny_config):
     onnx.checker.check_model(onnx.load(existing))
 
 
-def test_the_readmes_onnx_runtime_snippet_runs_as_written(tmp_path, tiny_config, monkeypatch):
+def test_the_docs_onnx_runtime_snippet_runs_as_written(tmp_path, tiny_config, monkeypatch):
     pytest.importorskip("onnxruntime", reason="the snippet needs ONNX Runtime (in the dev extra)")
     import re
 
     from bp_train.data.mnist import write_digit_csv
 
-    readme = (ROOT / "README.md").read_text()
-    snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "onnxruntime" in block)
+    page = (ROOT / "docs" / "kaggle.md").read_text()
+    snippet = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "onnxruntime" in block)
     assert run_cli("fit", "--config", tiny_config, "--out", tmp_path / "run", "--quiet").exit_code == 0
     assert run_cli("export", "--model", tmp_path / "run" / "model.npz", "--onnx", tmp_path / "cnn.onnx").exit_code == 0
     (tmp_path / "data").mkdir()
     write_digit_csv(tmp_path / "data" / "test.csv", np.random.default_rng(0).integers(0, 256, (8, 784)), None)
     monkeypatch.chdir(tmp_path)
     printed = []
-    exec(compile(snippet, "README.md", "exec"), {"print": printed.append})
+    exec(compile(snippet, "docs/kaggle.md", "exec"), {"print": printed.append})
     assert printed[0].shape == (5,) and printed[0].dtype == np.int64

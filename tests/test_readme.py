@@ -23,7 +23,8 @@ def test_every_figure_block_of_the_pages_equals_the_scripts_latest_output():
                 f"{page.name} block '{name}' differs from docs/figures.md: run make figures"
             )
     assert set(found) == set(figures.SECTIONS), "the pages should hold one block per section of docs/figures.py"
-    assert found["results"].name == "README.md"  # the front door shows what the configs reach
+    for name in ("results", "ensembles", "jobs", "kaggle"):  # the Kaggle entrant's tables, off the front door
+        assert found[name].name == "kaggle.md", name
 
 
 def anchors(text: str) -> set[str]:
@@ -35,7 +36,10 @@ def anchors(text: str) -> set[str]:
 
 def test_the_readme_is_a_front_door_and_every_link_resolves():
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.encode()) < 15_000
+    assert readme.count("\n") <= 150 and len(readme.encode()) < 15_000
+    assert "Deep Learning from Scratch" in readme and "cs231n" in readme  # the textbook the lesson follows
+    for path in ("## If you are learning backpropagation", "## If you are here for Kaggle", "## If you teach"):
+        assert f"\n{path}\n" in readme, path  # one path each for the student, the Kaggle entrant, the teacher
     setup = readme[readme.index("## Set up") :].split("\n## ")[0]
     commands = re.findall(r"```sh\n(.*?)```", setup, re.S)
     assert len(commands) == 1 and [line.split()[:2] for line in commands[0].splitlines()] == [
@@ -79,3 +83,41 @@ def test_replacing_blocks_touches_only_the_marked_text():
     assert figures.replace_blocks(text, {"bench": "new\n"}) == (
         "intro\n<!-- figures:bench -->\nnew\n<!-- /figures:bench -->\noutro\n"
     )
+
+
+def readme_commands(text: str) -> list[list[str]]:
+    """Every `bp-train ...` command the README shows, in code spans and blocks, as words."""
+    found, blocks = [], re.findall(r"```sh\n(.*?)```", text, re.S)
+    spans = [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))]
+    for snippet in blocks + spans:  # a span may be wrapped over two lines of the page
+        for line in snippet.splitlines():
+            line = line.split("#")[0].replace(".venv/bin/bp-train", "bp-train")
+            if "bp-train " in line:
+                found.append(line[line.index("bp-train ") :].split()[1:])
+    return found
+
+
+def test_every_command_and_option_the_readme_shows_exists():
+    """A command the README shows is one bp-train has, with options it takes and a value for each that
+    needs one: the same parser a user's shell line meets, asked to check the words without running them."""
+    import click
+
+    from bp_train.cli import main
+
+    commands = readme_commands((ROOT / "README.md").read_text())
+    assert len(commands) >= 8
+    for words in (w for w in commands if not any(word.isupper() for word in w)):  # not `bp-train COMMAND --help`
+        context = click.Context(main)
+        command, rest = main, list(words)
+        while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+            command = command.get_command(context, rest.pop(0))
+            assert command is not None, f"README: bp-train {' '.join(words)}: no such command"
+        options = {name: option for option in command.params for name in option.opts}
+        options.update({name: command.get_help_option(context) for name in ("--help", "-h")})
+        for i, word in enumerate(rest):
+            if word.startswith("--"):
+                assert word in options, f"README: bp-train {' '.join(words)}: {word} is not an option"
+                if not options[word].is_flag:
+                    assert i + 1 < len(rest) and not rest[i + 1].startswith("--"), (
+                        f"README: bp-train {' '.join(words)}: {word} needs a value"
+                    )

@@ -1,5 +1,9 @@
 """The lesson: a neural network written from scratch in NumPy, trained by backpropagation.
 
+It follows Koki Saito's *Deep Learning from Scratch* (O'Reilly Japan, 2016), chapters 5 (backpropagation
+on a computational graph), 6 (optimizers, initial weights, BatchNorm, dropout) and 7 (convolution and
+pooling), and the notes of Stanford's cs231n for the graph of f = x + y * z and its gates.
+
 Everything in this folder is the lesson and nothing else; none of it imports anything of the tool around
 it (the command line, configs, data files), so it can be read, and used, on its own. Read it in this order:
 
