@@ -124,7 +124,10 @@ def counted_steps(name, hidden, vectors, steps=3):
     for _ in range(steps):
         grad_vector = np.concatenate([g.ravel() for g in network.gradient(x, t).values()]).view(Counted)
         before = Counted.operations
-        optimizer.update(params, views(grad_vector, shapes), (param_vector, grad_vector) if vectors else None)
+        if vectors:
+            optimizer.update_vectors(params, (param_vector, grad_vector))
+        else:
+            optimizer.update(params, views(grad_vector, shapes))
         counts.append(Counted.operations - before)
     return param_vector.view(np.ndarray), counts[-1]
 
@@ -138,6 +141,25 @@ def test_a_step_over_the_vectors_gives_the_per_array_result_in_a_fixed_number_of
     assert np.array_equal(together, per_array)  # elementwise arithmetic: the same numbers, bit for bit
     assert per_array_operations == 9 * operations
     assert counted_steps(name, shallow, vectors=True)[1] == operations  # as many for 4 arrays as for 9
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_update_moves_the_parameters_and_leaves_the_gradients_alone(name):
+    """The README's `SGD(lr=0.1).update(net.params, grads)`: grads are the caller's, read and left as they
+    were; SGD moves each parameter by exactly -lr * grad."""
+    x, t = small_batch()
+    network = build_network(load_config(None, ["model.hidden=[{size: 20}]", "model.dtype=float64"]), seed=2)
+    grads = {key: g.copy() for key, g in network.gradient(x, t).items()}
+    kept = {key: g.copy() for key, g in grads.items()}
+    before = {key: p.copy() for key, p in network.params.items()}
+    optimizer = make_optimizer(name, lr=0.1)
+    for _ in range(2):
+        optimizer.update(network.params, grads)
+        assert all(np.array_equal(grads[key], kept[key]) for key in grads), name
+    if name == "sgd":
+        for key, param in network.params.items():
+            np.testing.assert_allclose(param, before[key] - 2 * 0.1 * kept[key], rtol=0, atol=1e-12)
+    assert all(not np.array_equal(network.params[key], before[key]) for key in grads)
 
 
 def test_the_network_keeps_parameters_and_gradients_as_views_of_its_vectors():

@@ -1,13 +1,15 @@
 """Optimizers and learning-rate schedules.
 
-Each optimizer has `update(params, grads)`, which changes the parameter arrays in place (the layers hold
-the same arrays), and keeps its per-parameter state (velocities, squared-gradient averages) in dicts
-created lazily on the first update. `state()` / `load_state()` let a run be resumed exactly. Given the
-network's vectors (vectors.py), `update` steps over all parameters at once instead of array by array.
+Each optimizer has `update(params, grads)`, which moves the parameter arrays in place (the layers hold
+the same arrays) and leaves `grads` as they were, and keeps its per-parameter state (velocities,
+squared-gradient averages) in dicts created lazily on the first update. `state()` / `load_state()` let a
+run be resumed exactly. The docstrings give the plain formulas.
 
-The updates are memory-bound (a few passes over every parameter), so they are written with in-place
-operations: `grads` are treated as scratch space and may be overwritten, which saves allocating and
-filling a temporary the size of the network on every step. The docstrings give the plain formulas.
+The training loop takes a second, named path: `update_vectors(params, vectors)` steps over all
+parameters at once, laid end to end in one vector as a Network keeps them (vectors.py), and uses the
+gradient vector as scratch space. The updates are memory-bound (a few passes over every parameter), so
+`step` is written with in-place operations that spend its `grad`: that saves allocating and filling a
+temporary the size of the network on every step. `update` therefore hands `step` a copy.
 """
 
 from __future__ import annotations
@@ -50,25 +52,28 @@ class Optimizer:
             self.slot[name] = arrays
         self.placed = True
 
-    def update(self, params, grads, vectors=None):
-        """One step for every parameter, in place; `grads` are spent (see the module's docstring).
+    def update(self, params, grads):
+        """One step for every parameter: `params` move in place, `grads` are left as they were."""
+        if not self.placed:
+            self._place(params, None)
+        self.steps += 1
+        for key, param in params.items():
+            self.step(param, grads[key].copy(), *(self.slot[name][key] for name in self.slots))
 
-        `vectors`, if given, is (parameter vector, gradient vector), of which `params` and `grads` are views
-        laid end to end in order, as a Network keeps them (`Network.vectors`). The step is elementwise, so
-        running it once over the vectors gives exactly the per-array results, in a few array operations
-        instead of a few per parameter array (on a GPU, a kernel launch each). Pass them on every update
-        of a run or on none."""
+    def update_vectors(self, params, vectors):
+        """The training loop's step: `vectors` is (parameter vector, gradient vector), of which `params`
+        (and the gradients) are views laid end to end in order, as a Network keeps them
+        (`Network.vectors`). The step is elementwise, so running it once over the vectors gives exactly
+        the per-array results, in a few array operations instead of a few per parameter array (on a GPU,
+        a kernel launch each). The gradient vector is spent. Use it on every step of a run or on none."""
         if not self.placed:
             self._place(params, vectors)
         self.steps += 1
-        if vectors is not None:
-            self.step(*vectors, *(self.slot_vector[name] for name in self.slots))
-            return
-        for key, param in params.items():
-            self.step(param, grads[key], *(self.slot[name][key] for name in self.slots))
+        self.step(*vectors, *(self.slot_vector[name] for name in self.slots))
 
     def step(self, param, grad, *slots):
-        """Update `param` in place from `grad` and this optimizer's slot arrays (named in `slots`)."""
+        """Update `param` in place from `grad` and this optimizer's slot arrays (named in `slots`); `grad`
+        is scratch space, overwritten."""
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:

@@ -98,15 +98,20 @@ def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder:
     }
 
 
-def run_experiment(name: str, data: str, out: Path, seeds=(0, 1), log=print) -> dict:
-    """Every variant with every seed, into out/<variant>-s<seed>/; the figures per variant."""
+def run_experiment(
+    name: str, data: str, out: Path, seeds=(0, 1), log=print, also: tuple[str, ...] = (), epochs: int | None = None
+) -> dict:
+    """Every variant with every seed, into out/<variant>-s<seed>/; the figures per variant. `also` (--set
+    assignments applied after each variant's own) and `epochs` make a smaller version of the experiment,
+    as the tests run it."""
     experiment = EXPERIMENTS[name]
-    summary = {"experiment": name, "caption": experiment.caption, "epochs": experiment.epochs, "variants": {}}
+    epochs = epochs or experiment.epochs
+    summary = {"experiment": name, "caption": experiment.caption, "epochs": epochs, "variants": {}}
     for label, overrides in experiment.variants.items():
         runs = []
         for seed in seeds:
             folder = variant_folder(out, label, seed)
-            runs.append(run_variant(overrides, data, seed, experiment.epochs, folder))
+            runs.append(run_variant([*overrides, *also], data, seed, epochs, folder))
             log(
                 f"{label}, seed {seed}: validation {runs[-1]['final_val']:.4f}, training {runs[-1]['train_accuracy']:.4f}"
             )

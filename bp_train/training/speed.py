@@ -199,12 +199,13 @@ def layer_timer(network, optimizer):
         part.forward = timed(f"{kind} forward", part.forward)
         part.backward = timed(f"{kind} backward", part.backward)
     optimizer.update = timed("optimizer", optimizer.update)
+    optimizer.update_vectors = timed("optimizer", optimizer.update_vectors)
     try:
         yield totals
     finally:
         for part in parts:
             del part.forward, part.backward  # back to the class's own methods
-        del optimizer.update
+        del optimizer.update, optimizer.update_vectors
 
 
 def bench_training(config: Config, digits, epochs: int = 3, threads: int | None = None) -> dict:

@@ -172,7 +172,10 @@ class Trainer:
                     bar.update(1)
                 loss = net.last_loss  # the training-mode loss at the point differentiated
                 self.check_divergence(epoch, f"batch {i + 1}", loss)
-                opt.update(net.params, grads, vectors)
+                if vectors is None:
+                    opt.update(net.params, grads)
+                else:
+                    opt.update_vectors(net.params, vectors)  # the gradient vector is spent
                 loss_sum += loss * len(tb)
                 # A count on the network's device: reading it (int) would make the CPU wait for the GPU's
                 # queued work, so it is read only for the progress bar and at the end of the epoch.
