@@ -130,12 +130,8 @@ def train_side_by_side(
 ) -> dict[int, dict]:
     """The members of `todo` {number: (folder, config, resuming)}, `jobs` at a time, each in a process of
     its own (machine/workers.py) with `threads` BLAS threads, under one progress bar counting their epochs.
-
-    Why processes and not more BLAS threads: much of a member's epoch is not matrix products. Copying
-    patches into columns, pooling, the optimizer's step and the augmentation run on one core however many
-    threads BLAS has, so on two cores two members with one BLAS thread each finish sooner than the same
-    two one after another with two threads each (measured in docs/kaggle.md). Each worker trains exactly
-    what `fit --seeds` trains in turn: the same run folder, lock, checkpoints and figures."""
+    Much of an epoch is not matrix products (im2col, pooling, the optimizer, augmentation run on one core),
+    so on two cores two members side by side finish sooner than in turn (measured in docs/kaggle.md)."""
     from tqdm import tqdm
 
     from ..machine.workers import Workers

@@ -140,10 +140,7 @@ class Trainer:
         cfg = self.config.train
         net, opt = self.network, self.optimizer
         steps = len(self.shuffler)
-        if self.numerical:
-            total, unit = steps * net.parameter_count, "grad entry"
-        else:
-            total, unit = steps, "batch"
+        total, unit = (steps * net.parameter_count, "grad entry") if self.numerical else (steps, "batch")
         bar = tqdm(
             total=total,
             unit=unit,
