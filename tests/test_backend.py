@@ -15,6 +15,7 @@ from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 from bp_train.config import load_config
 from bp_train.data.digits import Digits
 from bp_train.nn.backend import array_module, like, module_of, to_device, to_host
+from bp_train.nn.layers import Dropout
 from bp_train.training.trainer import Trainer
 
 
@@ -276,7 +277,7 @@ def test_a_training_step_reads_back_only_its_loss_and_sends_only_what_is_drawn_o
     matrices, shifts, elastic noise). The batch never goes to the host."""
     trainer = a_warm_epoch(None, ["train.batch_size=10", *FAKE_GPU_RUNS[run]])
     config = trainer.config
-    dropout_layers = sum(type(layer).__name__ == "Dropout" for layer in trainer.network.layers.values())
+    dropout_layers = sum(isinstance(layer, Dropout) for layer in trainer.network.layers.values())
     augment = config.train.augment
     augment_draws = 0 if augment is None else 3 if augment.elastic is not None else 2
     steps = len(trainer.shuffler)

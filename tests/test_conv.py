@@ -11,6 +11,7 @@ from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 from bp_train.config import build_network, load_config
 from bp_train.errors import ConfigError
 from bp_train.nn import conv as C
+from bp_train.nn import fast_layers as F
 from bp_train.nn.gradient import gradcheck, parameter_error
 
 # --- oracles: the definitions, written as plain loops ---------------------------------------------------
@@ -93,7 +94,7 @@ def test_convolution_gradients_equal_central_differences(case):
 
 
 def test_the_first_convolution_computes_no_input_gradient():
-    layer = C.Convolution(np.ones((3, 3, 1, 2)), np.zeros(2), need_dx=False)
+    layer = F.FastConvolution(np.ones((3, 3, 1, 2)), np.zeros(2), need_dx=False)  # what the network builds first
     layer.forward(np.ones((2, 5, 5, 1)))
     assert layer.backward(np.ones((2, 3, 3, 2))) is None
     assert layer.dW.sum() == 2 * 9 * 2 * 9  # each weight sees 9 positions of 2 images, for both filters
@@ -201,7 +202,7 @@ def pool_routes_to_every_entry(self, dout):
     return dx
 
 
-_original_backward = C.Convolution.backward
+_original_backward = F.FastConvolution.backward
 
 
 def C_backward(self, dout):
@@ -219,7 +220,7 @@ def C_backward(self, dout):
 )
 def test_gradcheck_catches_planted_convolution_and_pooling_bugs(monkeypatch, method, plant, expected):
     cls, name = method.split(".")
-    monkeypatch.setattr(getattr(C, cls), name, plant)
+    monkeypatch.setattr(F.FastConvolution if cls == "Convolution" else getattr(C, cls), name, plant)
     result = cnn_check()
     failed = {row["param"] for row in result["params"] if not row["passed"]}
     assert not result["passed"] and expected in failed

@@ -1,12 +1,14 @@
 """`bp-train exercise`: every solution passes its own check, and every typical bug fails it, naming the
 gradient at fault; whatever a student's code does (raise, loop, return the wrong shape), one line."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from bp_train.exercises.catalog import EXERCISES
+from bp_train.exercises.template import exercise_file
 
 BP_TRAIN = [sys.executable, "-m", "bp_train.cli"]
 
@@ -37,31 +39,55 @@ BUGS = [
     ("relu", "return dout * self.mask", "return dout", "dx"),  # the missing ReLU mask
     ("sigmoid", "return dout * (1.0 - self.out) * self.out", "return dout * self.out", "dx"),
     ("tanh", "return dout * (1.0 - self.out * self.out)", "return dout * (1.0 - self.out)", "dx"),
-    ("affine", "np.matmul(self.x.T, dout, out=self.dW)", "self.dW = dout.T @ self.x", "dW"),  # wrong transpose
-    ("affine", "np.sum(dout, axis=0, out=self.db)", "self.db = dout.sum(axis=1)", "db"),
-    ("softmax-with-loss", "dx *= dout / n", "dx *= dout", "dx"),  # the forgotten 1/N
-    ("dropout", "return dout if self.scaled_mask is None else dout * self.scaled_mask", "return dout", "dx"),
+    ("affine", "self.dW = self.x.T @ dout", "self.dW = dout.T @ self.x", "dW"),  # a missing transpose
+    ("affine", "self.db = np.sum(dout, axis=0)", "self.db = dout.sum(axis=1)", "db"),
+    ("affine", "return dx.reshape(self.x_shape)", "return dx", "dx"),  # dx not reshaped back to x's shape
+    ("softmax-with-loss", "return dx * dout / n", "return dx * dout", "dx"),  # the forgotten 1/N
+    ("dropout", "return dout if self.mask is None else dout * self.mask", "return dout", "dx"),  # mask not applied
     (
         "batchnorm",
-        'self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)',  # a wrong axis
-        "self.dgamma = np.sum(dout * self.xhat, axis=1)",
+        "self.dgamma = np.sum(dout * self.xn, axis=0)",
+        "self.dgamma = np.sum(dout * self.xn, axis=1)",
         "dgamma",
     ),
-    ("batchnorm", "dx = self.xhat * (-self.dgamma / n)", "dx = self.xhat * 0.0", "dx"),
+    ("batchnorm", "dxc += (2.0 / n) * self.xc * dvar", "dxc += 0.0 * dvar", "dx"),  # the variance's path left out
+    ("batchnorm", "return dxc - dmu / n", "return dxc - dmu", "dx"),  # the forgotten 1/N of the mean
     (
         "convolution",
-        "col2im_product(dout, self.W, self.x_shape",
-        "col2im_product(dout, self.W[::-1, ::-1], self.x_shape",
+        "dcol = dout @ self.W.reshape(-1, fn).T",
+        "dcol = dout @ self.W.reshape(fn, -1)",
         "dx",
-    ),  # a wrong col2im
+    ),  # W reshaped instead of transposed
     (
         "convolution",
-        "np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))",
+        "self.dW = (self.col.T @ dout).reshape(self.W.shape)",
         "self.dW = (self.col.T @ dout).reshape(self.W.shape) / len(dout)",
         "dW",
     ),
-    ("pooling", "drows[np.arange(dout.size), self.arg_max] = dout.ravel()", "drows[:, :] = dout.reshape(-1, 1)", "dx"),
 ]
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_every_exercise_file_is_the_textbook_class_and_imports_nothing_of_bp_train(name):
+    import ast
+
+    for source in (exercise_file(EXERCISES[name], solved=True), exercise_file(EXERCISES[name], solved=False)):
+        tree = ast.parse(source)
+        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert imported and all(module.split(".")[0] == "numpy" for module in imported), imported
+        assert not re.search(r"\bbind\b|\bout=|need_dx", source)  # nothing of the tool's plumbing
+
+
+def test_an_affine_backward_that_forgets_to_reshape_dx_fails_and_says_so(tmp_path):
+    source = solution("affine", tmp_path).replace(
+        "        dx = dout @ self.W.T\n        return dx.reshape(self.x_shape)", "        return dout @ self.W.T"
+    )
+    assert "return dout @ self.W.T" in source
+    (tmp_path / "flat.py").write_text(source)
+    done = bp_train("exercise", "check", "affine", "--file", "flat.py", cwd=tmp_path)
+    assert done.returncode == 1 and "dx has shape (4, 6), expected (4, 1, 2, 3)" in done.stderr, done.stderr
+    assert "reshape it back" in done.stderr  # (the solution itself passes: test_each_solution_passes_its_check)
 
 
 @pytest.mark.parametrize("name, right, wrong, gradient", BUGS, ids=[f"{b[0]}-{b[3]}" for b in BUGS])

@@ -7,6 +7,7 @@ import pytest
 from conftest import REPLICA_TRAIN, ROOT, needs_shared, run_cli
 
 from bp_train.config import build_network, load_config
+from bp_train.nn import fast_layers as F
 from bp_train.nn import layers as L
 from bp_train.nn.gradient import gradcheck
 
@@ -30,7 +31,8 @@ def test_gradcheck_passes_for_every_layer_type_together():
     assert all(row["rel_error"] < 1e-7 for row in result["params"])
 
 
-# Each plant is a plausible student mistake; `expected` names the parameters whose gradient it must break.
+# Each plant is a plausible student mistake, planted in the class the network runs (the lesson's own, or its
+# fast version from fast_layers.py); `expected` names the parameters whose gradient it must break.
 def relu_forgets_mask(self, dout):
     return dout.copy()
 
@@ -79,11 +81,11 @@ def softmax_forgets_batch_mean(self, dout=1.0):
         (L.ReLU, "backward", relu_forgets_mask, "W1"),
         (L.Sigmoid, "backward", sigmoid_wrong_derivative, "W2"),
         (L.Tanh, "backward", tanh_wrong_derivative, "W3"),
-        (L.Affine, "backward", affine_forgets_bias_sum, "b4"),
-        (L.Affine, "backward", affine_wrong_input_gradient, "W1"),
-        (L.BatchNorm, "backward", batchnorm_ignores_mean, "W1"),
+        (F.FastAffine, "backward", affine_forgets_bias_sum, "b4"),
+        (F.FastAffine, "backward", affine_wrong_input_gradient, "W1"),
+        (F.FastBatchNorm, "backward", batchnorm_ignores_mean, "W1"),
         (L.Dropout, "backward", dropout_ignores_mask, "W1"),
-        (L.SoftmaxWithLoss, "backward", softmax_forgets_batch_mean, "b4"),
+        (F.DeviceSoftmaxWithLoss, "backward", softmax_forgets_batch_mean, "b4"),
     ],
 )
 def test_gradcheck_fails_and_names_the_parameter_for_each_planted_bug(monkeypatch, layer, method, plant, expected):

@@ -22,7 +22,8 @@ class Exercise:
     make: Callable  # make(Class, rng) -> (layer, forward arguments, names of those arguments)
     example: Callable  # example(Class) -> [(what, got, expected)]: the hand-worked example
     params: tuple[str, ...] = ()  # the parameters whose gradients backward stores (W -> layer.dW)
-    imports: tuple[str, ...] = ()  # lines the exercise file needs besides `import numpy as np`
+    imports: tuple[str, ...] = ()  # lines the exercise file needs besides `import numpy as np` (never bp-train)
+    helpers: tuple[str, ...] = ()  # the lesson's functions the class calls, copied into the file (module.name)
     hints: dict = field(default_factory=dict)  # gradient name -> the typical bug behind a wrong one
     loss: bool = False  # a loss node: forward returns the loss itself, backward takes dout = 1
 
@@ -58,8 +59,10 @@ def _one_input(Class, rng):
 
 
 def _affine(Class, rng):
-    W, b = rng.standard_normal((5, 3)), rng.standard_normal(3)
-    return Class(W, b), (rng.standard_normal((4, 5)),), ("x",)
+    """A batch of 4 small images (4, 1, 2, 3), as a CNN's dense layer or an MNIST batch of (N, 1, 28, 28)
+    gets them: Affine flattens each to 6 numbers, and dx must come back in the images' shape."""
+    W, b = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    return Class(W, b), (rng.standard_normal((4, 1, 2, 3)),), ("x",)
 
 
 def _affine_example(Class):
@@ -241,13 +244,13 @@ EXERCISES = {
             "affine",
             "bp_train.nn.layers",
             "Affine",
-            "Return dL/dx = dout . W^T (reshaped to x's shape), and "
+            "Return dL/dx = dout . W^T, reshaped to x's shape (self.x_shape: x may be a batch of images), and "
             "store dL/dW = x^T . dout in self.dW and dL/db = the sum of dout over the batch in self.db.",
             _affine,
             _affine_example,
             params=("W", "b"),
             hints={
-                "dx": "dx = dout . W^T: check which matrix is transposed",
+                "dx": "dx = dout . W^T, reshaped back to x's shape (self.x_shape): check which matrix is transposed",
                 "dW": "dW = x^T . dout has W's shape: the input transposed, times dout",
                 "db": "db sums dout over the batch (axis 0), one value per output unit",
             },
@@ -261,7 +264,7 @@ EXERCISES = {
             "batch size.",
             _softmax,
             _softmax_example,
-            imports=("from bp_train.nn.backend import arange_like",),
+            helpers=("bp_train.nn.layers.softmax",),
             loss=True,
             hints={
                 "dx": "dx = (y - t) / N: subtract 1 at each row's true class, then divide by "
@@ -272,27 +275,27 @@ EXERCISES = {
             "dropout",
             "bp_train.nn.layers",
             "Dropout",
-            "Return dL/dx = dout * mask / (1 - ratio): the same "
-            "scaled mask forward applied (self.scaled_mask); in evaluation mode (no mask) dout itself.",
+            "Return dL/dx = dout * mask: the same mask forward applied "
+            "(self.mask, already scaled by 1 / (1 - ratio)); in evaluation mode (no mask) dout itself.",
             _dropout,
             _dropout_example,
-            imports=("from bp_train.nn.backend import like",),
-            hints={"dx": "multiply dout by the very mask forward used, scaled by 1 / (1 - ratio)"},
+            hints={"dx": "multiply dout by the very mask forward used (self.mask), scaled by 1 / (1 - ratio)"},
         ),
         Exercise(
             "batchnorm",
             "bp_train.nn.layers",
             "BatchNorm",
-            "Store dL/dgamma = sum(dout * xhat) and "
-            "dL/dbeta = sum(dout), both over the batch (axis 0), and return dL/dx = (dxhat - mean(dxhat) - "
-            "xhat * mean(dxhat * xhat)) / std with dxhat = dout * gamma, the means over the batch.",
+            "Store dL/dgamma = sum(dout * xn) and dL/dbeta = sum(dout), both "
+            "over the batch (axis 0), and return dL/dx, walking the graph back node by node: dxn = dout * gamma; "
+            "dxc = dxn / std; dstd = -sum(dxn * xc / std^2); dvar = 0.5 * dstd / std; dxc += (2 / N) * xc * dvar; "
+            "dmu = sum(dxc); dx = dxc - dmu / N.",
             _batchnorm,
             _batchnorm_example,
             params=("gamma", "beta"),
             hints={
                 "dx": "the batch's mean and variance depend on x too: dx needs the two mean terms, each a "
                 "mean over the batch (axis 0)",
-                "dgamma": "dgamma = sum over the batch (axis 0) of dout * xhat, one value per feature",
+                "dgamma": "dgamma = sum over the batch (axis 0) of dout * xn, one value per feature",
                 "dbeta": "dbeta = sum over the batch (axis 0) of dout, one value per feature",
             },
         ),
@@ -306,10 +309,8 @@ EXERCISES = {
             _convolution,
             _convolution_example,
             params=("W", "b"),
-            imports=(
-                "from bp_train.nn.conv import col2im, col2im_product, im2col, output_size",
-                "from bp_train.nn.layers import Affine",
-            ),
+            imports=("from numpy.lib.stride_tricks import sliding_window_view",),
+            helpers=("bp_train.nn.conv.output_size", "bp_train.nn.conv.im2col", "bp_train.nn.conv.col2im"),
             hints={
                 "dx": "col2im must add each patch entry's gradient to the very pixel im2col copied it from "
                 "(p + i * stride, q + j * stride), summing where patches overlap",
@@ -326,7 +327,8 @@ EXERCISES = {
             "back into the picture.",
             _pooling,
             _pooling_example,
-            imports=("from bp_train.nn.conv import col2im, im2col",),
+            imports=("from numpy.lib.stride_tricks import sliding_window_view",),
+            helpers=("bp_train.nn.conv.output_size", "bp_train.nn.conv.im2col", "bp_train.nn.conv.col2im"),
             hints={"dx": "route each output's dout to its window's arg-max only (the max gate), then col2im"},
         ),
     ]

@@ -97,8 +97,8 @@ def gradients(exercise: Exercise, Class, path: str, seed: int = 0):
     outputs = guarded(lambda: layer.forward(*inputs), path, "forward")
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     douts = [rng.standard_normal(np.shape(o)) for o in outputs]
-    if hasattr(layer, "frozen"):
-        layer.frozen = True  # the same dropout mask, no running averages moved: one fixed function
+    if getattr(layer, "mask", None) is not None and hasattr(layer, "draw_mask"):
+        layer.draw_mask = lambda x, mask=layer.mask: mask  # dropout: the same mask every pass, one fixed function
 
     def loss():
         result = layer.forward(*inputs)
@@ -130,6 +130,8 @@ def diagnose(name: str, got, want: np.ndarray, batch: int, douts) -> tuple[float
     got = np.asarray(got, dtype=float)
     if got.shape != want.shape:
         turned = " (transposed?)" if got.shape == want.T.shape else ""
+        if not turned and got.size == want.size:
+            turned = f" (reshape it back to the input's shape, {want.shape})"
         return 1.0, f"{name} has shape {got.shape}, expected {want.shape}{turned}"
     error = parameter_error(got, want)
     if error < TOLERANCE:

@@ -43,9 +43,17 @@ def blank_backward(source: str, exercise: Exercise) -> str:
     return "\n".join(lines[:first] + body + lines[backward.end_lineno :]) + "\n"
 
 
+def helper_source(dotted: str) -> str:
+    """The source of one of the lesson's functions, `bp_train.nn.conv.im2col`, to copy into the file."""
+    module, name = dotted.rsplit(".", 1)
+    return textwrap.dedent(inspect.getsource(getattr(importlib.import_module(module), name)))
+
+
 def exercise_file(exercise: Exercise, solved: bool, file: str = "FILE.py") -> str:
-    """The whole file: the header, the imports the class needs, and the class."""
+    """The whole file: the header, NumPy, the lesson's functions the class calls, and the class. It
+    imports nothing of bp-train: a student's file runs wherever NumPy does."""
     source = class_source(exercise)
     imports = "\n".join(("import numpy as np", *exercise.imports))
+    helpers = "".join(helper_source(name) + "\n\n" for name in exercise.helpers)
     body = source if solved else blank_backward(source, exercise)
-    return HEADER.format(name=exercise.name, cls=exercise.cls, file=file) + imports + "\n\n\n" + body
+    return HEADER.format(name=exercise.name, cls=exercise.cls, file=file) + imports + "\n\n\n" + helpers + body

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import Affine, BatchNorm
+from .layers import BatchNorm
 
 
 def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -85,50 +85,41 @@ def col2im_product(dout: np.ndarray, W: np.ndarray, x_shape: tuple, stride: int,
     return dx[:, pad : pad + h, pad : pad + w, :] if pad else dx
 
 
-class Convolution(Affine):
+class Convolution:
     """out[n, i, j, f] = sum over (p, q, c) of x_padded[n, i*s + p, j*s + q, c] * W[p, q, c, f] + b[f].
 
     W has shape (FH, FW, C, FN): FN filters of FH x FW x C. With col = im2col(x) as a matrix and W as
     (FH*FW*C, FN), this is the Affine layer's product, so its gradients are the Affine layer's too:
         dL/dW   = col^T . dout       (each filter's gradient sums over every position of every image)
         dL/db   = sum of dout over batch and positions
-        dL/dx   = col2im(dout . W^T)   (see col2im_product)
-    `need_dx=False` skips dL/dx for the first layer, whose input is the data. Its parameters are named
-    as the Affine layer's (`params()`, `grads()`, `bind()` are inherited from it); forward and backward
-    are its own.
+        dL/dx   = col2im(dout . W^T)   (every patch entry's gradient back to the pixel it was copied from)
     """
 
-    def __init__(self, W, b, stride=1, pad=0, need_dx=True):
-        super().__init__(W, b, need_dx)
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W, self.b = W, b
         self.stride, self.pad = stride, pad
-        self.col = None  # the (N*OH*OW, FH*FW*C) patch matrix, reused as a buffer between batches
+        self.x_shape = None
+        self.col = None  # the (N*OH*OW, FH*FW*C) patch matrix
+        self.dW = None
+        self.db = None
 
     def forward(self, x):
-        kh, kw, c, fn = self.W.shape
-        n = x.shape[0]
-        oh, ow = output_size(x.shape[1], kh, self.stride, self.pad), output_size(x.shape[2], kw, self.stride, self.pad)
-        shape = (n, oh, ow, kh, kw, c)
-        buffer = (
-            self.col.reshape(shape)
-            if self.col is not None and self.col.size == np.prod(shape) and self.col.dtype == x.dtype
-            else None
-        )
+        fn = self.W.shape[3]
+        patches = im2col(x, *self.W.shape[:2], self.stride, self.pad)  # (N, OH, OW, FH, FW, C)
+        n, oh, ow = patches.shape[:3]
         self.x_shape = x.shape
-        self.col = im2col(x, kh, kw, self.stride, self.pad, out=buffer).reshape(n * oh * ow, -1)
-        out = self.col @ self.W.reshape(-1, fn)
-        if self.b is not None:
-            out += self.b
+        self.col = patches.reshape(n * oh * ow, -1)
+        out = self.col @ self.W.reshape(-1, fn) + self.b
         return out.reshape(n, oh, ow, fn)
 
     def backward(self, dout):
         kh, kw, c, fn = self.W.shape
+        n, oh, ow = dout.shape[:3]
         dout = dout.reshape(-1, fn)
-        np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))
-        if self.b is not None:
-            np.sum(dout, axis=0, out=self.db)
-        if not self.need_dx:
-            return None
-        return col2im_product(dout, self.W, self.x_shape, self.stride, self.pad)
+        self.dW = (self.col.T @ dout).reshape(self.W.shape)
+        self.db = np.sum(dout, axis=0)
+        dcol = dout @ self.W.reshape(-1, fn).T  # one gradient per patch entry
+        return col2im(dcol.reshape(n, oh, ow, kh, kw, c), self.x_shape, kh, kw, self.stride, self.pad)
 
 
 def col2im(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:

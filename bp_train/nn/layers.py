@@ -11,19 +11,17 @@ Every class below is one node with the same two methods:
     backward(dout)  returns the gradient for the input, and stores the gradients for its own
                     parameters beside them (`W` -> `dW`, `b` -> `db`).
 
-No backward method changes the `dout` array it is given: upstream code may still hold it. A layer with
-parameters also says what they are: `params()` and `grads()` map names to arrays ({"W": W, "b": b} and
-{"W": dW, "b": db}), and backward writes into those very gradient arrays.
+No backward method changes the `dout` array it is given: upstream code may still hold it.
 
-We start with the scalar gates of the textbook's shopping example (and the max and copy nodes), then build up to the layers that
-make a digit recognizer: Affine, the activations, Dropout, BatchNorm and SoftmaxWithLoss.
+We start with the scalar gates of the textbook's shopping example (Saito, ch. 5; and the max and copy
+nodes), then build up to the layers that make a digit recognizer: Affine, the activations, Dropout,
+BatchNorm and SoftmaxWithLoss. Every class here is written as the textbook writes it, in NumPy alone;
+fast_layers.py has the versions the training loop runs (the same numbers, checked equal to these).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from .backend import arange_like, like  # host arrays and indices where the input lives: see backend.py
 
 # --- 1. Two gates: multiply and add ------------------------------------------------------------------------
 
@@ -85,53 +83,28 @@ class Copy:
 class Affine:
     """out = x . W + b, for a batch x of shape (N, ...) flattened to (N, D).
 
-    dL/dx = dout . W^T     (reshaped back to x's shape)
+    dL/dx = dout . W^T     (reshaped back to x's shape: an image batch (N, 1, 28, 28) gets one back)
     dL/dW = x^T . dout     (each weight's gradient sums over the batch)
     dL/db = sum of dout over the batch
-
-    `need_dx=False` skips dL/dx, for the first layer, whose input is the data and needs no gradient:
-    that saves a third of the layer's backward work. `b=None` makes a layer without bias (used before
-    BatchNorm, whose beta plays that role).
     """
 
-    def __init__(self, W, b, need_dx=True):
+    def __init__(self, W, b):
         self.W, self.b = W, b
-        self.need_dx = need_dx
         self.x = None
         self.x_shape = None
-        self.dW = np.zeros_like(W)
-        self.db = None if b is None else np.zeros_like(b)
-
-    def params(self):
-        """The parameters by name, what an optimizer changes: {"W": W, "b": b} (no "b" without a bias)."""
-        return {"W": self.W} if self.b is None else {"W": self.W, "b": self.b}
-
-    def grads(self):
-        """The gradients by the same names, written by backward: {"W": dL/dW, "b": dL/db}."""
-        return {"W": self.dW} if self.b is None else {"W": self.dW, "b": self.db}
-
-    def bind(self, params, grads):
-        """Use these arrays (of the same shapes) as the parameters and gradients from now on: the network
-        hands each layer views of its two long vectors (vectors.py)."""
-        self.W, self.dW = params["W"], grads["W"]
-        if self.b is not None:
-            self.b, self.db = params["b"], grads["b"]
+        self.dW = None
+        self.db = None
 
     def forward(self, x):
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        out = self.x @ self.W
-        if self.b is not None:
-            out += self.b  # in place: `out` is a fresh array, so no copy is needed for the bias
-        return out
+        return self.x @ self.W + self.b
 
     def backward(self, dout):
-        np.matmul(self.x.T, dout, out=self.dW)
-        if self.b is not None:
-            np.sum(dout, axis=0, out=self.db)
-        if not self.need_dx:
-            return None
-        return (dout @ self.W.T).reshape(self.x_shape)
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        dx = dout @ self.W.T
+        return dx.reshape(self.x_shape)
 
 
 # --- 3. Activations ------------------------------------------------------------------------------------
@@ -189,45 +162,55 @@ class Tanh:
 
 
 class Dropout:
-    """Inverted dropout: in training, out = x * mask / (1 - p) with mask ~ Bernoulli(1 - p).
+    """Inverted dropout: in training, out = x * mask, where mask is 1 / (1 - ratio) for a kept unit (each
+    kept with probability 1 - ratio) and 0 for a dropped one.
 
-    d(out)/dx = mask / (1 - p): the same scaled mask multiplies the gradient. Scaling at training time
-    keeps the expected activation unchanged, so evaluation is simply the identity.
-
-    `train` is set by the network (on in fit, off in evaluate and predict). `frozen` reuses the last mask,
-    so that a gradient check sees one fixed function instead of a new random one per evaluation.
+    d(out)/dx = mask: the same mask multiplies the gradient, so a dropped unit passes nothing back.
+    Scaling at training time keeps the expected activation unchanged, so evaluation is simply the
+    identity. `train` is set by the network (on in fit, off in evaluate and predict).
     """
 
     def __init__(self, ratio, rng):
         self.ratio = ratio
-        self.rng = rng
+        self.rng = rng  # a numpy.random.Generator: the masks come from a seed, so a run can be repeated
         self.train = True
-        self.frozen = False
-        self.scaled_mask = None
+        self.mask = None
 
     def forward(self, x):
         if not self.train or self.ratio == 0.0:
-            self.scaled_mask = None
+            self.mask = None
             return x
-        if not (self.frozen and self.scaled_mask is not None and self.scaled_mask.shape == x.shape):
-            keep = like(x, self.rng.random(x.shape, dtype=np.float32) >= self.ratio)  # drawn on the host
-            self.scaled_mask = keep.astype(x.dtype)
-            self.scaled_mask *= 1.0 / (1.0 - self.ratio)
-        return x * self.scaled_mask
+        self.mask = self.draw_mask(x)
+        return x * self.mask
+
+    def draw_mask(self, x):
+        keep = self.rng.random(x.shape) >= self.ratio
+        return keep.astype(x.dtype) / (1.0 - self.ratio)
 
     def backward(self, dout):
-        return dout if self.scaled_mask is None else dout * self.scaled_mask
+        return dout if self.mask is None else dout * self.mask
 
 
 class BatchNorm:
-    """Normalize each feature over the batch, then scale and shift: out = gamma * xhat + beta.
+    """Normalize each feature over the batch, then scale and shift (Ioffe and Szegedy, 2015):
 
-    In training, xhat = (x - mean) / std with the batch's own mean and std, and the running averages used
-    in evaluation are updated. Backward differentiates through mean and std too; written compactly,
-        dgamma = sum(dout * xhat),  dbeta = sum(dout),
-        dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std,  where dxhat = dout * gamma.
-    `frozen` keeps the running averages unchanged (used while gradients are checked numerically). In
-    evaluation mode the layer is a fixed scale and shift, and backward is that scale (for saliency maps).
+        mu = mean(x),  xc = x - mu,  var = mean(xc^2),  std = sqrt(var + eps),  xn = xc / std
+        out = gamma * xn + beta
+
+    In training the batch's own mean and variance are used, and running averages of them are kept for
+    evaluation, where the layer is a fixed scale and shift. Backward walks the same graph in reverse,
+    one node at a time (Saito, ch. 6; the mean and the variance depend on every x, hence the sums):
+
+        dbeta  = sum(dout),  dgamma = sum(dout * xn),  dxn = dout * gamma
+        dxc    = dxn / std                          (through xn = xc / std, by xc)
+        dstd   = -sum(dxn * xc / std^2)             (through xn = xc / std, by std)
+        dvar   = 0.5 * dstd / std                   (std = sqrt(var + eps))
+        dxc   += (2 / N) * xc * dvar                (var = mean(xc^2): xc is used twice)
+        dmu    = sum(dxc)
+        dx     = dxc - dmu / N                      (xc = x - mu, and mu = mean(x))
+
+    every sum over the batch (axis 0). `running_mean` and `running_var` are arrays the layer updates in
+    place (the network keeps them, to save them with the model).
     """
 
     def __init__(self, gamma, beta, running_mean, running_var, momentum=0.9, eps=1e-5):
@@ -235,55 +218,39 @@ class BatchNorm:
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps = momentum, eps
         self.train = True
-        self.frozen = False
-        self.xhat = None
+        self.xc = None
+        self.xn = None
         self.std = None
-        self.dgamma = np.zeros_like(gamma)
-        self.dbeta = np.zeros_like(beta)
-
-    def params(self):
-        """The learned scale and shift; the running averages are not parameters (no gradient moves them)."""
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def grads(self):
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def bind(self, params, grads):
-        """As Affine.bind: views of the network's vectors from now on."""
-        self.gamma, self.beta = params["gamma"], params["beta"]
-        self.dgamma, self.dbeta = grads["gamma"], grads["beta"]
+        self.dgamma = None
+        self.dbeta = None
 
     def forward(self, x):
         if not self.train:
-            return (x - self.running_mean) / np.sqrt(self.running_var + self.eps) * self.gamma + self.beta
-        mean = x.mean(axis=0)
-        xhat = x - mean
-        var = np.einsum("ij,ij->j", xhat, xhat) / len(x)  # the sum of squares per feature, with no temporary
-        if not self.frozen:
-            self.running_mean *= self.momentum
-            self.running_mean += (1 - self.momentum) * mean
-            self.running_var *= self.momentum
-            self.running_var += (1 - self.momentum) * var
-        self.std = np.sqrt(var + self.eps)
-        xhat /= self.std
-        self.xhat = xhat
-        out = xhat * self.gamma
-        out += self.beta
-        return out
+            xn = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+            return self.gamma * xn + self.beta
+        mu = x.mean(axis=0)
+        xc = x - mu
+        var = np.mean(xc**2, axis=0)
+        std = np.sqrt(var + self.eps)
+        xn = xc / std
+        self.running_mean *= self.momentum
+        self.running_mean += (1 - self.momentum) * mu
+        self.running_var *= self.momentum
+        self.running_var += (1 - self.momentum) * var
+        self.xc, self.xn, self.std = xc, xn, std
+        return self.gamma * xn + self.beta
 
     def backward(self, dout):
-        if not self.train:  # evaluation: a fixed scale per feature, gamma / sqrt(running_var + eps)
-            return dout * (self.gamma / np.sqrt(self.running_var + self.eps))
-        n = len(dout)
-        self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)  # (CuPy's einsum has no out=)
-        np.sum(dout, axis=0, out=self.dbeta)
-        # The formula above with mean(dxhat) = gamma * dbeta / N and mean(dxhat * xhat) = gamma * dgamma / N:
-        # dx = gamma / std * (dout - dbeta / N - xhat * dgamma / N), in three passes and one new array.
-        dx = self.xhat * (-self.dgamma / n)
-        dx += dout
-        dx -= self.dbeta / n
-        dx *= self.gamma / self.std
-        return dx
+        n = dout.shape[0]
+        self.dbeta = np.sum(dout, axis=0)
+        self.dgamma = np.sum(dout * self.xn, axis=0)
+        dxn = dout * self.gamma
+        dxc = dxn / self.std
+        dstd = -np.sum(dxn * self.xc / (self.std * self.std), axis=0)
+        dvar = 0.5 * dstd / self.std
+        dxc += (2.0 / n) * self.xc * dvar
+        dmu = np.sum(dxc, axis=0)
+        return dxc - dmu / n
 
 
 # --- 5. The output: softmax and cross-entropy in one node -----------------------------------------------
@@ -303,21 +270,17 @@ class SoftmaxWithLoss:
         self.t = None
 
     def forward(self, x, t):
-        shifted = x - x.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        self.y = exp / total
         self.t = t.argmax(axis=1) if t.ndim == 2 else t
-        rows = arange_like(x, len(x))  # 0..N-1 where x lives: shifted[rows, t] is each row's true class
-        log_likelihood = shifted[rows, self.t] - np.log(total[:, 0])
-        return -float(log_likelihood.mean(dtype=np.float64))  # negated on the host: no kernel for it
+        self.y = softmax(x)
+        shifted = x - x.max(axis=1, keepdims=True)
+        log_y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -float(np.mean(log_y[np.arange(len(x)), self.t]))  # each row's log y at its label
 
     def backward(self, dout=1.0):
         n = self.y.shape[0]
         dx = self.y.copy()
-        dx[arange_like(dx, n), self.t] -= 1  # y - t: subtract the one-hot label
-        dx *= dout / n
-        return dx
+        dx[np.arange(n), self.t] -= 1  # y - t: subtract the one-hot label
+        return dx * dout / n
 
 
 def softmax(x):

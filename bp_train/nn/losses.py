@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import arange_like, like
 from .layers import Sigmoid, SoftmaxWithLoss, softmax
 
 
 def one_hot(t: np.ndarray, classes: int, dtype) -> np.ndarray:
+    """Labels [2, 0] -> rows [[0, 0, 1], [1, 0, 0]] (one-hot rows are returned as they are)."""
     if t.ndim == 2:
         return t.astype(dtype)
-    hot = np.zeros_like(t, shape=(len(t), classes), dtype=dtype)  # made where t lives (backend.py)
-    hot[arange_like(t, len(t)), t] = 1
+    hot = np.zeros((len(t), classes), dtype=dtype)
+    hot[np.arange(len(t)), t] = 1
     return hot
 
 
@@ -47,9 +47,7 @@ class Softmax:
 
     def backward(self, dout):
         y = self.y
-        jacobian = np.einsum("ni,ij->nij", y, like(y, np.eye(y.shape[1], dtype=y.dtype))) - np.einsum(
-            "ni,nj->nij", y, y
-        )
+        jacobian = np.einsum("ni,ij->nij", y, np.eye(y.shape[1], dtype=y.dtype)) - np.einsum("ni,nj->nij", y, y)
         return np.einsum("nij,ni->nj", jacobian, dout)  # dL/dx_j = sum_i dL/dy_i dy_i/dx_j
 
 

@@ -1,8 +1,9 @@
-"""The network: layers in a row. Forward runs them in order, backward in reverse.
+"""The full network: simple_network.py's idea -- layers in a row, forward in order, backward in reverse --
+with every kind of layer the lesson has, on any device, built for speed.
 
-Read after the layers (`layers.py`, `conv.py`, `losses.py`). Each layer turns dL/d(its output) into
-dL/d(its input) and keeps its parameters' gradients beside the parameters; the network only has to call
-them in the right order, and to gather what they hold:
+Read after simple_network.py and conv.py. Each layer turns dL/d(its output) into dL/d(its input) and
+keeps its parameters' gradients beside the parameters; the network only has to call them in the right
+order, and to gather what they hold:
 
     net = Network(784, [50], 10)            # 784 pixels -> 50 ReLU units -> 10 classes
     net.loss(x, t)                          # forward: the mean cross-entropy of a batch
@@ -12,10 +13,10 @@ them in the right order, and to gather what they hold:
 The arguments are plain values, like the textbook's `MultiLayerNet(input_size, hidden_size_list,
 output_size, ...)`; a YAML config is turned into them by the tool around the lesson, never here.
 
-Each layer with parameters says what they are (`params()`, `grads()`: name -> array). The network names
-them by position -- W1, b1 for the first layer, W2, b2 for the second, gamma and beta for a BatchNorm --
-and lays them end to end in one vector, their gradients in another (vectors.py), so that an optimizer can
-step over all of them at once.
+The layers are fast_layers.py's: the lesson's classes with what a training step needs, checked equal to
+them. Each layer with parameters says what they are (`params()`, `grads()`: name -> array). The network
+names them by position -- W1, b1 for the first layer, gamma2 for a BatchNorm -- and lays them end to end
+in one vector, their gradients in another (vectors.py), so that an optimizer steps over all at once.
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import like, to_device, to_host
-from .conv import Convolution, Flatten, Pooling, SpatialBatchNorm, ToImage, output_size
+from .conv import Flatten, Pooling, ToImage, output_size
+from .fast_layers import (
+    DEVICE_LOSSES,
+    DeviceDropout,
+    FastAffine,
+    FastBatchNorm,
+    FastConvolution,
+    FastSpatialBatchNorm,
+)
 from .gradient import DEFAULT_H, numerical_gradient
-from .layers import Affine, BatchNorm, Dropout, ReLU, Sigmoid, Tanh
-from .losses import LOSSES
+from .layers import ReLU, Sigmoid, Tanh
 from .vectors import pack, views
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
@@ -129,7 +137,7 @@ class Network:
                 self._add_conv_block(i, block, self.shapes[i - 1][2])
             self._add("Flatten", Flatten())
         elif input_dropout > 0:
-            self._add("Dropout0", Dropout(input_dropout, self.dropout_rng))
+            self._add("Dropout0", DeviceDropout(input_dropout, self.dropout_rng))
         self.sizes = [input_size, *hidden_sizes, output_size]  # pixels in, hidden widths, classes out
         height, width, channels = self.shapes[-1]
         widths = [height * width * channels if conv else input_size, *hidden_sizes, output_size]
@@ -143,7 +151,7 @@ class Network:
             per_layer(dropout, len(hidden_sizes), "dropout"),
         )
         self._pack()
-        self.last_layer = LOSSES[loss]()  # the output and the loss, see losses.py
+        self.last_layer = DEVICE_LOSSES[loss]()  # the output and the loss, see losses.py
         self.last_loss = float("nan")  # the loss of the latest forward pass, read by the training loop
         # Rows per chunk when evaluating: a convolution's patch matrix holds KH*KW*C numbers per output
         # pixel, so a CNN evaluates in chunks whose patch matrices stay near 256 MB.
@@ -179,22 +187,22 @@ class Network:
             # Before BatchNorm a bias is useless -- BN subtracts the batch mean, so its gradient is exactly
             # 0 -- and beta takes its place.
             b = None if hidden and batchnorms[j] else self._zeros(fan_out)
-            self._add(f"Affine{i}", Affine(W, b, need_dx=i > 1), i)
+            self._add(f"Affine{i}", FastAffine(W, b, need_dx=i > 1), i)
             if hidden:
-                self._add_normalize_activate_drop(i, fan_out, activations[j], batchnorms[j], dropouts[j], BatchNorm)
+                self._add_normalize_activate_drop(i, fan_out, activations[j], batchnorms[j], dropouts[j], FastBatchNorm)
 
     def _add_conv_block(self, i: int, block: ConvBlock, channels: int) -> None:
         k = block.kernel
         W = self._weights((k, k, channels, block.filters), init_std(self.init, block.activation, k * k * channels))
         b = None if block.batchnorm else self._zeros(block.filters)
-        self._add(f"Convolution{i}", Convolution(W, b, block.stride, block.pad, need_dx=i > 1), i)
+        self._add(f"Convolution{i}", FastConvolution(W, b, block.stride, block.pad, need_dx=i > 1), i)
         self._add_normalize_activate_drop(
             i,
             block.filters,
             block.activation,
             block.batchnorm,
             block.dropout,
-            SpatialBatchNorm,
+            FastSpatialBatchNorm,
             pool=block.pool if block.pool > 1 else 0,
         )
 
@@ -213,7 +221,7 @@ class Network:
             self._add(f"Pooling{i}", Pooling(pool, pool))
         self._add(f"{activation.capitalize()}{i}", ACTIVATIONS[activation]())
         if dropout > 0:
-            self._add(f"Dropout{i}", Dropout(dropout, self.dropout_rng))
+            self._add(f"Dropout{i}", DeviceDropout(dropout, self.dropout_rng))
 
     def _pack(self) -> None:
         """Lay the parameters end to end in one vector and their gradients in another (vectors.py), and have
