@@ -75,6 +75,19 @@ def test_the_lesson_imports_nothing_from_outside_it(path):
             assert top in allowed or top == "__future__", f"{path.name}:{line} imports {name}"
 
 
+@pytest.mark.parametrize("name", ["layers.py", "losses.py", "simple_network.py"])
+def test_the_students_first_files_import_numpy_and_the_lesson_alone(name):
+    """What a student reads first is the textbook's code: NumPy, and the layers before it (no backend)."""
+    allowed = {"numpy", "__future__", "collections", "bp_train.nn.layers", "bp_train.nn.gradient"}
+    for line, module in imported_modules(PACKAGE / "nn" / name):
+        assert module in allowed or module.split(".")[0] in ("numpy", "__future__", "collections"), (
+            f"nn/{name}:{line} imports {module}"
+        )
+    assert "backend" not in (PACKAGE / "nn" / name).read_text()
+    if name == "simple_network.py":  # a first network read in one sitting, docstrings included
+        assert (PACKAGE / "nn" / name).read_text().count("\n") <= 150
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_lower_files_never_import_higher_ones(path):
     here = rank_of("bp_train." + module_name(path)) if module_name(path) else None
@@ -182,7 +195,7 @@ def test_the_reading_orders_first_network_runs_as_written():
     namespace = {"print": printed.append}
     exec(compile(code, "nn/__init__.py docstring", "exec"), namespace)
     assert set(namespace["grads"]) == {"W1", "b1", "W2", "b2"} and printed[0] < 1e-8
-    from bp_train.nn.network import Network
+    from bp_train.nn.simple_network import SimpleNetwork
 
-    untrained = Network(input_size=784, hidden_sizes=[50], output_size=10)
+    untrained = SimpleNetwork(input_size=784, hidden_sizes=[50], output_size=10)
     assert namespace["net"].loss(namespace["x"], namespace["t"]) < untrained.loss(namespace["x"], namespace["t"])
