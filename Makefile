@@ -53,8 +53,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot,tune]'
 	@touch $@
 
+# Two workers on two cores (pytest-xdist: -n auto, one per core), each with one BLAS thread (tests/conftest.py).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 check: install
 	$(BIN)/ruff check .

@@ -24,6 +24,23 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def pytest_configure(config):
+    """`make test` runs the suite in two worker processes (pytest-xdist), one per core of this project's
+    machines. Two workers each running BLAS on two threads would put four busy threads on two cores, and
+    OpenBLAS's threads spin while they wait: then every product of both slows down severalfold. So each
+    worker starts with one BLAS thread; a test that asks for more (`--threads 2`) still gets them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest tests first (marked `slow`), so that two workers do not end with one of them alone on
+    a long test; the order among the others is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own parsed-CSV cache folder, so none reads another's (or the user's) cache."""

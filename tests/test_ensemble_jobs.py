@@ -126,6 +126,7 @@ def worker_pids(parent: int) -> list[int]:
     return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whom", ["the terminal's process group", "the parent alone"])
 def test_ctrl_c_stops_every_member_in_one_line_and_resume_finishes_them_exactly(tmp_path, whom):
     config = slow_config(tmp_path)
@@ -157,6 +158,7 @@ def test_ctrl_c_stops_every_member_in_one_line_and_resume_finishes_them_exactly(
         assert all(np.array_equal(a[k], b[k]) for k in a), seed
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_one_line_and_the_other_member_keeps_its_checkpoint(tmp_path):
     child, folder = start_ensemble(tmp_path, slow_config(tmp_path))
     victim = worker_pids(child.pid)

@@ -25,6 +25,7 @@ def figures(name, tmp_path):
     )["variants"]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_compare_init_std_001_stays_at_chance_xavier_learns_he_learns_fastest(tmp_path):
     v = figures("init", tmp_path)
@@ -36,6 +37,7 @@ def test_compare_init_std_001_stays_at_chance_xavier_learns_he_learns_fastest(tm
     assert all(r["val_accuracy"][0] > q["val_accuracy"][0] for r, q in zip(he["runs"], xavier["runs"]))  # and sooner
 
 
+@pytest.mark.slow
 @needs_shared
 def test_compare_batchnorm_learns_faster_at_the_same_learning_rate(tmp_path):
     v = figures("batchnorm", tmp_path)
@@ -46,6 +48,7 @@ def test_compare_batchnorm_learns_faster_at_the_same_learning_rate(tmp_path):
     assert normalized["mean_val"] - plain["mean_val"] > max(plain["spread_val"], normalized["spread_val"])
 
 
+@pytest.mark.slow
 @needs_shared
 def test_compare_dropout_narrows_the_train_validation_gap_when_the_network_overfits(tmp_path):
     v = figures("dropout", tmp_path)

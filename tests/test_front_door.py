@@ -213,6 +213,7 @@ def test_fit_reports_its_thread_choice_and_the_same_thread_count_reproduces_the_
         np.testing.assert_array_equal(a["W1"], b["W1"])
 
 
+@pytest.mark.slow
 def test_bench_busy_reports_idle_and_busy_epochs_with_their_thread_counts(digits_csv):
     result = run_cli(
         "bench",

@@ -108,6 +108,7 @@ POSITIONAL = {"show": 1, "plot": 1, "explain": 1}
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(data=st.data())
 def test_hostile_command_lines_end_in_an_exit_code_never_an_exception(files, data, monkeypatch):
     folder, paths = files

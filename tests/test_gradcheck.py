@@ -180,6 +180,7 @@ def test_cli_gradcheck_refuses_float32_with_an_explanation():
     assert "float32" in result.stderr and "noise" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["default", "sigmoid", "deep"])
 def test_cli_gradcheck_passes_for_shipped_configs(config, tmp_path):
     # Large networks: a sample of entries per parameter keeps this quick; default is checked in full.
@@ -189,6 +190,7 @@ def test_cli_gradcheck_passes_for_shipped_configs(config, tmp_path):
     assert json.loads(result.stdout)["passed"]
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("config", ["best-cnn-augmented", "fast-cnn"])
 def test_cli_gradcheck_default_options_pass_on_the_cnn_configs_on_real_digits(config, tmp_path):

@@ -61,6 +61,7 @@ def model_meta(hidden=100):
     return {"format": "bp-train-model/1", "config": config.to_dict()}
 
 
+@pytest.mark.slow
 def test_a_small_model_file_declaring_a_huge_weight_is_refused_before_reading_it(tmp_path):
     huge = tmp_path / "huge.npz"
     crafted_npz(huge, {"W1": np.zeros((20000, 20000), np.float32)}, model_meta(20000), compress=True)

@@ -33,6 +33,7 @@ TRAINED = {
 }
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("kind", list(TRAINED))
 def test_onnx_runtime_gives_predict_probas_probabilities_on_1000_t10k_rows(kind, tmp_path):

@@ -4,6 +4,7 @@ when each picture is simply resized to 28x28 (docs/digit_styles.py makes them)."
 
 import importlib.util
 
+import pytest
 from conftest import MNIST, ROOT, needs_shared, run_cli
 
 spec = importlib.util.spec_from_file_location("digit_styles", ROOT / "docs" / "digit_styles.py")
@@ -11,6 +12,7 @@ styles = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(styles)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_each_style_is_read_within_a_few_points_of_the_csv_rows(tmp_path):
     from bp_train.data.mnist import read_pair
@@ -41,8 +43,6 @@ def test_each_style_is_read_within_a_few_points_of_the_csv_rows(tmp_path):
         "--set",
         "train.epochs=1",
         "--quiet",
-        "--threads",
-        "2",
     )
     assert result.exit_code == 0, result.stderr
     images, labels = read_pair(MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz")

@@ -9,6 +9,7 @@ from conftest import REPLICA_TEST, REPLICA_TRAIN, ROOT, needs_shared, run_cli, r
 pytestmark = needs_shared
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config, minimum", [("default", 0.975), ("deep", 0.980)])
 def test_shipped_config_reaches_its_validation_accuracy_on_the_kaggle_replica(tmp_path, config, minimum):
     result = run_cli(
@@ -34,6 +35,7 @@ def test_shipped_config_reaches_its_validation_accuracy_on_the_kaggle_replica(tm
         assert lines[1].startswith("1,") and lines[-1].startswith("28000,")
 
 
+@pytest.mark.slow
 def test_gradcheck_passes_on_real_digits(tmp_path):
     result = run_cli(
         "gradcheck", "--config", ROOT / "configs" / "default.yaml", "--set", f"data.train={REPLICA_TRAIN}", "--json"

@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 import yaml
 from conftest import ROOT, run_cli
 from hypothesis import HealthCheck, given, settings
@@ -95,6 +96,7 @@ def digit_csvs(draw):
     return newline.join([",".join(header), *rows]) + draw(st.sampled_from(["", newline]))
 
 
+@pytest.mark.slow
 @FAST
 @given(text=digit_csvs())
 def test_any_nearly_valid_csv_loads_or_raises_a_data_error(tmp_path_factory, text):

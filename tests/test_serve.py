@@ -201,6 +201,7 @@ def read_page(page):
     return label, total
 
 
+@pytest.mark.slow
 def test_in_a_browser_a_vertical_stroke_reads_1_a_loop_reads_0_and_an_upload_is_read(server, tmp_path):
     sync = browser()
     port, _ = server
