@@ -194,7 +194,10 @@ def draw(page, points):
 
 def read_page(page):
     page.wait_for_function("document.querySelectorAll('#bars .bar').length === 10")
-    page.wait_for_timeout(300)  # the last stroke's request
+    # The page sends one request at a time and the latest drawing once the last answer is in: wait until
+    # no request is under way and none is waiting, so the answer shown is the whole drawing's (a fixed
+    # wait was too short on a busy machine, which then showed a half-drawn stroke's answer).
+    page.wait_for_function("!pending && !again")
     page.wait_for_function("document.querySelectorAll('#bars .bar').length === 10")
     label = page.locator("#digit").inner_text()
     total = sum(float(b.get_attribute("data-probability")) for b in page.locator("#bars .bar").all())

@@ -18,13 +18,19 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError
 from ..files.store import atomic_path
 from ..nn.backend import like
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported where a CSV is parsed, not with this module: it takes a third of a second, which every
+# command would otherwise pay at start-up, also those that read nothing or load a cached parse.
 
 PIXELS = 784
 CACHE_FORMAT = 1
@@ -97,6 +103,8 @@ def _pixel_order(columns: list[str], path: Path) -> list[str]:
 
 def _first_bad(frame: pd.DataFrame, columns: list[str], low: int, high: int, path: Path, what: str):
     """Raise for the first cell (in file order) that is empty, not a whole number, or outside low..high."""
+    import pandas as pd
+
     block = frame[columns]
     numeric = block.apply(pd.to_numeric, errors="coerce")
     values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -175,6 +183,8 @@ def _parse(path: Path, text: bytes, dtype) -> pd.DataFrame:
     """pandas.read_csv, strictly: no row may have more fields than the header (pandas would otherwise turn
     the first row's extra fields into an index), and only empty cells are missing ('nan' and 'NA' are
     text, reported as what they are)."""
+    import pandas as pd
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed types: diagnosed cell by cell later
@@ -207,6 +217,8 @@ def _parse(path: Path, text: bytes, dtype) -> pd.DataFrame:
 
 def _header(path: Path, text: bytes) -> list[str]:
     """The header's names exactly as the file writes them (pandas renames a repeated one 'pixel3.1')."""
+    import pandas as pd
+
     try:
         first = pd.read_csv(io.BytesIO(text), header=None, nrows=1, dtype=str, encoding="utf-8", keep_default_na=False)
     except pd.errors.EmptyDataError:  # a header of blanks only, e.g. a single tab
@@ -216,6 +228,8 @@ def _header(path: Path, text: bytes) -> list[str]:
 
 def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
     """Parse and check a digit CSV (plain or .gz). Every problem names the file, line and column."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
