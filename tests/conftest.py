@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -41,10 +42,44 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+_shared_parses: list[Path] = []
+
+
+def shared_parses(tmp_path_factory) -> list[Path]:
+    """The cache files of the replica's train.csv.gz and test.csv.gz, parsed once per test process (each
+    parse takes seconds, and a dozen tests read these files)."""
+    if not _shared_parses:
+        from bp_train.data.digits import load_digits
+
+        folder = tmp_path_factory.mktemp("shared-parses")
+        previous = os.environ.get("BP_TRAIN_CACHE")
+        os.environ["BP_TRAIN_CACHE"] = str(folder)
+        try:
+            for path in (REPLICA_TRAIN, REPLICA_TEST):
+                load_digits(path)
+        finally:
+            if previous is None:
+                del os.environ["BP_TRAIN_CACHE"]
+            else:
+                os.environ["BP_TRAIN_CACHE"] = previous
+        _shared_parses.extend(sorted(folder.iterdir()))
+    return _shared_parses
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own parsed-CSV cache folder, so none reads another's (or the user's) cache."""
-    monkeypatch.setenv("BP_TRAIN_CACHE", str(tmp_path_factory.mktemp("cache")))
+def isolated_cache(request, tmp_path_factory, monkeypatch):
+    """Every test gets its own parsed-CSV cache folder, so none reads another's (or the user's) cache.
+    A test of a module that reads the shared replica finds the replica's parse there already: a cache
+    file is keyed to its CSV's path, size and modification time, so it is the very file the test's first
+    load would have written (hard-linked: replaced, never written into, when a load rewrites it)."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("BP_TRAIN_CACHE", str(folder))
+    if REPLICA_TRAIN.is_file() and REPLICA_TEST.is_file() and hasattr(request.module, "REPLICA_TRAIN"):
+        for parsed in shared_parses(tmp_path_factory):
+            try:
+                os.link(parsed, folder / parsed.name)
+            except OSError:
+                shutil.copyfile(parsed, folder / parsed.name)
 
 
 def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

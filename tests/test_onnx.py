@@ -41,9 +41,7 @@ def test_onnx_runtime_gives_predict_probas_probabilities_on_1000_t10k_rows(kind,
     from bp_train.data.mnist import read_pair, write_digit_csv
 
     run = tmp_path / "run"
-    result = run_cli(
-        "fit", *TRAINED[kind], "--data", REPLICA_TRAIN, "--out", run, "--quiet", "--threads", "2", cwd=ROOT
-    )
+    result = run_cli("fit", *TRAINED[kind], "--data", REPLICA_TRAIN, "--out", run, "--quiet", cwd=ROOT)
     assert result.exit_code == 0, result.stderr
     images, _ = read_pair(MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz")
     rows = images[:1000].reshape(1000, -1)

@@ -2,10 +2,9 @@
 
 The CSV has a header and one image per row: a `label` column (0-9; absent in the test file) and 784 pixel
 columns `pixel0..pixel783` (or `pixel1..pixel784`), each 0-255. Images are kept as uint8 (a quarter of
-the memory of float32) and turned into float32 in [0, 1] only for training and prediction.
-
-Reading a 42,000-row CSV takes about a second; the parsed arrays are therefore cached as an uncompressed
-.npz keyed by the file's path, size and modification time, and a second load takes milliseconds.
+the memory of float32) and turned into float32 in [0, 1] only for training and prediction. Reading a
+42,000-row CSV takes seconds, so the parsed arrays are cached as an .npz keyed by the file's path, size
+and modification time: a second load takes milliseconds.
 """
 
 from __future__ import annotations
@@ -26,11 +25,8 @@ from ..errors import DataError
 from ..files.store import atomic_path
 from ..nn.backend import like
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where a CSV is parsed: a third of a second every command would pay
     import pandas as pd
-
-# pandas is imported where a CSV is parsed, not with this module: it takes a third of a second, which every
-# command would otherwise pay at start-up, also those that read nothing or load a cached parse.
 
 PIXELS = 784
 CACHE_FORMAT = 1
@@ -342,8 +338,6 @@ def load_digits(path: str | os.PathLike, require_labels: bool = False, cache: bo
 
 
 # --- splitting and batching --------------------------------------------------------------------------
-
-
 def split(digits: Digits, val_fraction: float, seed: int) -> tuple[Digits, Digits | None]:
     """A reproducible random split into training and validation rows (same seed, same split)."""
     n_val = int(round(len(digits) * val_fraction))
