@@ -246,9 +246,20 @@ def show_image(path: Path) -> None:
     type=click.Path(dir_okay=False),
     help="For 'network': trace a trained model.npz instead of freshly initialized weights.",
 )
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False),
+    help="For 'network': trace your own digit (a photo, scan or drawing), prepared as predict --image "
+    "prepares it, through the network as it reads it (evaluation mode).",
+)
+@click.option(
+    "--label",
+    type=click.IntRange(0, 9),
+    help="For 'network' with --image: the digit the loss is taken for (default: the one the network reads).",
+)
 @click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
-def explain(example, config_paths, overrides, model_path, png, as_json):
+def explain(example, config_paths, overrides, model_path, image, label, png, as_json):
     """Work a textbook computational graph forward and backward with bp-train's own gates, printing every
     node's value and every edge's gradient with the rule that produced it; or, with 'network', trace one
     real digit through a network layer by layer (a deep sigmoid network's gradient vanishes toward the
@@ -259,17 +270,23 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
       bp-train explain apple
       bp-train explain xyz --png xyz.png
       bp-train explain network --config configs/deep-sigmoid.yaml --config configs/deep-relu.yaml
+      bp-train explain network --model runs/default/model.npz --image my-seven.png --label 7 --json
     """
     from ..views import explain as E
 
     inputs = {"model file (--model)": model_path, **{f"config file (--config {path})": path for path in config_paths}}
     if example != "network":
-        if config_paths or overrides or model_path:
-            raise BadInput(f"--config, --set and --model go with 'explain network', not '{example}'")
+        if config_paths or overrides or model_path or image or label is not None:
+            raise BadInput(f"--config, --set, --model, --image and --label go with 'explain network', not '{example}'")
     else:
         networks = networks_to_trace(config_paths, overrides, model_path)
-        for _, config in networks:  # the digit traced comes from each config's training data
-            inputs.update(training_data(config))
+        if label is not None and image is None:
+            raise BadInput("--label goes with --image: the loss of your own digit for that label")
+        if image is not None:
+            inputs[f"image {image}"] = image
+        else:
+            for _, config in networks:  # the digit traced comes from each config's training data
+                inputs.update(training_data(config))
     refuse_overwriting({"--png": png}, inputs)
     if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
         raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
@@ -285,11 +302,18 @@ def explain(example, config_paths, overrides, model_path, png, as_json):
             click.echo(E.format_graph(graph, result))
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
     else:
-        traces = [trace_network(network, config) for network, config in networks]
+        picture = own_digit(image, networks) if image is not None else None
+        traces = [trace_network(network, config, picture, label) for network, config in networks]
         if as_json:
             emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
         else:
             click.echo("\n\n".join(E.format_trace(trace["network"], trace["layers"]) for trace in traces))
+            for trace in traces if picture is not None else []:
+                read = int(np.argmax(trace["probabilities"]))
+                click.echo(
+                    f"read as {read} (probability {trace['probabilities'][read]:.3f}); the loss -log p[{trace['label']}] "
+                    f"= {trace['loss']:.4f} is what backward starts from"
+                )
             click.echo("\n" + E.format_ratios(traces))
         figure_maker = lambda plt: E.draw_traces(traces, plt)
     if png:
@@ -311,18 +335,44 @@ def networks_to_trace(config_paths, overrides, model_path) -> list[tuple]:
     return [(build_network(config, seed=config.train.seed), config) for config in configs]
 
 
-def trace_network(network, config) -> dict:
-    """One digit of the config's training data through the network: E.trace_network's rows, the network's
-    name and its vanishing ratio."""
+def own_digit(image, networks):
+    """A person's picture, prepared as `predict --image` prepares it: 784 pixels in 0..1."""
+    from ..data.images import prepare
+    from ..training.recognize import check_fits
+
+    for network, config in networks:
+        check_fits(network, config.name)
+    return to_float(prepare(image).pixels.reshape(1, -1).round().astype(np.uint8), np.float64)
+
+
+def trace_network(network, config, picture=None, label=None) -> dict:
+    """One digit through the network, forward and back: E.trace_network's rows, the network's name and its
+    vanishing ratio. Without `picture`, a row of the config's training data in training mode; with it, the
+    person's digit as the network reads it (evaluation mode), the loss taken for `label` (default: the
+    network's answer), and the input, label, loss and probabilities added."""
     from ..data.digits import sample_rows
     from ..views import explain as E
 
-    x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
-    rows = E.trace_network(network, x, t)
+    if picture is None:
+        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
+        rows = E.trace_network(network, x, t)
+        return {
+            "network": f"{config.name} {config.describe_layers()} ({described})",
+            "layers": rows,
+            "vanishing_ratio": E.vanishing_ratio(rows),
+        }
+    x = picture.astype(network.dtype)
+    probabilities = network.probabilities(network.predict(x))[0]
+    label = int(np.argmax(probabilities)) if label is None else label
+    rows = E.trace_network(network, x, np.array([label]), train=False)
     return {
-        "network": f"{config.name} {config.describe_layers()} ({described})",
+        "network": f"{config.name} {config.describe_layers()} (your digit, for the label {label})",
         "layers": rows,
         "vanishing_ratio": E.vanishing_ratio(rows),
+        "input": [round(float(v), 6) for v in picture[0]],
+        "label": label,
+        "loss": rows[-1]["loss"],
+        "probabilities": [round(float(p), 6) for p in np.asarray(probabilities, dtype=np.float64)],
     }
 
 

@@ -133,10 +133,12 @@ def draw_graph(graph: Graph, result: dict, path, plt):
 # --- a real network, layer by layer -------------------------------------------------------------------------
 
 
-def trace_network(network, x: np.ndarray, t: np.ndarray) -> list[dict]:
-    """One forward and backward pass of `x` (a few rows) in training mode: per layer, its output's shape and
-    statistics going forward, and the norm of the gradient arriving at it going backward."""
-    network.set_flag("train", True)
+def trace_network(network, x: np.ndarray, t: np.ndarray, train: bool = True) -> list[dict]:
+    """One forward and backward pass of `x` (a few rows) through the network's own layers: per layer, its
+    output's shape and statistics going forward, and the norm of the gradient arriving at it, dL/d(its
+    output), going backward. In training mode (dropout drawing masks) by default; `train=False` traces
+    the network as it reads a digit (no dropout, BatchNorm's running averages)."""
+    network.set_flag("train", train)
     rows = []
     out = np.asarray(x, dtype=network.dtype)
     for name, layer in network.layers.items():
