@@ -274,6 +274,14 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
     yield "--seed with --seeds", lambda: ["fit", "--data", str(good), "--seeds", "1,2", "--seed", "3"]
     yield "--jobs without --seeds", lambda: ["fit", "--data", str(good), "--jobs", "2"]
     yield "evaluate --run of an ensemble", lambda: ["evaluate", "--run", str(ensemble)]
+    yield "--seeds with a seed twice", lambda: ["fit", "--data", str(good), "--seeds", "0,0"]
+    yield (
+        "--seeds in digits Python reads but a person does not write",
+        lambda: ["fit", "--data", str(good), "--seeds", "1_0"],
+    )
+    yield "explain network: a label outside 0-9", lambda: ["explain", "network", "--image", str(good), "--label", "12"]
+    yield "explain network: --label without --image", lambda: ["explain", "network", "--label", "3"]
+    yield "serve --host ''", lambda: ["serve", "--model", str(tmp / "run" / "model.npz"), "--host", ""]
 
 
 def other_size(tmp: Path) -> Path:

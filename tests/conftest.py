@@ -29,11 +29,14 @@ def pytest_configure(config):
     """`make test` runs the suite in two worker processes (pytest-xdist), one per core of this project's
     machines. Two workers each running BLAS on two threads would put four busy threads on two cores, and
     OpenBLAS's threads spin while they wait: then every product of both slows down severalfold. So each
-    worker starts with one BLAS thread; a test that asks for more (`--threads 2`) still gets them."""
+    worker starts with one BLAS thread, and so does every command it runs (BP_TRAIN_THREADS=1, which also
+    spares each command the fifth of a second it would spend measuring the load); a test that asks for
+    more (`--threads 2`) still gets them, and the tests of the automatic choice unset it."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+        os.environ["BP_TRAIN_THREADS"] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

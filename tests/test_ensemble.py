@@ -336,3 +336,23 @@ def test_overwrite_retrains_the_members_in_place(tmp_path, tiny_config, ensemble
     new = np.load(ensemble / "seed-1" / "model.npz")["W1"]
     assert new.shape != old.shape
     assert yaml.safe_load((ensemble / "ensemble.yaml").read_text())["config"]["model"]["hidden"][0]["size"] == 16
+
+
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ("0,0", "seed 0 is given twice"),
+        ("1_0", "whole numbers"),
+        ("\u0661,\u0662", "whole numbers"),
+        ("1,,2", "whole numbers"),
+        ("-1", "whole numbers"),
+        ("4294967296", "between 0 and"),
+    ],
+)
+def test_seeds_are_plain_distinct_whole_numbers_or_one_line(tmp_path, tiny_config, seeds, message):
+    """A repeated seed would silently make a smaller ensemble; '1_0' and other scripts' digits are what
+    Python's int() takes, not what a person means by a seed."""
+    one_line_error(
+        run_cli("fit", "--config", tiny_config, "--seeds", seeds, "--out", tmp_path / "e"), "--seeds", message
+    )
+    assert not (tmp_path / "e").exists()

@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, run_cli, synthetic_digits, write_digit_csv
 
 from bp_train.config import load_config
-from bp_train.errors import ConfigError
+from bp_train.errors import BPTrainError, ConfigError
 from bp_train.machine.threads import busy_cores, choose_threads, usable_cores
 
 
@@ -184,14 +184,22 @@ def test_the_help_example_no_longer_evaluates_on_the_training_file():
 # --- threads -----------------------------------------------------------------------------------------------
 
 
-def test_thread_choice_honours_a_request_and_stays_within_the_usable_cores():
+def test_thread_choice_honours_a_request_and_stays_within_the_usable_cores(monkeypatch):
+    monkeypatch.delenv("BP_TRAIN_THREADS", raising=False)
     assert choose_threads(3).threads == 3
     auto = choose_threads()
     assert 1 <= auto.threads <= usable_cores() and "auto" in auto.reason
+    monkeypatch.setenv("BP_TRAIN_THREADS", "2")
+    assert choose_threads().threads == 2 and choose_threads(1).threads == 1  # --threads still wins
+    for bad in ("0", "two", "1_0", "-1"):
+        monkeypatch.setenv("BP_TRAIN_THREADS", bad)
+        with pytest.raises(BPTrainError, match="BP_TRAIN_THREADS"):
+            choose_threads()
 
 
 @pytest.mark.skipif(usable_cores() < 2, reason="needs two usable cores to leave one free")
-def test_a_busy_neighbour_is_seen_and_costs_one_thread():
+def test_a_busy_neighbour_is_seen_and_costs_one_thread(monkeypatch):
+    monkeypatch.delenv("BP_TRAIN_THREADS", raising=False)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)

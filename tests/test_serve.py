@@ -228,3 +228,46 @@ def test_in_a_browser_a_vertical_stroke_reads_1_a_loop_reads_0_and_an_upload_is_
         assert label == "1" and total == pytest.approx(1, abs=1e-3)
         page.screenshot(path=str(tmp_path / "page.png"))
         chrome.close()
+
+
+RAW_REQUESTS = [
+    ("a length with an underscore", [("Content-Length", "1_0")], 411),
+    ("a length with a sign", [("Content-Length", "+10")], 411),
+    ("two lengths that disagree", [("Content-Length", "10"), ("Content-Length", "4")], 411),
+    ("a length and a chunked body", [("Content-Length", "10"), ("Transfer-Encoding", "chunked")], 400),
+    ("no length", [], 411),
+]
+
+
+@pytest.mark.parametrize("what, headers, status", RAW_REQUESTS, ids=[r[0] for r in RAW_REQUESTS])
+def test_a_body_length_that_could_be_read_two_ways_is_refused_and_the_server_goes_on(server, what, headers, status):
+    """Headers http.client would never send, written on the socket: a proxy in front and this server must
+    not disagree on where the body ends, so only one plain Content-Length is taken."""
+    import socket
+
+    port, process = server
+    lines = ["POST /api/predict HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers)]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"0123456789")
+        answer = connection.recv(65536).decode("latin-1")
+    assert answer.startswith(f"HTTP/1.0 {status}") or answer.startswith(f"HTTP/1.1 {status}"), (what, answer[:80])
+    assert '"error"' in answer
+    ok, _ = request(port, "POST", "/api/predict", stroke_png("one"))
+    assert ok == 200 and process.poll() is None
+
+
+def test_head_of_the_page_gives_gets_headers_and_no_body(server):
+    port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("HEAD", "/")
+    head = connection.getresponse()
+    assert head.status == 200 and head.read() == b""
+    length = int(head.getheader("Content-Length"))
+    connection.close()
+    status, page = request(port, "GET", "/")
+    assert status == 200 and len(page) == length
+
+
+def test_an_empty_host_is_refused_rather_than_every_interface(tmp_path, model):
+    result = run_cli("serve", "--model", model, "--host", "")
+    assert result.exit_code == 2 and "--host ''" in result.output and "0.0.0.0" in result.output

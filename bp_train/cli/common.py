@@ -84,14 +84,18 @@ SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's generators accept
 
 
 def parse_seeds(text: str, option: str = "--seeds", most: int = 10) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]: different whole numbers NumPy accepts as seeds, one to `most` of them."""
-    try:
-        chosen = sorted({int(s) for s in text.split(",")})
-    except ValueError:
-        raise BadInput(f"{option} {text[:40]!r}: expected whole numbers separated by commas, e.g. 0,1") from None
-    if not chosen or min(chosen) < 0 or max(chosen) > 2**32 - 1 or len(chosen) > most:
+    """'0,1,2' -> [0, 1, 2]: different whole numbers NumPy accepts as seeds, one to `most` of them, written
+    in ASCII digits alone (Python's int() would also take '1_0' and other scripts' digits)."""
+    parts = [s.strip() for s in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise BadInput(f"{option} {text[:40]!r}: expected whole numbers separated by commas, e.g. 0,1")
+    chosen = [int(part) for part in parts]
+    if len(set(chosen)) != len(chosen):
+        repeated = next(seed for seed in chosen if chosen.count(seed) > 1)
+        raise BadInput(f"{option} {text[:40]!r}: seed {repeated} is given twice; each member needs a seed of its own")
+    if not chosen or max(chosen) > 2**32 - 1 or len(chosen) > most:
         raise BadInput(f"{option} {text[:40]!r}: one to {most} seeds between 0 and {2**32 - 1}")
-    return chosen
+    return sorted(chosen)
 
 
 def refuse_overwriting(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:

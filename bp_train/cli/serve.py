@@ -39,6 +39,9 @@ def serve(model_paths, tta, host, port, log_requests, device):
     from ..training.recognize import check_fits
     from ..training.voting import load_ensemble
 
+    if not host.strip():  # Python's servers take '' for every interface: never what an empty value means
+        raise BadInput("--host '': give an address: 127.0.0.1 for this machine alone, 0.0.0.0 for every network")
+
     model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
     check_fits(model.network, model_paths[0])
     try:

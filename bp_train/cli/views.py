@@ -302,18 +302,14 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
             click.echo(E.format_graph(graph, result))
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
     else:
-        picture = own_digit(image, networks) if image is not None else None
-        traces = [trace_network(network, config, picture, label) for network, config in networks]
+        picture = E.own_digit(image, networks) if image is not None else None
+        traces = [E.trace_digit(network, config, picture, label) for network, config in networks]
         if as_json:
             emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
         else:
             click.echo("\n\n".join(E.format_trace(trace["network"], trace["layers"]) for trace in traces))
             for trace in traces if picture is not None else []:
-                read = int(np.argmax(trace["probabilities"]))
-                click.echo(
-                    f"read as {read} (probability {trace['probabilities'][read]:.3f}); the loss -log p[{trace['label']}] "
-                    f"= {trace['loss']:.4f} is what backward starts from"
-                )
+                click.echo(E.own_digit_line(trace))
             click.echo("\n" + E.format_ratios(traces))
         figure_maker = lambda plt: E.draw_traces(traces, plt)
     if png:
@@ -333,47 +329,6 @@ def networks_to_trace(config_paths, overrides, model_path) -> list[tuple]:
         return [(network, config)]
     configs = [load_config(path, overrides) for path in config_paths or [None]]
     return [(build_network(config, seed=config.train.seed), config) for config in configs]
-
-
-def own_digit(image, networks):
-    """A person's picture, prepared as `predict --image` prepares it: 784 pixels in 0..1."""
-    from ..data.images import prepare
-    from ..training.recognize import check_fits
-
-    for network, config in networks:
-        check_fits(network, config.name)
-    return to_float(prepare(image).pixels.reshape(1, -1).round().astype(np.uint8), np.float64)
-
-
-def trace_network(network, config, picture=None, label=None) -> dict:
-    """One digit through the network, forward and back: E.trace_network's rows, the network's name and its
-    vanishing ratio. Without `picture`, a row of the config's training data in training mode; with it, the
-    person's digit as the network reads it (evaluation mode), the loss taken for `label` (default: the
-    network's answer), and the input, label, loss and probabilities added."""
-    from ..data.digits import sample_rows
-    from ..views import explain as E
-
-    if picture is None:
-        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
-        rows = E.trace_network(network, x, t)
-        return {
-            "network": f"{config.name} {config.describe_layers()} ({described})",
-            "layers": rows,
-            "vanishing_ratio": E.vanishing_ratio(rows),
-        }
-    x = picture.astype(network.dtype)
-    probabilities = network.probabilities(network.predict(x))[0]
-    label = int(np.argmax(probabilities)) if label is None else label
-    rows = E.trace_network(network, x, np.array([label]), train=False)
-    return {
-        "network": f"{config.name} {config.describe_layers()} (your digit, for the label {label})",
-        "layers": rows,
-        "vanishing_ratio": E.vanishing_ratio(rows),
-        "input": [round(float(v), 6) for v in picture[0]],
-        "label": label,
-        "loss": rows[-1]["loss"],
-        "probabilities": [round(float(p), 6) for p in np.asarray(probabilities, dtype=np.float64)],
-    }
 
 
 def parse_rows(spec: str, count: int, limit: int = 1000) -> list[int]:

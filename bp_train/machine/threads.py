@@ -11,7 +11,9 @@ library scikit-learn uses for this):
               at least 1.
 
 It is chosen once, not changed during a run: OpenBLAS sums in a different order with a different thread
-count, so the same seed reproduces the same weights only with the same thread count.
+count, so the same seed reproduces the same weights only with the same thread count. `--threads N`
+fixes it for one command, and the environment variable BP_TRAIN_THREADS=N for every command started
+where it is set (several bp-train jobs sharing a machine, or a test suite running in two workers).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from ..errors import BPTrainError
 
 SAMPLE_SECONDS = 0.2  # long enough to see a busy neighbour, short enough not to delay a command
 
@@ -81,9 +85,15 @@ def busy_cores(seconds: float = SAMPLE_SECONDS) -> float | None:
 
 
 def choose_threads(requested: int | None = None) -> ThreadChoice:
-    """`requested` threads if given; otherwise the cores left free by other processes, at least 1."""
+    """`requested` threads if given; else BP_TRAIN_THREADS if set; otherwise the cores left free by other
+    processes, at least 1."""
     if requested is not None:
         return ThreadChoice(requested, "--threads")
+    fixed = os.environ.get("BP_TRAIN_THREADS", "").strip()
+    if fixed:
+        if not (fixed.isascii() and fixed.isdigit() and 1 <= int(fixed) <= 1024):
+            raise BPTrainError(f"BP_TRAIN_THREADS={fixed[:20]!r}: expected a whole number of threads from 1 to 1024")
+        return ThreadChoice(int(fixed), "BP_TRAIN_THREADS")
     cores = usable_cores()
     busy = busy_cores()
     if busy is None:

@@ -52,7 +52,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # HEAD: the headers GET would send, and no body
+            self.wfile.write(body)
 
     def send_json(self, status: int, payload: dict) -> None:
         self.send(status, json.dumps(payload).encode(), "application/json")
@@ -65,16 +66,30 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path[:80]}"})
 
+    do_HEAD = do_GET
+
+    def body_length(self) -> int | None:
+        """The one Content-Length, in plain digits; None (after a 4xx answer) for anything a proxy and this
+        server could read two ways: two such headers, a chunked body, '1_0' or '+5' (which int() takes)."""
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding") is not None:
+            self.close_connection = True
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "send the picture with a Content-Length, not chunked"})
+            return None
+        if len(lengths) != 1 or not (lengths[0].strip().isascii() and lengths[0].strip().isdigit()):
+            self.close_connection = True
+            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the picture with one Content-Length in digits"})
+            return None
+        return int(lengths[0])
+
     def do_POST(self):
         if self.path != "/api/predict":
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path[:80]}; POST to /api/predict"})
             return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the picture with a Content-Length"})
+        length = self.body_length()
+        if length is None:
             return
-        if length > MAX_BODY or length < 0:
+        if length > MAX_BODY:
             self.close_connection = True  # the body is not read: this connection cannot carry another request
             self.send_json(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

@@ -217,3 +217,56 @@ def draw_traces(traces: list[dict], plt):
     figure.legend(*axes.get_legend_handles_labels(), loc="lower center", fontsize=8)  # below the axes: covers no bar
     figure.tight_layout(rect=(0, 0.06 * len(traces) + 0.02, 1, 1))
     return figure
+
+
+# --- a person's own digit, or a row of a config's data, through a network ---------------------------------
+
+
+def own_digit_line(trace: dict) -> str:
+    read = int(np.argmax(trace["probabilities"]))
+    return (
+        f"read as {read} (probability {trace['probabilities'][read]:.3f}); the loss -log p[{trace['label']}] "
+        f"= {trace['loss']:.4f} is what backward starts from"
+    )
+
+
+def own_digit(image, networks):
+    """A person's picture, prepared as `predict --image` prepares it: 784 pixels in 0..1."""
+    from ..data.images import prepare
+    from ..training.recognize import check_fits
+
+    for network, config in networks:
+        check_fits(network, config.name)
+    from ..data.digits import to_float
+
+    return to_float(prepare(image).pixels.reshape(1, -1).round().astype(np.uint8), np.float64)
+
+
+def trace_digit(network, config, picture=None, label=None) -> dict:
+    """One digit through the network, forward and back: trace_network's rows, the network's name and its
+    vanishing ratio. Without `picture`, a row of the config's training data in training mode; with it, the
+    person's digit as the network reads it (evaluation mode), the loss taken for `label` (default: the
+    network's answer), and the input, label, loss and probabilities added."""
+    from ..data.digits import sample_rows
+
+    if picture is None:
+        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
+        rows = trace_network(network, x, t)
+        return {
+            "network": f"{config.name} {config.describe_layers()} ({described})",
+            "layers": rows,
+            "vanishing_ratio": vanishing_ratio(rows),
+        }
+    x = picture.astype(network.dtype)
+    probabilities = network.probabilities(network.predict(x))[0]
+    label = int(np.argmax(probabilities)) if label is None else label
+    rows = trace_network(network, x, np.array([label]), train=False)
+    return {
+        "network": f"{config.name} {config.describe_layers()} (your digit, for the label {label})",
+        "layers": rows,
+        "vanishing_ratio": vanishing_ratio(rows),
+        "input": [round(float(v), 6) for v in picture[0]],
+        "label": label,
+        "loss": rows[-1]["loss"],
+        "probabilities": [round(float(p), 6) for p in np.asarray(probabilities, dtype=np.float64)],
+    }
