@@ -53,9 +53,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot,tune]'
 	@touch $@
 
-# Two workers on two cores (pytest-xdist: -n auto, one per core), each with one BLAS thread (tests/conftest.py).
+# The suite in parallel workers (pytest-xdist), each with one BLAS thread (tests/conftest.py): one more
+# worker than cores, since many tests wait (on a child process, a server, a signal) with a core idle.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: install
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 check: install
 	$(BIN)/ruff check .
