@@ -53,11 +53,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,plot,tune]'
 	@touch $@
 
-# The suite in parallel workers (pytest-xdist), each with one BLAS thread (tests/conftest.py): one more
-# worker than cores, since many tests wait (on a child process, a server, a signal) with a core idle.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+# The suite in parallel workers (pytest-xdist), one per core, each with one BLAS thread (tests/conftest.py).
+# The slowest tests come first and each worker takes the next test when it is free (--maxschedchunk 1):
+# xdist's default hands each worker a run of consecutive tests, which put every slow one on one worker.
 test: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n auto --maxschedchunk 1
 
 check: install
 	$(BIN)/ruff check .

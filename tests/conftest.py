@@ -40,8 +40,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slowest tests first (marked `slow`), so that two workers do not end with one of them alone on
-    a long test; the order among the others is kept."""
+    """The slowest tests first (marked `slow`), so that the workers of `make test`, each taking the next
+    test when it is free, do not end with one of them alone on a long test; the others keep their order."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
