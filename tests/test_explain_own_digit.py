@@ -79,19 +79,16 @@ def test_without_a_label_the_loss_is_taken_for_the_digit_the_network_reads(model
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--label", "12"], "--label"),
-        (["--image", "missing.png"], "missing.png"),
-        (["--label", "3", "--image", None, "--model", "."], "--model"),
-        (["--label", "3"], "--label goes with --image"),
+        (["--model", "MODEL", "--image", "IMAGE", "--label", "12"], "--label"),
+        (["--model", "MODEL", "--image", "missing.png"], "missing.png"),
+        (["--model", ".", "--image", "IMAGE", "--label", "3"], "--model"),  # a folder, not a model
+        (["--model", "MODEL", "--label", "3"], "--label goes with --image"),
     ],
 )
 def test_bad_requests_are_one_error_line_and_exit_2(model_and_digit, tmp_path, args, message):
     model, image = model_and_digit
-    args = [str(image) if a is None else a for a in args]
-    base = ["explain", "network"] + ([] if "--model" in args else ["--model", model])
-    if "--image" not in args and "--label" in args and args[1] == "12":
-        base += ["--image", image]
-    result = run_cli(*base, *args, cwd=tmp_path)
+    args = [{"MODEL": model, "IMAGE": image}.get(word, word) for word in args]
+    result = run_cli("explain", "network", *args, cwd=tmp_path)
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.output, result.output

@@ -185,8 +185,8 @@ def test_the_full_network_gives_the_lesson_layers_gradients_on_the_same_weights(
     for layer in reversed(layers):
         dout = layer.backward(dout)
     lesson_grads = {}
-    for fast, lesson in zip(network.layers.values(), layers):
-        for param, key in network.keys.get(next(k for k, v in network.layers.items() if v is fast), {}).items():
+    for name, lesson in zip(network.layers, layers):
+        for param, key in network.keys.get(name, {}).items():
             lesson_grads[key] = getattr(lesson, "d" + param)
     assert lesson_grads.keys() == grads.keys()
     for key in grads:

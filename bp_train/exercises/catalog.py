@@ -264,7 +264,6 @@ EXERCISES = {
             "batch size.",
             _softmax,
             _softmax_example,
-            helpers=("bp_train.nn.layers.softmax",),
             loss=True,
             hints={
                 "dx": "dx = (y - t) / N: subtract 1 at each row's true class, then divide by "

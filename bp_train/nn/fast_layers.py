@@ -134,7 +134,7 @@ class FastBatchNorm(WithParameters, BatchNorm):
 
     def forward(self, x):
         if not self.train:
-            return (x - self.running_mean) / np.sqrt(self.running_var + self.eps) * self.gamma + self.beta
+            return BatchNorm.forward(self, x)  # evaluation: the lesson's fixed scale and shift
         mean = x.mean(axis=0)
         xhat = x - mean
         var = np.einsum("ij,ij->j", xhat, xhat) / len(x)  # the sum of squares per feature, with no temporary

@@ -271,9 +271,11 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         self.t = t.argmax(axis=1) if t.ndim == 2 else t
-        self.y = softmax(x)
         shifted = x - x.max(axis=1, keepdims=True)
-        log_y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        self.y = exp / total  # softmax(x)
+        log_y = shifted - np.log(total)  # log softmax(x), without taking the log of a y that underflowed
         return -float(np.mean(log_y[np.arange(len(x)), self.t]))  # each row's log y at its label
 
     def backward(self, dout=1.0):

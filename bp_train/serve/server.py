@@ -71,12 +71,12 @@ class Handler(BaseHTTPRequestHandler):
     def body_length(self) -> int | None:
         """The one Content-Length, in plain digits; None (after a 4xx answer) for anything a proxy and this
         server could read two ways: two such headers, a chunked body, '1_0' or '+5' (which int() takes)."""
-        lengths = self.headers.get_all("Content-Length") or []
+        lengths = [length.strip() for length in self.headers.get_all("Content-Length") or []]
         if self.headers.get("Transfer-Encoding") is not None:
             self.close_connection = True
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "send the picture with a Content-Length, not chunked"})
             return None
-        if len(lengths) != 1 or not (lengths[0].strip().isascii() and lengths[0].strip().isdigit()):
+        if len(lengths) != 1 or not (lengths[0].isascii() and lengths[0].isdigit()):
             self.close_connection = True
             self.send_json(HTTPStatus.LENGTH_REQUIRED, {"error": "send the picture with one Content-Length in digits"})
             return None
