@@ -23,13 +23,37 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
+class OneLineUsage(click.UsageError):
+    """A usage error as one line -- what was wrong and where the help is -- where click prints the usage
+    and a hint above it: any bad input is one line."""
+
+    def show(self, file=None):
+        command = self.ctx.command_path if self.ctx is not None else "bp-train"
+        click.echo(f"Error: {self.format_message()} (see {command} --help)", err=True)
+
+
+def one_line(exc: click.UsageError) -> click.UsageError:
+    """The usage error as one line, but a group called bare (`bp-train data`) still shows its help."""
+    if isinstance(exc, OneLineUsage) or type(exc).__name__ == "NoArgsIsHelpError":
+        return exc
+    return OneLineUsage(exc.format_message(), exc.ctx)
+
+
 class Group(click.Group):
     """Turns the project's own errors into one line on stderr and exit code 2 -- never a traceback."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise one_line(exc) from None
 
     def invoke(self, ctx):
         try:
             release_ctrl_c()  # held by the launcher until here: a press during start-up ends as exit 130
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise one_line(exc) from None
         except (BPTrainError, NetworkError) as exc:
             raise BadInput(str(exc)) from None
         except Interrupted as exc:

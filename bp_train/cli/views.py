@@ -257,7 +257,12 @@ def show_image(path: Path) -> None:
     type=click.IntRange(0, 9),
     help="For 'network' with --image: the digit the loss is taken for (default: the one the network reads).",
 )
-@click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG (needs matplotlib).")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False),
+    help="Also draw the graph to this PNG (needs matplotlib); for 'network' with --image, every layer's output "
+    "and the gradient arriving at it, on one sheet.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
 def explain(example, config_paths, overrides, model_path, image, label, png, as_json):
     """Work a textbook computational graph forward and backward with bp-train's own gates, printing every
@@ -304,6 +309,7 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
     else:
         picture = E.own_digit(image, networks) if image is not None else None
         traces = [E.trace_digit(network, config, picture, label) for network, config in networks]
+        walks = [trace.pop("walk", None) for trace in traces]  # a person's digit: every layer's arrays
         if as_json:
             emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
         else:
@@ -311,7 +317,7 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
             for trace in traces if picture is not None else []:
                 click.echo(E.own_digit_line(trace))
             click.echo("\n" + E.format_ratios(traces))
-        figure_maker = lambda plt: E.draw_traces(traces, plt)
+        figure_maker = lambda plt: E.draw_network_traces(traces, walks, networks, plt)
     if png:
         from ..views.plots import save_figure
 

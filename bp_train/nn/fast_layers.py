@@ -151,7 +151,9 @@ class FastBatchNorm(WithParameters, BatchNorm):
         return out
 
     def backward(self, dout):
-        if not self.train:  # evaluation: a fixed scale per feature
+        if not self.train:
+            self.dgamma[...] = np.sum(dout * self.xn, axis=0)
+            self.dbeta[...] = np.sum(dout, axis=0)
             return dout * (self.gamma / np.sqrt(self.running_var + self.eps))
         n = len(dout)
         self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)  # (CuPy's einsum has no out=)

@@ -210,7 +210,8 @@ class BatchNorm:
         dx     = dxc - dmu / N                      (xc = x - mu, and mu = mean(x))
 
     every sum over the batch (axis 0). `running_mean` and `running_var` are arrays the layer updates in
-    place (the network keeps them, to save them with the model).
+    place (the network keeps them, to save them with the model). In evaluation they are constants, and
+    backward is that of a fixed scale: dx = dout * gamma / sqrt(running_var + eps), dbeta and dgamma as above.
     """
 
     def __init__(self, gamma, beta, running_mean, running_var, momentum=0.9, eps=1e-5):
@@ -226,8 +227,8 @@ class BatchNorm:
 
     def forward(self, x):
         if not self.train:
-            xn = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
-            return self.gamma * xn + self.beta
+            self.xn = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+            return self.gamma * self.xn + self.beta
         mu = x.mean(axis=0)
         xc = x - mu
         var = np.mean(xc**2, axis=0)
@@ -245,6 +246,8 @@ class BatchNorm:
         self.dbeta = np.sum(dout, axis=0)
         self.dgamma = np.sum(dout * self.xn, axis=0)
         dxn = dout * self.gamma
+        if not self.train:  # evaluation: the running averages are constants
+            return dxn / np.sqrt(self.running_var + self.eps)
         dxc = dxn / self.std
         dstd = -np.sum(dxn * self.xc / (self.std * self.std), axis=0)
         dvar = 0.5 * dstd / self.std

@@ -3,11 +3,13 @@ page (a framework would add a dependency and nothing this needs).
 
     GET  /              the page (static/index.html: no CDN, it works offline)
     POST /api/predict   a picture as the body -> {label, probabilities, input (28x28, 0..1), saliency (28x28)}
+    the step-through's endpoints (/api/trace, /api/layer, /api/learn, /api/reset, /api/check): steps.py
 
 The picture goes through the very preparation `predict --image` uses (data/images.py). A bad request
 gets a 4xx and a JSON {"error": ...}, and the server goes on serving. The model is a training.voting.Ensemble
 (one network, or several averaged); a network keeps what its last pass cached (the layers' inputs, masks),
-so one lock lets one request use it at a time.
+so one lock lets one request use it at a time -- and a picture is decoded before that lock is taken, so
+that a large one never makes the other visitors wait.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from urllib.parse import parse_qs, urlsplit
 
 from ..data.images import prepare_bytes
 from ..errors import BPTrainError
 from ..training.recognize import recognize
+from .steps import RequestError, StepThrough
 
 MAX_BODY = 4_000_000  # a canvas PNG is tens of kB, a phone photo a few MB
 
@@ -32,11 +36,29 @@ class DigitServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.model, self.lock, self.quiet = model, threading.Lock(), quiet
         self.page = resources.files("bp_train.serve").joinpath("static/index.html").read_bytes()
+        self.steps = StepThrough(model)
 
     def read(self, body: bytes) -> dict:
+        prepared = prepare_bytes(body, "the picture")  # outside the lock: decoding may take a while
         with self.lock:
-            result = recognize(self.model, [prepare_bytes(body, "the picture")], saliency=True)[0]
+            result = recognize(self.model, [prepared], saliency=True)[0]
         return {key: result[key] for key in ("label", "probabilities", "input", "saliency", "notes")}
+
+    def answer(self, path: str, query: dict, body: bytes | None) -> dict:
+        """A step-through endpoint's answer (steps.py); RequestError for a bad request."""
+        if path == "/api/trace":
+            if not body:
+                raise RequestError(HTTPStatus.BAD_REQUEST, "POST the picture of a digit to trace")
+            return self.steps.trace(query, prepare_bytes(body, "the picture"))
+        return {
+            "/api/layer": self.steps.layer,
+            "/api/learn": self.steps.learn,
+            "/api/reset": self.steps.reset,
+            "/api/check": self.steps.check,
+        }[path](query)
+
+
+STEP_POSTS = ("/api/trace", "/api/learn", "/api/reset", "/api/check")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,11 +80,26 @@ class Handler(BaseHTTPRequestHandler):
     def send_json(self, status: int, payload: dict) -> None:
         self.send(status, json.dumps(payload).encode(), "application/json")
 
+    def split(self) -> tuple[str, dict]:
+        parts = urlsplit(self.path)
+        return parts.path, {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+
+    def step(self, path: str, query: dict, body: bytes | None) -> None:
+        try:
+            self.send_json(HTTPStatus.OK, self.server.answer(path, query, body))
+        except RequestError as exc:
+            self.send_json(exc.status, {"error": str(exc)})
+        except BPTrainError as exc:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+
     def do_GET(self):
+        path, query = self.split()
         if self.path in ("/", "/index.html"):
             self.send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
-        elif self.path == "/api/predict":
-            self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict"})
+        elif path == "/api/layer":
+            self.step(path, query, None)
+        elif path in ("/api/predict", *STEP_POSTS):
+            self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"POST to {path}"})
         else:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path[:80]}"})
 
@@ -83,9 +120,14 @@ class Handler(BaseHTTPRequestHandler):
         return int(lengths[0])
 
     def do_POST(self):
-        if self.path != "/api/predict":
+        path, query = self.split()
+        if path not in ("/api/predict", *STEP_POSTS):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path[:80]}; POST to /api/predict"})
             return
+        if path != "/api/trace" and path in STEP_POSTS and not self.headers.get("Content-Length"):
+            if self.headers.get("Transfer-Encoding") is None:  # these take no body, and need no length
+                self.step(path, query, None)
+                return
         length = self.body_length()
         if length is None:
             return
@@ -97,6 +139,9 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length)
+        if path != "/api/predict":
+            self.step(path, query, body)
+            return
         if not body:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "an empty body: POST the picture itself"})
             return
@@ -106,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
 
     def do_PUT(self):
-        self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict"})
+        self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict, GET /api/layer"})
 
     do_DELETE = do_PATCH = do_PUT
 

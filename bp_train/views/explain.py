@@ -219,6 +219,16 @@ def draw_traces(traces: list[dict], plt):
     return figure
 
 
+def draw_network_traces(traces: list[dict], walks: list, networks: list[tuple], plt):
+    """A person's digit through one network: every layer's forward and backward pictures on one sheet
+    (step_through.draw_walk); otherwise the gradient norms of draw_traces."""
+    if len(traces) == 1 and walks[0] is not None:
+        from .step_through import draw_walk
+
+        return draw_walk(walks[0], networks[0][0], traces[0]["network"], plt)
+    return draw_traces(traces, plt)
+
+
 # --- a person's own digit, or a row of a config's data, through a network ---------------------------------
 
 
@@ -257,16 +267,29 @@ def trace_digit(network, config, picture=None, label=None) -> dict:
             "layers": rows,
             "vanishing_ratio": vanishing_ratio(rows),
         }
-    x = picture.astype(network.dtype)
-    probabilities = network.probabilities(network.predict(x))[0]
-    label = int(np.argmax(probabilities)) if label is None else label
-    rows = trace_network(network, x, np.array([label]), train=False)
+    from .step_through import walk
+
+    walked = walk(network, picture, label)  # the page's step-through computes the same walk
+    rows = [
+        {
+            "layer": step.name,
+            "shape": list(step.output.shape),
+            "mean": float(step.output.mean()),
+            "std": float(step.output.std()),
+            "min": float(step.output.min()),
+            "max": float(step.output.max()),
+            "grad_norm": float(np.linalg.norm(step.grad)),
+            "loss": walked.loss,
+        }
+        for step in walked.layers
+    ]
     return {
-        "network": f"{config.name} {config.describe_layers()} (your digit, for the label {label})",
+        "network": f"{config.name} {config.describe_layers()} (your digit, for the label {walked.label})",
         "layers": rows,
         "vanishing_ratio": vanishing_ratio(rows),
         "input": [round(float(v), 6) for v in picture[0]],
-        "label": label,
-        "loss": rows[-1]["loss"],
-        "probabilities": [round(float(p), 6) for p in np.asarray(probabilities, dtype=np.float64)],
+        "label": walked.label,
+        "loss": walked.loss,
+        "probabilities": [round(float(p), 6) for p in walked.probabilities],
+        "walk": walked,
     }
