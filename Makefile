@@ -16,9 +16,13 @@ RUN     ?= runs/$(NAME)
 SHARED  := $(abspath ../shared/data)
 MIRROR  ?= $(if $(wildcard $(SHARED)/mnist/train-images-idx3-ubyte.gz),--mirror file://$(SHARED)/mnist/)
 REPLICA ?= $(if $(wildcard $(SHARED)/kaggle-replica/train.csv.gz),$(SHARED)/kaggle-replica/train.csv.gz,$(TRAIN_CSV))
-# The Kaggle files as downloaded (train.csv.gz) work as well as plain CSVs: use whichever is in data/.
-TRAIN_CSV := $(firstword $(wildcard data/train.csv data/train.csv.gz) data/train.csv)
-TEST_CSV  := $(firstword $(wildcard data/test.csv data/test.csv.gz) data/test.csv)
+# The Kaggle files as downloaded (train.csv.gz) work as well as plain CSVs: use whichever is in data/
+# (make kaggle refuses to guess when both are there).
+DATA      ?= data
+TRAIN_FOUND := $(wildcard $(DATA)/train.csv $(DATA)/train.csv.gz)
+TEST_FOUND  := $(wildcard $(DATA)/test.csv $(DATA)/test.csv.gz)
+TRAIN_CSV := $(firstword $(TRAIN_FOUND) $(DATA)/train.csv)
+TEST_CSV  := $(firstword $(TEST_FOUND) $(DATA)/test.csv)
 
 .PHONY: help install test check train predict evaluate data gradcheck compare-speed bench tune figures plot clean kaggle \
 	compare-optimizers compare-init compare-batchnorm compare-dropout
@@ -111,9 +115,18 @@ DEVICE_OPTION = $(if $(DEVICE),--device $(DEVICE))
 EPOCHS   ?=
 EPOCHS_OPTION = $(if $(EPOCHS),--epochs $(EPOCHS))
 
+# Everything is checked before the first member trains (about 20 minutes each): the make variables, which
+# files are the data, the test CSV's shape and whether SUBMISSION can be written.
 kaggle: install
+	@test -n "$(strip $(SEEDS))" || { echo "make kaggle: SEEDS is empty; give the members' seeds, e.g. SEEDS=0,1,2,3" >&2; exit 2; }
+	@test -n "$(strip $(JOBS))" || { echo "make kaggle: JOBS is empty; give how many members train at once, e.g. JOBS=2" >&2; exit 2; }
+	@if [ "$(origin TRAIN_CSV)" = file ] && [ $(words $(TRAIN_FOUND)) -gt 1 ]; then echo "make kaggle: $(DATA)/ holds both \
+	$(TRAIN_FOUND) (MNIST's from make train, and the competition's?); move one away, or say which: make kaggle TRAIN_CSV=$(lastword $(TRAIN_FOUND))" >&2; exit 2; fi
+	@if [ "$(origin TEST_CSV)" = file ] && [ $(words $(TEST_FOUND)) -gt 1 ]; then echo "make kaggle: $(DATA)/ holds both \
+	$(TEST_FOUND) (MNIST's from make train, and the competition's?); move one away, or say which: make kaggle TEST_CSV=$(lastword $(TEST_FOUND))" >&2; exit 2; fi
 	@test -f "$(TRAIN_CSV)" -a -f "$(TEST_CSV)" || { echo "make kaggle needs the competition's train.csv and test.csv \
-	(plain or .gz) in data/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
+	(plain or .gz) in $(DATA)/: https://www.kaggle.com/competitions/digit-recognizer/data; or give TRAIN_CSV=... TEST_CSV=..." >&2; exit 2; }
+	@$(BIN)/bp-train data check "$(TEST_CSV)" --unlabelled --writable "$(SUBMISSION)" --kaggle-rows 28000
 	@if [ -f "$(ENSEMBLE)/ensemble.yaml" ]; then \
 		$(BIN)/bp-train fit --resume "$(ENSEMBLE)" --seeds $(SEEDS) --jobs $(JOBS) $(EPOCHS_OPTION) $(DEVICE_OPTION); \
 	else \

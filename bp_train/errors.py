@@ -32,6 +32,34 @@ class DivergenceError(BPTrainError):
     """Training produced a NaN or infinite loss."""
 
 
+def unreadable(path, kind: str = "file") -> str | None:
+    """Why `path` is not a regular file to read -- 'config file not found', 'a FIFO, not a regular file',
+    'a symbolic link in a loop' -- or None when it is one. A FIFO or a device would block a read or
+    never end it; a link's problem is named as a link's."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            if exc.errno == 40:  # ELOOP
+                return f"{path}: a symbolic link in a loop (it leads back to itself), not a {kind}"
+            return f"{path}: a symbolic link to {os.readlink(path)!r}, which does not exist"
+        if exc.errno == 40:
+            return f"{path}: a path through a symbolic link in a loop"
+        return f"{path}: {kind} not found" if exc.errno == 2 else f"{path}: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    what = (
+        "a folder" if stat.S_ISDIR(mode)
+        else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+    )  # fmt: skip
+    return f"{path}: {what}, not a regular {kind}"
+
+
 class Interrupted(Exception):
     """Ctrl-C during a long command (fit, tune): carries the message that says what was kept and how to go on.
     Not bad input: the CLI ends it with exit code 130."""

@@ -46,7 +46,7 @@ def test_members_trained_side_by_side_equal_members_trained_in_turn(tmp_path, ti
         "--quiet",
     )
     assert side.exit_code == 0, side.output
-    assert "2 at a time with 1 BLAS thread each" in side.output
+    assert "3 members (seeds 1, 2, 3); 2 trained at a time, 1 BLAS thread each" in side.output
     for seed in (1, 2, 3):  # each member's own lines reach the parent, named
         assert f"seed-{seed}: epoch 3/3: train loss" in side.output
     turn = run_cli(

@@ -107,6 +107,28 @@ STUDENT_MISTAKES = [
     ("an endless loop", "while True:\n            pass", 1, "did not finish within 3 s"),
     ("a wrong shape", "return dout[:, :1]", 1, "has shape"),
     ("not Python", "return dout *", 2, "not Python"),
+    (
+        "a forged PASS printed, then an exit",
+        'import json, os\n        print(json.dumps({"code": 0, "line": "PASS: forged", "rows": []}))\n        os._exit(0)',
+        1,
+        "ended the check before it could say anything",
+    ),
+    (
+        "a forged verdict written where the results go",
+        'import json, os, sys\n        open(sys.argv[3], "w").write(json.dumps({"code": 0, "line": "PASS: forged"}))'
+        "\n        os._exit(0)",
+        1,
+        "the check decides",
+    ),
+    (
+        "forged results with every gradient zero",
+        'import json, os, sys\n        open(sys.argv[3], "w").write(json.dumps({"example": [], "gradients": {}}))'
+        "\n        os._exit(0)",
+        1,
+        "the worked example",
+    ),
+    ("output without end", 'while True:\n            print("x" * 100_000)', 1, "did not finish within 3 s"),
+    ("more memory than an exercise needs", "return np.ones(2**29)", 1, "backward raised MemoryError"),
 ]
 
 
@@ -120,6 +142,29 @@ def test_whatever_the_students_code_does_the_check_says_one_line(what, body, cod
     done = bp_train("exercise", "check", "relu", "--timeout", "3", cwd=tmp_path)
     assert done.returncode == code and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_process_the_students_code_starts_does_not_outlive_the_check(tmp_path):
+    import os
+
+    bp_train("exercise", "new", "relu", cwd=tmp_path)
+    text = (tmp_path / "relu.py").read_text()
+    body = 'import subprocess\n        subprocess.Popen(["sleep", "987"])\n        while True:\n            pass'
+    (tmp_path / "relu.py").write_text(text.replace('raise NotImplementedError("write ReLU.backward")', body))
+    done = bp_train("exercise", "check", "relu", "--timeout", "3", cwd=tmp_path)
+    assert done.returncode == 1 and "did not finish" in done.stderr
+
+    def sleepers():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\x00987\x00":
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    assert sleepers() == []
 
 
 def test_new_never_overwrites_a_students_file_and_unknown_names_are_one_line(tmp_path):

@@ -172,6 +172,33 @@ def bad_images(tmp_path):
         + chunk(b"IEND", b"")
     )
     made["decompression bomb"] = bomb
+    header = lambda width, height: (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+    for name, (width, height) in {"6000x6000 declared": (6000, 6000), "40,000,000 x 1": (40_000_000, 1)}.items():
+        made[name] = tmp_path / f"{name.split()[0].replace(',', '')}.png"
+        made[name].write_bytes(header(width, height))
+    canvas = tmp_path / "canvas.gif"  # 85 bytes: a one-pixel picture on a 6000x6000 logical screen
+    canvas.write_bytes(
+        b"GIF89a" + struct.pack("<HHBBB", 6000, 6000, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+        b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b"
+    )
+    made["a GIF with a 6000x6000 canvas"] = canvas
+    lab = tmp_path / "lab.tif"
+    Image.new("LAB", (40, 40)).save(lab)
+    made["a LAB TIFF"] = lab
+    dds = tmp_path / "odd.dds"
+    dds.write_bytes(
+        b"DDS "
+        + struct.pack("<7I", 124, 0x1007, 8, 8, 0, 0, 0)
+        + b"\x00" * 44
+        + struct.pack("<2I", 32, 4)
+        + b"ZZZZ"
+        + b"\x00" * 60
+    )
+    made["a DDS of an unknown format"] = dds
     empty = tmp_path / "empty-folder"
     empty.mkdir()
     made["a folder with no images"] = empty
@@ -195,6 +222,29 @@ def test_every_bad_image_is_one_line_exit_2_and_nothing_is_written(tmp_path, dig
         assert code == 2 and stderr.count("\n") == 1 and str(path) in stderr, (name, stderr)
         assert seconds < 10 and peak_mib < 500, (name, seconds, peak_mib)
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "in").exists(), name
+
+
+def test_save_inputs_never_replaces_or_writes_through_what_is_there(tmp_path, digits_csv):
+    import os
+
+    model = trained_model(tmp_path, digits_csv)
+    pictures = tmp_path / "pics"
+    pictures.mkdir()
+    picture(shape()).save(pictures / "seven.png")
+    mine = (pictures / "seven.png").read_bytes()
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(b"keep me")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(elsewhere, linked / "seven.png")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "seven.png").write_bytes(b"an earlier run")
+    for folder in (pictures, linked, taken):
+        result = run_cli("predict", "--model", model, "--image", pictures / "seven.png", "--save-inputs", folder)
+        assert result.exit_code == 2 and "left alone" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert (pictures / "seven.png").read_bytes() == mine and elsewhere.read_bytes() == b"keep me"
+    assert (taken / "seven.png").read_bytes() == b"an earlier run"
 
 
 def test_unusual_modes_are_read_as_what_they_show(tmp_path, digits_csv):

@@ -109,3 +109,37 @@ def test_make_kaggle_epochs_overrides_the_configs_and_trains_the_members_on(tmp_
     longer = make_kaggle(tmp_path, tiny_config, "0,1", EPOCHS=4)  # resumed: three epochs more each
     assert longer.returncode == 0, longer.stderr
     assert epochs_trained() == [4, 4]
+
+
+def test_make_kaggle_refuses_before_any_training_what_would_fail_after_it(tmp_path, tiny_config):
+    """Two candidate files, an empty SEEDS or JOBS, a SUBMISSION that cannot be written, a test CSV of the
+    wrong shape: each one line, exit 2, and no ensemble folder started."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_digit_csv(data / "train.csv", *synthetic_digits(200, seed=3))
+    shutil.copy(data / "train.csv", tmp_path / "train.csv")
+    images, _ = synthetic_digits(50, seed=4)
+    write_digit_csv(data / "test.csv", images, None)
+    import gzip
+
+    with open(data / "train.csv", "rb") as plain, gzip.open(data / "train.csv.gz", "wb") as packed:
+        packed.write(plain.read())
+    common = {"KAGGLE_CONFIG": tiny_config, "ENSEMBLE": tmp_path / "ensemble", "DATA": data, "JOBS": 1, "SEEDS": 0}
+    both = run_make_kaggle(**common, SUBMISSION=tmp_path / "s.csv")
+    assert both.returncode == 2 and f"{data}/train.csv {data}/train.csv.gz" in both.stderr, both.stderr
+    cases = {
+        "an empty SEEDS": ({"SEEDS": ""}, "SEEDS is empty"),
+        "an empty JOBS": ({"JOBS": ""}, "JOBS is empty"),
+        "a SUBMISSION in no folder": ({"SUBMISSION": tmp_path / "nowhere" / "s.csv"}, "does not exist"),
+        "a SUBMISSION that is a folder": ({"SUBMISSION": tmp_path}, "a folder"),
+        "a labelled test CSV": ({"TEST_CSV": tmp_path / "train.csv"}, "has a 'label' column"),
+    }
+    for what, (variables, message) in cases.items():
+        chosen = {**common, "SUBMISSION": tmp_path / "s.csv", "TRAIN_CSV": tmp_path / "train.csv", **variables}
+        result = run_make_kaggle(**chosen)
+        assert result.returncode == 2 and message in result.stderr, (what, result.stderr)
+        assert not (tmp_path / "ensemble").exists(), what
+    chosen = {**common, "SUBMISSION": tmp_path / "s.csv", "TRAIN_CSV": tmp_path / "train.csv"}
+    short = run_make_kaggle(**chosen, EPOCHS=1)
+    assert short.returncode == 0, short.stderr
+    assert "has 50 rows, not 28,000" in short.stderr  # a submission Kaggle would refuse: said, not refused

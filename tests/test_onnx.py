@@ -110,3 +110,33 @@ def test_the_docs_onnx_runtime_snippet_runs_as_written(tmp_path, tiny_config, mo
     printed = []
     exec(compile(snippet, "docs/kaggle.md", "exec"), {"print": printed.append})
     assert printed[0].shape == (5,) and printed[0].dtype == np.int64
+
+
+def test_an_ensemble_folder_exports_to_one_graph_that_averages_its_members(tmp_path, tiny_config):
+    """An MLP ensemble of two seeds and a run folder: ONNX Runtime's probabilities equal predict --proba's
+    (the members' average) to 1e-5."""
+    ort = pytest.importorskip("onnxruntime", reason="the comparison needs ONNX Runtime (in the dev extra)")
+    from conftest import synthetic_digits, write_digit_csv
+
+    write_digit_csv(tmp_path / "train.csv", *synthetic_digits(400, seed=1))
+    images, _ = synthetic_digits(200, seed=2)
+    write_digit_csv(tmp_path / "test.csv", images, None)
+    fitted = run_cli(
+        "fit", "--config", tiny_config, "--data", tmp_path / "train.csv", "--seeds", "1,2", "--out",
+        tmp_path / "ens", "--quiet",
+    )  # fmt: skip
+    assert fitted.exit_code == 0, fitted.stderr
+    for source in (tmp_path / "ens", tmp_path / "ens" / "seed-1"):
+        proba = tmp_path / f"{source.name}.csv"
+        predicted = run_cli(
+            "predict", "--model", source, "--data", tmp_path / "test.csv", "--out", tmp_path / "labels.csv",
+            "--proba", proba,
+        )  # fmt: skip
+        assert predicted.exit_code == 0, predicted.stderr
+        ours = np.loadtxt(proba, delimiter=",", skiprows=1)[:, 1:]
+        exported = run_cli("export", "--model", source, "--onnx", tmp_path / f"{source.name}.onnx")
+        assert exported.exit_code == 0, exported.stderr
+        assert ("the average of 2 members" in exported.output) == (source.name == "ens")
+        session = ort.InferenceSession(str(tmp_path / f"{source.name}.onnx"), providers=["CPUExecutionProvider"])
+        probabilities, _ = session.run(None, {"pixels": images.astype(np.float32)})
+        assert np.abs(probabilities - ours).max() < 1e-5

@@ -73,6 +73,12 @@ class Group(click.Group):
             raise BadInput("out of memory: use a smaller network, batch or data file") from None
         except RecursionError:
             raise BadInput("the input is nested too deeply to read") from None
+        except RuntimeError as exc:  # pathlib's resolve() of a link in a loop (Python < 3.13)
+            if not str(exc).startswith("Symlink loop"):
+                raise
+            raise BadInput(
+                f"{str(exc).split(' from ', 1)[-1]}: a symbolic link in a loop (it leads back to itself)"
+            ) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise BadInput(f"{where}{exc.strerror or exc}") from None

@@ -63,3 +63,55 @@ def convert(images, labels, out):
     pixels, digits = read_pair(images, labels)
     write_digit_csv(out, pixels, digits)
     click.echo(f"wrote {out}: {len(pixels):,} rows" + (" with labels" if digits is not None else ""))
+
+
+@data.command(name="check")
+@click.argument("csv_file", metavar="CSV", type=click.Path(dir_okay=False))
+@click.option(
+    "--labelled/--unlabelled",
+    default=None,
+    help="Require a 'label' column (training data) or its absence (Kaggle's test.csv); default: either.",
+)
+@click.option("--pixels", default=784, show_default=True, type=click.IntRange(1), help="Pixels each row must have.")
+@click.option(
+    "--writable",
+    "outputs",
+    multiple=True,
+    metavar="FILE",
+    help="A file the next step will write (a submission): say now if it cannot be (repeatable).",
+)
+@click.option(
+    "--kaggle-rows",
+    type=click.IntRange(1),
+    help="Warn (on stderr, exit 0) when the CSV has not this many rows: the Digit Recognizer's test.csv has "
+    "28,000, and Kaggle refuses a submission of any other length.",
+)
+@click.option("--no-cache", is_flag=True, help="Always parse the CSV; do not read or write the parsed cache.")
+def check(csv_file, labelled, pixels, outputs, kaggle_rows, no_cache):
+    """Check a digit CSV before long work uses it: it parses, its rows have --pixels values (and a label,
+    with --labelled), and each --writable file can be written. One line and exit 2 if not.
+
+    \b
+    Example (what `make kaggle` runs before training):
+      bp-train data check data/test.csv --unlabelled --writable submission.csv --kaggle-rows 28000
+    """
+    from ..data.digits import load_digits, resolve
+    from ..files.store import check_writable
+
+    for output in outputs:
+        refuse_overwriting({"--writable": output}, {"CSV": str(resolve(csv_file))})
+        check_writable(output)
+    digits = load_digits(csv_file, require_labels=bool(labelled), cache=not no_cache)
+    if labelled is False and digits.labels is not None:
+        raise BadInput(f"{csv_file}: has a 'label' column; a test file to predict has none (is it the training file?)")
+    if digits.images.shape[1] != pixels:
+        raise BadInput(f"{csv_file}: rows have {digits.images.shape[1]} pixels, expected {pixels}")
+    rows = len(digits.images)
+    if kaggle_rows and rows != kaggle_rows:
+        click.echo(
+            f"warning: {csv_file} has {rows:,} rows, not {kaggle_rows:,}: Kaggle's Digit Recognizer refuses a "
+            f"submission of {rows:,} rows (is it the competition's test.csv?)",
+            err=True,
+        )
+    labels = "" if digits.labels is None else f", labels {int(digits.labels.min())}-{int(digits.labels.max())}"
+    click.echo(f"{csv_file}: {rows:,} rows of {pixels} pixels{labels}")

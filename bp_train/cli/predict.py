@@ -179,7 +179,8 @@ def predict_csv(model_paths, tta, data, out, proba, device, no_cache):
         raise BadInput(
             f"{data}: rows have {digits.images.shape[1]} pixels but the model expects {model.network.sizes[0]}"
         )
-    probabilities = model.probabilities(to_float(digits.images, model.network.dtype))
+    with model.reading_bar(len(digits.images)) as bar:
+        probabilities = model.probabilities(to_float(digits.images, model.network.dtype), progress=bar.update)
     predicted = probabilities.argmax(axis=1)
     ids = np.arange(1, len(predicted) + 1)
     # Both files are written to temporaries and renamed only when both are whole: a full disk or Ctrl-C
@@ -205,6 +206,9 @@ def predict_images(model_paths, tta, images, out, save_inputs, as_json, device):
     from ..training.voting import load_ensemble
 
     files = image_files(images)
+    names = input_names(files)
+    if save_inputs:
+        check_save_folder(Path(save_inputs), names)
     model = load_ensemble(model_paths, device=device or "cpu", tta=tta)
     refuse_overwriting({"--out": out}, {**model_inputs(model), **{f"image {f}": str(f) for f in files}})
     check_fits(model.network, model_paths[0])
@@ -221,29 +225,49 @@ def predict_images(model_paths, tta, images, out, save_inputs, as_json, device):
 
         write_text(out, text.getvalue())
     if save_inputs:
-        save_pictures(results, Path(save_inputs))
+        save_pictures(results, Path(save_inputs), names)
     if as_json:
         emit_json([{k: r[k] for k in ("file", "label", "probabilities", "notes")} for r in results])
     else:
         click.echo("\n".join(describe(r) for r in results))
 
 
-def save_pictures(results, folder: Path) -> None:
-    """Each 28x28 input as an 8-bit PNG named after its picture, written atomically; pictures of one name
-    from different folders (a/seven.png, b/seven.png) get seven.png, seven-2.png, ... in the order read."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    taken: set[str] = set()
-    for result in results:
-        stem = Path(result["file"]).stem
+def input_names(files) -> list[str]:
+    """The PNG name of each picture's 28x28: its own stem; pictures of one name from different folders
+    (a/seven.png, b/seven.png) get seven.png, seven-2.png, ... in the order read."""
+    taken: list[str] = []
+    for file in files:
+        stem = Path(file).stem
         name, number = f"{stem}.png", 1
         while name in taken:
             number += 1
             name = f"{stem}-{number}.png"
-        taken.add(name)
-        target = folder / name
-        with atomic_path(target) as tmp:
+        taken.append(name)
+    return taken
+
+
+def check_save_folder(folder: Path, names: list[str]) -> None:
+    """Before any work: --save-inputs writes new files only. Anything already there under a name it would
+    write -- the user's own picture, an earlier run's, a link to elsewhere -- is left alone, and said."""
+    import os
+
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise BadInput(f"--save-inputs {folder}: exists and is not a folder")
+    for name in names:
+        if os.path.lexists(folder / name):
+            raise BadInput(
+                f"--save-inputs {folder}: {folder / name} exists (your own picture, or an earlier run's?); "
+                "it is left alone: give an empty or new folder"
+            )
+
+
+def save_pictures(results, folder: Path, names: list[str]) -> None:
+    """Each 28x28 input as an 8-bit PNG, written atomically under the names check_save_folder cleared."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for result, name in zip(results, names):
+        with atomic_path(folder / name) as tmp:
             pixels = (np.asarray(result["input"]) * 255).round().astype(np.uint8)
             Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
 

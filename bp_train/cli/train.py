@@ -107,6 +107,7 @@ def fit(
     from ..training.memory import check_training_memory
     from ..training.runfolder import open_run_folder
     from ..training.trainer import fit as run_fit
+    from ..training.trainer import training_digits
 
     overrides = with_shortcuts(overrides, data, epochs, seed, gradient, train_rows, device)
     from ..files.ensemble import is_ensemble
@@ -129,9 +130,12 @@ def fit(
     log(f"training {config.name} with {threads.describe()}")
     if config.train.gradient == "numerical":
         log("numerical gradients: 2 forward passes per parameter entry, in float64 -- expect a long wait")
+    digits = training_digits(config, cache=not no_cache)  # checked before a folder is named or written
     with open_run_folder(out, config.name, overwrite=overwrite, resume=resume) as folder:
         log(f"writing {folder.target}" + (" (replacing its run after the first epoch)" if folder.pending else ""))
-        summary = run_fit(config, folder, resume=bool(resume), cache=not no_cache, show_progress=not quiet, log=log)
+        summary = run_fit(
+            config, folder, resume=bool(resume), cache=not no_cache, show_progress=not quiet, log=log, digits=digits
+        )
     summary["threads"] = threads.threads
     report_run(summary, as_json)
 
@@ -175,6 +179,7 @@ def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, jobs,
     from ..files.ensemble import MAX_MEMBERS, read_manifest
     from ..training.members import fit_ensemble
     from ..training.memory import check_training_memory
+    from ..training.trainer import training_digits
 
     if seed is not None:
         raise BadInput("--seed and --seeds contradict each other: an ensemble's members take the seeds of --seeds")
@@ -197,6 +202,7 @@ def fit_seeds(config_path, overrides, seed, out, overwrite, resume, seeds, jobs,
             f"{config.train.device}) train the members one after another"
         )
     check_training_memory(config, at_once=jobs)
+    training_digits(config, cache=not no_cache)  # bad data is said now, before the ensemble's folder is written
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     threads = click.get_current_context().meta["threads"]
     summary = fit_ensemble(
@@ -266,7 +272,10 @@ def compare(experiment, data, seeds, out, as_json):
     chosen = parse_seeds(seeds)
     folder = Path(out or f"runs/compare-{experiment}")
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    summary = run_experiment(experiment, data, folder, chosen, log=log)
+    import sys
+
+    # Each run's epochs as a progress bar, on a terminal only: a minute or two per variant otherwise silent.
+    summary = run_experiment(experiment, data, folder, chosen, log=log, show_progress=sys.stderr.isatty())
     try:
         from ..views.plots import plot_experiment
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unreadable
 from ..nn.optimizers import OPTIMIZERS
 from . import safeyaml
 from .build import check_shapes
@@ -26,10 +26,11 @@ from .schema import OPTIMIZER_KEYS, SCHEDULE_KEYS, Config, section
 def parse_yaml(path: str | os.PathLike) -> dict:
     """Read a YAML file safely into a dict, with file and line in every error."""
     path = Path(path)
+    problem = unreadable(path, "config file")
+    if problem:
+        raise ConfigError(problem)
     try:
         source = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, unreadable
 from ..files.store import atomic_path
 from ..nn.backend import like
 
@@ -227,8 +227,9 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
+    problem = unreadable(path)
+    if problem:
+        raise DataError(problem)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783' and rows")
     text = _read_text(path)
@@ -273,8 +274,9 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
 def read_labels(path: str | os.PathLike, rows: int) -> np.ndarray:
     """Labels from an 'ImageId,Label' CSV (the submission format), one per image, in ImageId order."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: labels file not found")
+    problem = unreadable(path, "labels file")
+    if problem:
+        raise DataError(problem)
     frame = _parse(path, _read_text(path), None)
     if [str(c).strip() for c in frame.columns] != ["ImageId", "Label"]:
         raise DataError(f"{path}: line 1: expected the header 'ImageId,Label'")

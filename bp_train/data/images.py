@@ -15,11 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, unreadable
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # what Pillow may decode: no TIFF, DDS, PSD, EPS, ...
 MAX_FILE_BYTES = 50_000_000  # a photo is a few MB; beyond this we do not even open it
-MAX_PIXELS = 40_000_000  # a 40-megapixel picture; a "decompression bomb" declares far more
+# A digit needs a few hundred pixels a side. A JPEG is decoded scaled down by its own DCT (Pillow's draft,
+# 1/2 to 1/8), so a 40-megapixel photo costs what a 1-megapixel one does; other formats are decoded
+# whole, up to a 12-megapixel (4000x3000) picture, and shrunk at once to at most WORKING_SIDE a side.
+MAX_JPEG_PIXELS = 40_000_000
+MAX_DECODED_PIXELS = 12_000_000
+WORKING_SIDE = 1024
 BOX, FIELD = 20, 28  # MNIST: the digit fitted into 20x20, placed in 28x28
 
 
@@ -32,8 +38,9 @@ class Prepared:
 
 def open_image(path: Path):
     """The picture in a file, decoded and bounded: one DataError naming the file for anything else."""
-    if not path.is_file():
-        raise DataError(f"{path}: image not found" if not path.exists() else f"{path}: not a file")
+    problem = unreadable(path, "image")
+    if problem:
+        raise DataError(problem)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(
             f"{path}: {path.stat().st_size / 1e6:,.0f} MB is more than an image of a digit needs "
@@ -43,32 +50,54 @@ def open_image(path: Path):
 
 
 def decode(source, name: str):
-    """Pillow's decoding of a file or file-like `source`, refusing a picture that declares more pixels than
-    MAX_PIXELS from its header alone, before a byte of it is decoded."""
+    """Pillow's decoding of a file or file-like `source`, in the formats of FORMATS only, bounded from the
+    header alone -- before a byte of the picture is decoded -- to what a digit needs (see MAX_*)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow refuses twice this outright, and warns above it
+    # Pillow warns (two stray lines on stderr) about pictures it finds large: our own bounds come first.
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
     try:
-        image = Image.open(source)
+        image = Image.open(source, formats=FORMATS)
         width, height = image.size
-        if width * height > MAX_PIXELS:
+        if image.format == "JPEG" and width * height <= MAX_JPEG_PIXELS:
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # decode at 1/2..1/8 scale, no smaller
+            width, height = image.size
+        if width * height > MAX_DECODED_PIXELS:
             raise DataError(
-                f"{name}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} we decode "
-                "(a small file declaring a huge picture is a decompression bomb)"
+                f"{name}: declares {width}x{height} pixels; a digit needs far fewer (we decode at most "
+                f"{MAX_DECODED_PIXELS / 1e6:.0f} million, or a JPEG of {MAX_JPEG_PIXELS / 1e6:.0f} million)"
             )
+        if width < 1 or height < 1:
+            raise DataError(f"{name}: declares an empty picture ({width}x{height})")
         image.load()
     except DataError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         kind = (
-            "not an image Pillow can read (PNG, JPEG, BMP, GIF or WebP)"
+            "not an image we read (PNG, JPEG, BMP, GIF or WebP)"
             if isinstance(exc, UnidentifiedImageError)
             else "declares more pixels than we decode (a decompression bomb?)"
         )
         raise DataError(f"{name}: {kind}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data inside a real header
-        raise DataError(f"{name}: a damaged or truncated image ({str(exc)[:120]})") from None
+    except MemoryError:
+        raise DataError(f"{name}: not enough memory to decode this picture") from None
+    except Exception as exc:  # anything a damaged file makes a decoder raise is bad input
+        raise DataError(f"{name}: a damaged or truncated image ({str(exc)[:120] or type(exc).__name__})") from None
     return image
+
+
+def shrink(image):
+    """At most WORKING_SIDE pixels a side, by whole-pixel averaging (Pillow's reduce), before any copy of
+    the picture is made in floats."""
+    factor = -(-max(image.size) // WORKING_SIDE)
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce does not take (a palette, 1-bit): through RGBA, alpha kept
+        return image.convert("RGBA").reduce(factor)
 
 
 def first_frame(image, notes: list):
@@ -188,7 +217,14 @@ def prepare_bytes(data: bytes, name: str) -> Prepared:
 
 def prepare_image(image, name: str) -> Prepared:
     notes = []
-    grey = to_grey(flatten_transparency(first_frame(image, notes)))
+    try:
+        grey = to_grey(shrink(flatten_transparency(first_frame(image, notes))))
+    except MemoryError:
+        raise DataError(f"{name}: not enough memory to read this picture") from None
+    except Exception as exc:  # a mode Pillow opens but cannot convert (LAB, a broken palette)
+        raise DataError(
+            f"{name}: a picture in a form we cannot turn into grey ({image.mode}: {str(exc)[:80]})"
+        ) from None
     return Prepared(prepare_grey(grey, name, notes), name, notes)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, unreadable
 from ..files.store import atomic_path
 
 MIRRORS = (  # the public mirrors torchvision and TensorFlow use, in that order
@@ -49,8 +49,9 @@ MAX_IDX_BYTES = 100_000_000  # MNIST's training images are 47 MB; anything this 
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's content, gunzipped if it is gzip (by its magic bytes, whatever its name)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    problem = unreadable(path)
+    if problem:
+        raise DataError(problem)
     if path.stat().st_size > MAX_IDX_BYTES:
         raise DataError(f"{path}: {path.stat().st_size:,} bytes; an IDX file of digits is at most {MAX_IDX_BYTES:,}")
     raw = path.read_bytes()

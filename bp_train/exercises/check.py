@@ -1,16 +1,24 @@
 """Checking a student's backward pass: the hand-worked example first, then every gradient against central
 differences, and for a wrong one, a hint for the bug that typically produces it.
 
-`run_check` runs in a process of its own (see `check_file`): the student's code may raise, loop forever
-or print; a time limit and one line of JSON on the last line of stdout keep all that out of the tool.
+The student's code runs in a process of its own (`check_file`), which may raise, loop forever, print
+without end, eat memory or start processes of its own: it has a time limit, a memory limit, its output
+goes nowhere, and its whole process group is killed when the check ends. That process only *runs* the
+student's class and reports what it returned (`student_results`); the verdict is reached here, in the
+tool's process, against bp-train's own class run on the same inputs (`judge`), so a file that prints a
+PASS line, or writes one where the results go, cannot forge it: its gradients must be right.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 
 import numpy as np
@@ -20,6 +28,8 @@ from .catalog import EXERCISES, Exercise
 
 TOLERANCE = 1e-6
 EXIT_FAILED, EXIT_NOT_PYTHON = 1, 2
+MEMORY_LIMIT = 2 * 1024**3  # bytes of address space for the student's process: an exercise needs a few MB
+RESULTS_LIMIT = 16 * 1024**2  # bytes of results it may write: the gradients of small arrays
 
 
 class Failed(Exception):
@@ -82,13 +92,15 @@ def hint_for(exercise: Exercise, what: str) -> str:
     return f"; hint: {hint}" if hint and what != "forward" and what != "loss" else ""
 
 
-def run_example(exercise: Exercise, Class, path: str) -> None:
-    for what, got, expected in guarded(lambda: exercise.example(Class), path, "the worked example"):
-        compare(what, got, expected, exercise, "the worked example")
+def example_results(exercise: Exercise, Class, path: str) -> list:
+    """What the class gives on the hand-worked example: [(what, got, expected)]."""
+    return guarded(lambda: exercise.example(Class), path, "the worked example")
 
 
-def gradients(exercise: Exercise, Class, path: str, seed: int = 0):
-    """(backprop's gradients, central differences), {name: array} for every input and parameter."""
+def gradients(exercise: Exercise, Class, path: str, seed: int = 0, numeric: bool = True):
+    """(backprop's gradients, central differences (or {} when not `numeric`), batch size, douts), each a
+    {name: array} for every input and parameter. The inputs come from `seed`: every process that runs
+    this with the same seed sees the same numbers."""
     rng = np.random.default_rng(seed)
     layer, inputs, names = guarded(lambda: exercise.make(Class, rng), path, "building the layer")
     inputs = list(inputs)
@@ -114,13 +126,13 @@ def gradients(exercise: Exercise, Class, path: str, seed: int = 0):
     analytic = {f"d{name}": grad for name, grad in zip([n for n in names if n != "t"], back)}
     for param in exercise.params:
         analytic[f"d{param}"] = getattr(layer, f"d{param}", None)
-    numeric = {}
-    for i, name in enumerate(names):
+    central = {}
+    for i, name in enumerate(names if numeric else ()):
         if name != "t":
-            numeric[f"d{name}"] = guarded(lambda: numerical_gradient(loss, inputs[i], h=1e-6), path, "forward")
-    for param in exercise.params:
-        numeric[f"d{param}"] = guarded(lambda: numerical_gradient(loss, getattr(layer, param), h=1e-6), path, "forward")
-    return analytic, numeric, len(inputs[0]) if np.ndim(inputs[0]) > 1 else 1, douts
+            central[f"d{name}"] = guarded(lambda: numerical_gradient(loss, inputs[i], h=1e-6), path, "forward")
+    for param in exercise.params if numeric else ():
+        central[f"d{param}"] = guarded(lambda: numerical_gradient(loss, getattr(layer, param), h=1e-6), path, "forward")
+    return analytic, central, len(inputs[0]) if np.ndim(inputs[0]) > 1 else 1, douts
 
 
 def diagnose(name: str, got, want: np.ndarray, batch: int, douts) -> tuple[float, str | None]:
@@ -158,21 +170,54 @@ def diagnose(name: str, got, want: np.ndarray, batch: int, douts) -> tuple[float
     return error, f"{name} is wrong: relative error {error:.2e} against central differences{detail}"
 
 
-def run_check(name: str, path: str) -> dict:
-    """The whole check, as a dict: code (0 passed, 1 failed, 2 not a Python file), line, rows."""
+def as_list(value):
+    """An array (or anything backward returned) as JSON: nested lists of floats, or None."""
+    try:
+        return np.asarray(value, dtype=float).tolist()
+    except (TypeError, ValueError):
+        return None
+
+
+def student_results(name: str, path: str) -> dict:
+    """Run in the student's process: what the class gives on the worked example and backward's gradients,
+    or {"code", "line"} when the student's code could not give them (not Python, an exception)."""
     exercise = EXERCISES[name]
     try:
         Class = load_class(exercise, path)
-        run_example(exercise, Class, path)
-        analytic, numeric, batch, douts = gradients(exercise, Class, path)
+        example = [(what, as_list(got)) for what, got, _ in example_results(exercise, Class, path)]
+        analytic, _, _, _ = gradients(exercise, Class, path, numeric=False)
+    except Failed as verdict:
+        return {"code": verdict.code, "line": str(verdict)}
+    return {"example": example, "gradients": {grad: as_list(value) for grad, value in analytic.items()}}
+
+
+def judge(name: str, results: dict) -> dict:
+    """The verdict, here in the tool's process: the student's results against bp-train's own class run on
+    the same inputs (its worked-example answers, central differences of its forward)."""
+    exercise = EXERCISES[name]
+    if "line" in results:  # the student's code failed: its own words, at most a failure (exit 1 or 2)
+        code = results.get("code") if results.get("code") in (EXIT_FAILED, EXIT_NOT_PYTHON) else EXIT_FAILED
+        line = str(results["line"])[:1000]
+        if line.startswith("PASS") or "\n" in line:
+            line = "your code wrote a verdict of its own; the check decides, from the gradients it returns"
+        return {"code": code, "line": line, "rows": []}
+    reference = getattr(importlib.import_module(exercise.module), exercise.cls)
+    try:
+        expected = {what: want for what, _, want in exercise.example(reference)}
+        got = dict(results["example"])
+        for what, want in expected.items():
+            compare(what, got.get(what), want, exercise, "the worked example")
+        _, numeric, batch, douts = gradients(exercise, reference, "bp-train")
         rows = []
         for grad, want in numeric.items():
-            error, problem = diagnose(grad, analytic.get(grad), want, batch, douts)
+            error, problem = diagnose(grad, results["gradients"].get(grad), want, batch, douts)
             if problem:
                 raise Failed(f"{problem}; hint: {exercise.hints.get(grad) or exercise.hints.get('dx')}")
             rows.append({"gradient": grad, "rel_error": error})
     except Failed as verdict:
         return {"code": verdict.code, "line": str(verdict), "rows": []}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return {"code": EXIT_FAILED, "rows": [], "line": "your code wrote results the check cannot read"}
     checked = ", ".join(f"{r['gradient']} {r['rel_error']:.1e}" for r in rows)
     return {
         "code": 0,
@@ -182,27 +227,62 @@ def run_check(name: str, path: str) -> dict:
     }
 
 
+def run_check(name: str, path: str) -> dict:
+    """The whole check in this process (for tests of the verdicts): student_results, then judge."""
+    return judge(name, student_results(name, path))
+
+
+def limit_student() -> None:
+    """In the student's process before it starts: bounded memory and files, a process group of its own."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (RESULTS_LIMIT, RESULTS_LIMIT))
+
+
 def check_file(name: str, path: str, timeout: float = 20.0) -> dict:
-    """run_check in a process of its own, stopped after `timeout` seconds."""
-    command = [sys.executable, "-m", "bp_train.exercises.check", name, path]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {
-            "code": EXIT_FAILED,
-            "rows": [],
-            "line": f"the check did not finish within {timeout:g} s: an endless loop in forward or backward?",
-        }
-    lines = done.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, ValueError):
-        return {
-            "code": EXIT_FAILED,
-            "rows": [],
-            "line": f"your code stopped the check (exit code {done.returncode}) before it could say anything",
-        }
+    """The student's class run in a process of its own, stopped after `timeout` seconds, judged here."""
+    with tempfile.TemporaryDirectory(prefix="bp-train-check-") as folder:
+        results_path = os.path.join(folder, "results.json")
+        environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bp_train.exercises.check", name, path, results_path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # whatever it prints goes nowhere: no memory held for it
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            preexec_fn=limit_student,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {
+                "code": EXIT_FAILED,
+                "rows": [],
+                "line": f"the check did not finish within {timeout:g} s: an endless loop in forward or backward?",
+            }
+        finally:
+            try:  # the process and anything it started in its group
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+        try:
+            with open(results_path, "rb") as handle:
+                results = json.loads(handle.read(RESULTS_LIMIT))
+        except (OSError, ValueError):
+            return {
+                "code": EXIT_FAILED,
+                "rows": [],
+                "line": f"your code stopped the check (exit code {process.returncode}) before it could say anything"
+                if process.returncode
+                else "your code ended the check before it could say anything (an exit in forward or backward?)",
+            }
+    return judge(name, results if isinstance(results, dict) else {})
 
 
 if __name__ == "__main__":
-    print("\n" + json.dumps(run_check(sys.argv[1], sys.argv[2])), flush=True)
+    found = student_results(sys.argv[1], sys.argv[2])
+    with open(sys.argv[3], "w", encoding="utf-8") as out:
+        json.dump(found, out)

@@ -112,24 +112,37 @@ def _reshape(graph: GraphBuilder, name: str, x: str, shape: list[int]) -> str:
     return graph.node("Reshape", [x, graph.constant(f"{name}.shape", shape, np.int64)], name)
 
 
-def add_head(graph: GraphBuilder, head, scores: str) -> str:
+def add_head(graph: GraphBuilder, head, scores: str, prefix: str = "") -> str:
     """The probabilities, as the network's loss head defines them (`Network.probabilities`)."""
     if isinstance(head, losses.SigmoidWithMSE):
-        outputs = graph.node("Sigmoid", [scores], "outputs")
-        total = graph.node("ReduceSum", [outputs, graph.constant("axes1", [1], np.int64)], "total", keepdims=1)
-        return graph.node("Div", [outputs, total], "probabilities")
-    return graph.node("Softmax", [scores], "probabilities", axis=1)
+        outputs = graph.node("Sigmoid", [scores], f"{prefix}outputs")
+        axes = graph.constant(f"{prefix}axes1", [1], np.int64)
+        total = graph.node("ReduceSum", [outputs, axes], f"{prefix}total", keepdims=1)
+        return graph.node("Div", [outputs, total], f"{prefix}probabilities")
+    return graph.node("Softmax", [scores], f"{prefix}probabilities", axis=1)
 
 
-def to_onnx(network, config_name: str):
-    """The ONNX model of a (float32 or float64) network, in evaluation mode, checked by onnx.checker."""
+def to_onnx(networks, config_name: str):
+    """The ONNX model of a (float32 or float64) network, in evaluation mode, checked by onnx.checker; of a
+    list of networks (an ensemble), one graph that runs each and averages their probabilities, as
+    `predict` does (soft voting)."""
     onnx = require_onnx()
+    networks = list(networks) if isinstance(networks, (list, tuple)) else [networks]
+    network = networks[0]  # what the members share: input size, classes
     helper, graph = onnx.helper, GraphBuilder(onnx)
-    x = graph.node("Mul", ["pixels", graph.constant("one_over_255", np.float32(1 / 255))], "scaled_pixels")
-    state = {}
-    for name, layer in network.layers.items():
-        x = add_layer(graph, name, layer, x, state)
-    probabilities = add_head(graph, network.last_layer, x)
+    scaled = graph.node("Mul", ["pixels", graph.constant("one_over_255", np.float32(1 / 255))], "scaled_pixels")
+    each = []
+    for number, member in enumerate(networks, start=1):
+        prefix = f"member{number}." if len(networks) > 1 else ""
+        x, state = scaled, {}
+        for name, layer in member.layers.items():
+            x = add_layer(graph, prefix + name, layer, x, state)
+        each.append(add_head(graph, member.last_layer, x, prefix))
+    probabilities = each[0]
+    if len(each) > 1:
+        total = graph.node("Sum", each, "members_summed")
+        share = graph.constant("one_over_members", np.float32(1 / len(each)))
+        probabilities = graph.node("Mul", [total, share], "probabilities")
     graph.node("ArgMax", [probabilities], "label", axis=1, keepdims=0)
     classes = network.sizes[-1]
     model = helper.make_model(

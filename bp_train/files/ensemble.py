@@ -62,7 +62,9 @@ def read_manifest(folder: Path) -> dict:
         raise ModelFileError(f"{path}: over {MAX_MANIFEST_BYTES:,} bytes; not an ensemble manifest bp-train wrote")
     try:
         manifest = safeyaml.load(data.decode("utf-8"))
-    except (BPTrainError, yaml.YAMLError, UnicodeDecodeError):
+    except BPTrainError as exc:  # an alias bomb, a duplicate key, nesting: said as what it is
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
         manifest = None
     if not isinstance(manifest, dict) or manifest.get("format") != ENSEMBLE_FORMAT:
         raise ModelFileError(f"{path}: not an ensemble manifest (no 'format: {ENSEMBLE_FORMAT}' line)")

@@ -12,6 +12,7 @@ import numpy as np
 from ..config.build import build_network, weight_count
 from ..config.loading import config_from_dict
 from ..errors import BPTrainError, ModelFileError
+from ..nn.backend import to_device, to_host
 from .store import MODEL_FORMAT, load_arrays, save_arrays
 
 FINGERPRINT = "train_fingerprint"  # the hashes of the training rows (see data.fingerprints), if saved
@@ -72,5 +73,28 @@ def load_model(path, device: str = "cpu"):
     arrays, meta = load_arrays(path, check=check)
     meta[FINGERPRINT] = arrays.pop(FINGERPRINT, None)
     network = built["network"]
+    check_values(path, arrays)
     network.load_state(arrays)
+    check_probes(path, network)
     return network, built["config"], meta
+
+
+def check_values(path, arrays: dict) -> None:
+    """BatchNorm's variances are never negative: the square root of one is NaN, which would read every
+    digit as 0."""
+    for name, values in arrays.items():  # (NaN and infinities are refused as the file is read: store.py)
+        if name.startswith("running_var") and (values < 0).any():
+            raise ModelFileError(f"{path}: array '{name}' holds a negative variance; a variance is never below 0")
+
+
+def check_probes(path, network) -> None:
+    """Finite weights can still overflow: three plain digits (blank, all ink, half grey) through the
+    network must give finite scores."""
+    probes = np.stack([np.full(network.sizes[0], value, dtype=network.dtype) for value in (0.0, 1.0, 0.5)])
+    with np.errstate(all="ignore"):
+        scores = to_host(network.predict(to_device(probes, network.xp)))
+    if not np.isfinite(scores).all():
+        raise ModelFileError(
+            f"{path}: its network gives NaN or infinite scores for a plain digit (weights that overflow "
+            f"{network.dtype}?); no trained network does"
+        )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BPTrainError, ModelFileError
+from ..errors import BPTrainError, ModelFileError, unreadable
 
 MODEL_FORMAT = "bp-train-model/1"
 
@@ -53,6 +53,23 @@ def atomic_path(destination: str | os.PathLike):
         raise BPTrainError(f"{destination}: {exc.strerror or exc}; the previous file, if any, is unchanged") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(destination: str | os.PathLike) -> None:
+    """Raise BPTrainError now if atomic_path could not write `destination` later: a folder in its place,
+    a missing or read-only folder. Nothing is created."""
+    destination = Path(destination)
+    if destination.is_dir():
+        raise BPTrainError(f"{destination}: a folder, not a file to write")
+    if os.path.lexists(destination) and (destination.is_symlink() or not destination.is_file()):
+        if not os.access(destination, os.W_OK):
+            raise BPTrainError(f"{destination}: not writable")
+        return  # written as it is (a FIFO, a device, a link)
+    folder = destination.parent
+    if not folder.is_dir():
+        raise BPTrainError(f"{destination}: the folder {str(folder) or '.'!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise BPTrainError(f"{destination}: the folder {str(folder) or '.'!r} is not writable")
 
 
 def remove_orphaned_temporaries(folder: Path) -> None:
@@ -94,8 +111,9 @@ def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tup
     may refuse the file from those alone, before any array's data is read: a small crafted file cannot
     make bp-train allocate gigabytes. Arrays must hold finite numbers."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: {kind} file not found")
+    problem = unreadable(path, f"{kind} file")
+    if problem:
+        raise ModelFileError(problem)
     with open(path, "rb") as handle:
         magic = handle.read(6)
     if magic[:1] == b"\x80" or (magic.startswith(b"\x93NUMPY") and _holds_objects(path)):

@@ -15,6 +15,8 @@ that a large one never makes the other visitors wait.
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,12 +29,18 @@ from ..training.recognize import recognize
 from .steps import RequestError, StepThrough
 
 MAX_BODY = 4_000_000  # a canvas PNG is tens of kB, a phone photo a few MB
+MAX_CONNECTIONS = 64  # served at once, a thread each; more are answered 503 at once rather than queued
+IDLE_SECONDS = 20  # a connection that sends nothing for this long is closed (slow clients hold a thread)
 
 
 class DigitServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of visitors waits rather than being refused
 
     def __init__(self, address, model, quiet: bool = True):
+        if ":" in address[0]:  # an IPv6 address, ::1 or ::
+            self.address_family = socket.AF_INET6
+        self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, Handler)
         self.model, self.lock, self.quiet = model, threading.Lock(), quiet
         self.page = resources.files("bp_train.serve").joinpath("static/index.html").read_bytes()
@@ -44,8 +52,43 @@ class DigitServer(ThreadingHTTPServer):
             result = recognize(self.model, [prepared], saliency=True)[0]
         return {key: result[key] for key in ("label", "probabilities", "input", "saliency", "notes")}
 
+    def process_request(self, request, client_address):
+        """A thread per connection, up to MAX_CONNECTIONS; beyond, a 503 at once and the connection closed."""
+        if not self.connections.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def handle_error(self, request, client_address):
+        """A client that resets or drops its connection is no error of ours: nothing on the console. Any other
+        failure is one line, never a traceback per request."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        print(
+            f"bp-train serve: a request from {client_address[0]} failed: {type(error).__name__}: {error}"[:300],
+            file=sys.stderr,
+        )
+
     def answer(self, path: str, query: dict, body: bytes | None) -> dict:
-        """A step-through endpoint's answer (steps.py); RequestError for a bad request."""
+        """An endpoint's answer: a picture read, or a step-through's (steps.py); RequestError for a bad
+        request, BPTrainError for a bad picture (not an image, a blank canvas, a bomb)."""
+        if path == "/api/predict":
+            return self.read(body)
         if path == "/api/trace":
             if not body:
                 raise RequestError(HTTPStatus.BAD_REQUEST, "POST the picture of a digit to trace")
@@ -63,6 +106,7 @@ STEP_POSTS = ("/api/trace", "/api/learn", "/api/reset", "/api/check")
 
 class Handler(BaseHTTPRequestHandler):
     server: DigitServer
+    timeout = IDLE_SECONDS  # on the socket: a read that waits longer ends the connection
 
     def log_message(self, format, *args):  # one line per request only when asked (--log)
         if not self.server.quiet:
@@ -91,6 +135,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(exc.status, {"error": str(exc)})
         except BPTrainError as exc:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except MemoryError:
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "not enough memory for this request now"})
+        except Exception as exc:  # our bug: the visitor gets an answer, the console one line, and we go on
+            self.server.handle_error(None, self.client_address)
+            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"the server failed: {type(exc).__name__}"})
 
     def do_GET(self):
         path, query = self.split()
@@ -139,16 +188,10 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length)
-        if path != "/api/predict":
-            self.step(path, query, body)
-            return
-        if not body:
+        if path == "/api/predict" and not body:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "an empty body: POST the picture itself"})
             return
-        try:
-            self.send_json(HTTPStatus.OK, self.server.read(body))
-        except BPTrainError as exc:  # not an image, a blank canvas, a bomb: the user's picture, not our bug
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        self.step(path, query, body)
 
     def do_PUT(self):
         self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a picture to /api/predict, GET /api/layer"})
@@ -159,7 +202,8 @@ class Handler(BaseHTTPRequestHandler):
 def serve(model, host: str, port: int, announce=print, quiet: bool = True) -> None:
     """Serve until Ctrl-C (KeyboardInterrupt propagates once the socket is closed)."""
     server = DigitServer((host, port), model, quiet)
-    announce(f"serving on http://{host}:{server.server_address[1]}/ (Ctrl-C stops it)")
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
+    announce(f"serving on http://{shown}:{server.server_address[1]}/ (Ctrl-C stops it)")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

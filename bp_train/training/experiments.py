@@ -78,14 +78,14 @@ def variant_folder(out: Path, label: str, seed: int) -> Path:
     return out / f"{label.replace(' ', '-')}-s{seed}"
 
 
-def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder: Path) -> dict:
+def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder: Path, show_progress=False) -> dict:
     """One fit; its learning curve, and its final accuracies with training accuracy measured as validation
     is (evaluation mode, no dropout), so that a train-validation gap is a real one."""
     config = load_config(
         None, [*overrides, f"data.train={data}", f"train.seed={seed}", f"train.epochs={epochs}", f"name={folder.name}"]
     )
     digits = training_digits(config)
-    trainer = Trainer(config, folder, show_progress=False, digits=digits)
+    trainer = Trainer(config, folder, show_progress=show_progress, digits=digits)
     trainer.fit(log=lambda line: None)
     train_accuracy = trainer.network.accuracy(trainer.x_train, trainer.t_train)
     history = trainer.state.history
@@ -99,7 +99,14 @@ def run_variant(overrides: list[str], data: str, seed: int, epochs: int, folder:
 
 
 def run_experiment(
-    name: str, data: str, out: Path, seeds=(0, 1), log=print, also: tuple[str, ...] = (), epochs: int | None = None
+    name: str,
+    data: str,
+    out: Path,
+    seeds=(0, 1),
+    log=print,
+    also: tuple[str, ...] = (),
+    epochs: int | None = None,
+    show_progress: bool = False,
 ) -> dict:
     """Every variant with every seed, into out/<variant>-s<seed>/; the figures per variant. `also` (--set
     assignments applied after each variant's own) and `epochs` make a smaller version of the experiment,
@@ -111,7 +118,7 @@ def run_experiment(
         runs = []
         for seed in seeds:
             folder = variant_folder(out, label, seed)
-            runs.append(run_variant([*overrides, *also], data, seed, epochs, folder))
+            runs.append(run_variant([*overrides, *also], data, seed, epochs, folder, show_progress))
             log(
                 f"{label}, seed {seed}: validation {runs[-1]['final_val']:.4f}, training {runs[-1]['train_accuracy']:.4f}"
             )

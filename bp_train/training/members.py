@@ -267,12 +267,12 @@ def fit_ensemble(
         folder, lock = claim_ensemble_folder(out, config.name, overwrite)
     try:
         write_manifest(folder, seeds, config.to_dict())
-        how = f", with {threads}" if threads else ""
+        how = f"; {threads}" if threads else ""
         if jobs > 1:
-            how = f", {jobs} at a time with {threads_per_job} BLAS thread{'s' if threads_per_job > 1 else ''} each"
+            how = f"; {jobs} trained at a time, {threads_per_job} BLAS thread{'s' if threads_per_job > 1 else ''} each"
         log(
-            f"training the ensemble {folder} of {config.name}: {len(seeds)} members, seeds "
-            f"{', '.join(map(str, seeds))}{how}"
+            f"training the ensemble {folder} of {config.name}: {len(seeds)} members "
+            f"(seeds {', '.join(map(str, seeds))}){how}"
         )
         return train_members(
             config, seeds, folder, overwrite, resume is not None, cache, show_progress, log, jobs, threads_per_job

@@ -65,7 +65,8 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, source: str) -> dict
         loss, accuracy, predicted = evaluate_split(network, to_device(x, network.xp), to_device(labels, network.xp))
         predicted = to_host(predicted)
     else:
-        each = model.member_probabilities(x)
+        with model.reading_bar(len(x)) as bar:
+            each = model.member_probabilities(x, progress=bar.update)
         probabilities = each.mean(axis=0)
         predicted = probabilities.argmax(axis=1)
         accuracy = float(np.mean(predicted == labels))

@@ -249,6 +249,18 @@ def remove_abandoned_swaps(target: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def check_own_files(folder: Path) -> None:
+    """A run's own files are written in place, and only there: one that is a link (or not a regular file)
+    would have a resumed run write into whatever it points at -- another run, someone's file."""
+    for name in sorted(RUN_FILES - {LOCK_NAME}):
+        path = folder / name
+        if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+            raise BPTrainError(
+                f"{path} is {'a link' if path.is_symlink() else 'not a regular file'}; a run writes its own "
+                "files in place, never through a link: put the file itself there to resume this run"
+            )
+
+
 def open_run_folder(
     out: str | Path | None,
     name: str,
@@ -258,6 +270,7 @@ def open_run_folder(
 ) -> RunFolder:
     """The locked folder a `fit` writes: see the module's docstring for the rule."""
     if resume is not None:
+        check_own_files(Path(resume))
         return RunFolder(Path(resume), FolderLock(Path(resume)).acquire())
     if out is None:
         return numbered_folder(runs / name)
@@ -285,6 +298,8 @@ def open_run_folder(
 
 def member_run_folder(member: Path, name: str, resuming: bool, overwrite: bool):
     """The locked run folder a member trains in, in the ensemble's process or in a worker of its own (members.py)."""
+    if member.is_symlink():  # an ensemble's member is its own folder: never another run it points at
+        raise BPTrainError(f"{member} is a link; an ensemble's members are folders of its own, written in place")
     return (
         open_run_folder(None, name, resume=member) if resuming else open_run_folder(member, name, overwrite=overwrite)
     )

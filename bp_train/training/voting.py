@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.augment import shifted
 from ..errors import ModelFileError
-from ..files.ensemble import model_files
+from ..files.ensemble import MAX_MEMBERS, model_files
 from ..files.model import load_model
 from ..nn.backend import to_device, to_host
 
@@ -61,9 +61,10 @@ class Ensemble:
     def single(self) -> bool:
         return len(self.members) == 1 and len(self.views) == 1
 
-    def member_probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+    def member_probabilities(self, x: np.ndarray, batch_size: int = 10_000, progress=None) -> np.ndarray:
         """(members, N, classes) float64: each member's probabilities, averaged over the TTA views. Each
-        view of a batch is made once and read by every member (once per picture shape they read)."""
+        view of a batch is made once and read by every member (once per picture shape they read).
+        `progress(rows)` is told of each batch read by each member in each view (a progress bar's update)."""
         out = np.zeros((len(self.members), len(x), self.network.sizes[-1]))
         for start in range(0, len(x), batch_size):
             rows = x[start : start + batch_size]
@@ -78,12 +79,28 @@ class Ensemble:
                         view = moved[shape]
                     scores = network.predict(to_device(view, network.xp), batch_size=batch_size)
                     out[m, start : start + len(rows)] += network.probabilities(to_host(scores).astype(np.float64))
+                    if progress is not None:
+                        progress(len(rows))
         out /= len(self.views)
+        for member, probabilities in zip(self.members, out):
+            if not np.isfinite(probabilities).all():  # never a NaN read as the digit 0
+                raise ModelFileError(
+                    f"{member.file}: its network gives NaN or infinite scores for some digits (weights that "
+                    "overflow?); no answer is better than a wrong one"
+                )
         return out
 
-    def probabilities(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, batch_size: int = 10_000, progress=None) -> np.ndarray:
         """(N, classes) float64: the members' probabilities averaged (soft voting)."""
-        return self.member_probabilities(x, batch_size).mean(axis=0)
+        return self.member_probabilities(x, batch_size, progress).mean(axis=0)
+
+    def reading_bar(self, rows: int):
+        """A progress bar for reading `rows` digits, every member in every view, on a terminal only (an
+        ensemble with TTA reads 28,000 digits for minutes)."""
+        from tqdm import tqdm
+
+        total = rows * len(self.views) * len(self.members)
+        return tqdm(total=total, unit="digit", desc="reading", leave=False, disable=None, mininterval=0.5)
 
     def score_gradient(self, x: np.ndarray, label: int) -> np.ndarray:
         """The members' d(score of `label`)/d(pixels), averaged (the saliency of the ensemble's answer)."""
@@ -138,11 +155,16 @@ def check_compatible(members: list[Member]) -> None:
 def load_ensemble(paths, device: str = "cpu", tta: bool = False) -> Ensemble:
     """Every model the --model paths stand for (files, run folders, ensemble folders), checked to fit
     together. A missing, damaged or foreign member is refused with one line naming it."""
+    named = [found for path in paths for found in model_files(path)]  # before any is loaded: bounded
+    if len(named) > MAX_MEMBERS:
+        raise ModelFileError(
+            f"--model: {len(named)} models in all ({len(paths)} --model given); an ensemble averages at most "
+            f"{MAX_MEMBERS}"
+        )
     members = []
-    for path in paths:
-        for name, file in model_files(path):
-            network, config, meta = load_model(file, device=device)
-            members.append(Member(name, Path(file), network, config, meta))
+    for name, file in named:
+        network, config, meta = load_model(file, device=device)
+        members.append(Member(name, Path(file), network, config, meta))
     if not members:
         raise ModelFileError("no model given: pass --model FILE (a model file, run folder or ensemble folder)")
     check_compatible(members)
