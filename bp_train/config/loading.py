@@ -26,8 +26,7 @@ from .schema import OPTIMIZER_KEYS, SCHEDULE_KEYS, Config, section
 def parse_yaml(path: str | os.PathLike) -> dict:
     """Read a YAML file safely into a dict, with file and line in every error."""
     path = Path(path)
-    problem = unreadable(path, "config file")
-    if problem:
+    if problem := unreadable(path, "config file"):
         raise ConfigError(problem)
     try:
         source = path.read_text(encoding="utf-8-sig")

@@ -227,8 +227,7 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
     import pandas as pd
 
     path = Path(path)
-    problem = unreadable(path)
-    if problem:
+    if problem := unreadable(path):
         raise DataError(problem)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a header 'label,pixel0,...,pixel783' and rows")
@@ -274,8 +273,7 @@ def read_csv(path: str | os.PathLike, require_labels: bool = False) -> Digits:
 def read_labels(path: str | os.PathLike, rows: int) -> np.ndarray:
     """Labels from an 'ImageId,Label' CSV (the submission format), one per image, in ImageId order."""
     path = Path(path)
-    problem = unreadable(path, "labels file")
-    if problem:
+    if problem := unreadable(path, "labels file"):
         raise DataError(problem)
     frame = _parse(path, _read_text(path), None)
     if [str(c).strip() for c in frame.columns] != ["ImageId", "Label"]:

@@ -38,8 +38,7 @@ class Prepared:
 
 def open_image(path: Path):
     """The picture in a file, decoded and bounded: one DataError naming the file for anything else."""
-    problem = unreadable(path, "image")
-    if problem:
+    if problem := unreadable(path, "image"):
         raise DataError(problem)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DataError(

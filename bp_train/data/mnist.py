@@ -49,8 +49,7 @@ MAX_IDX_BYTES = 100_000_000  # MNIST's training images are 47 MB; anything this 
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's content, gunzipped if it is gzip (by its magic bytes, whatever its name)."""
     path = Path(path)
-    problem = unreadable(path)
-    if problem:
+    if problem := unreadable(path):
         raise DataError(problem)
     if path.stat().st_size > MAX_IDX_BYTES:
         raise DataError(f"{path}: {path.stat().st_size:,} bytes; an IDX file of digits is at most {MAX_IDX_BYTES:,}")

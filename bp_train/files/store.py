@@ -111,8 +111,7 @@ def load_arrays(path: str | os.PathLike, kind: str = "model", check=None) -> tup
     may refuse the file from those alone, before any array's data is read: a small crafted file cannot
     make bp-train allocate gigabytes. Arrays must hold finite numbers."""
     path = Path(path)
-    problem = unreadable(path, f"{kind} file")
-    if problem:
+    if problem := unreadable(path, f"{kind} file"):
         raise ModelFileError(problem)
     with open(path, "rb") as handle:
         magic = handle.read(6)
