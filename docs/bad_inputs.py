@@ -282,6 +282,85 @@ def newer_cases(tmp: Path, good: Path, test_csv: Path, predict: list):
     yield "explain network: a label outside 0-9", lambda: ["explain", "network", "--image", str(good), "--label", "12"]
     yield "explain network: --label without --image", lambda: ["explain", "network", "--label", "3"]
     yield "serve --host ''", lambda: ["serve", "--model", str(tmp / "run" / "model.npz"), "--host", ""]
+    yield from round_four_cases(tmp, good, predict)
+
+
+def round_four_cases(tmp: Path, good: Path, predict: list):
+    """Round four's classes, one row each (the tests hold the other variants)."""
+    import struct
+
+    model = str(tmp / "run" / "model.npz")
+
+    def declared_bomb():
+        gif = tmp / "canvas.gif"  # 85 bytes: one pixel on a 6000x6000 canvas
+        gif.write_bytes(
+            b"GIF89a" + struct.pack("<HHBBB", 6000, 6000, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+            b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b"
+        )
+        return ["predict", "--model", model, "--image", str(gif)]
+
+    yield "pictures: a GIF of 85 bytes declaring a 6000x6000 canvas", declared_bomb
+
+    def lab_tiff():
+        from PIL import Image
+
+        Image.new("LAB", (40, 40)).save(tmp / "lab.tif")
+        return ["predict", "--model", model, "--image", str(tmp / "lab.tif")]
+
+    yield "pictures: a format Pillow opens but bp-train does not read (a LAB TIFF)", lab_tiff
+
+    def save_over_picture():
+        from PIL import Image, ImageDraw
+
+        (tmp / "pics").mkdir(exist_ok=True)
+        image = Image.new("L", (60, 60), 255)
+        ImageDraw.Draw(image).line([(30, 5), (30, 55)], fill=0, width=6)
+        image.save(tmp / "pics" / "seven.png")
+        return [
+            "predict",
+            "--model",
+            model,
+            "--image",
+            str(tmp / "pics" / "seven.png"),
+            "--save-inputs",
+            str(tmp / "pics"),
+        ]
+
+    yield "files: --save-inputs into the pictures' own folder", save_over_picture
+    bad = tmp / "bad.csv"
+    yield (
+        "state before checks: fit --seeds with bad data (no ensemble folder is written)",
+        lambda: (
+            bad.write_text("label,pixel0\n1,2,3\n"),
+            ["fit", "--data", str(bad), "--seeds", "1,2", "--out", str(tmp / "e")],
+        )[1],
+    )
+
+    def negative_variance():
+        from bp_train.config import build_network, load_config
+        from bp_train.files.model import save_model
+
+        config = load_config(None, ["model.hidden=[{size: 8, batchnorm: true}]"])
+        network = build_network(config, seed=0)
+        network.buffers["running_var1"][0] = -1.0
+        save_model(tmp / "negative.npz", network, config.to_dict())
+        return ["predict", "--model", str(tmp / "negative.npz")] + predict[1:]
+
+    yield "values: a model whose BatchNorm variance is negative", negative_variance
+    yield "bounds: --model given 101 times", lambda: ["predict", *["--model", model] * 101] + predict[1:]
+    yield "bounds: exercise check --timeout nan", lambda: ["exercise", "check", "relu", "--timeout", "nan"]
+
+    def fifo_model():
+        os.mkfifo(tmp / "pipe")
+        return ["predict", "--model", str(tmp / "pipe")] + predict[1:]
+
+    yield "messages: a FIFO as --model", fifo_model
+
+    def loop():
+        os.symlink("loop", tmp / "loop")
+        return ["fit", "--data", str(good), "--out", str(tmp / "loop")]
+
+    yield "messages: --out a symbolic link in a loop", loop
 
 
 def other_size(tmp: Path) -> Path:
@@ -305,7 +384,7 @@ def main_table():
             args, after = make(), None
             if isinstance(args, tuple):  # (arguments, what to undo once they ran)
                 args, after = args
-            result = CliRunner().invoke(main, args)
+            result = CliRunner().invoke(main, args, prog_name="bp-train")
             if after:
                 after()
             message = (result.stderr or result.stdout).strip().replace(str(tmp) + "/", "").replace(str(tmp), ".")

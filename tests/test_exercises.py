@@ -175,3 +175,14 @@ def test_new_never_overwrites_a_students_file_and_unknown_names_are_one_line(tmp
     assert done.returncode == 2 and "exercise list" in done.stderr and done.stderr.count("\n") == 1
     listed = bp_train("exercise", "list", cwd=tmp_path).stdout
     assert all(name in listed for name in EXERCISES)
+
+
+def test_the_message_docs_learning_md_quotes_is_the_one_the_check_prints(tmp_path):
+    from conftest import ROOT
+
+    bp_train("exercise", "new", "relu", cwd=tmp_path)
+    text = (tmp_path / "relu.py").read_text()
+    (tmp_path / "relu.py").write_text(text.replace('raise NotImplementedError("write ReLU.backward")', "return dout"))
+    printed = bp_train("exercise", "check", "relu", cwd=tmp_path).stderr.strip()
+    page = " ".join((ROOT / "docs" / "learning.md").read_text().split())
+    assert f"`{printed}`" in page, printed

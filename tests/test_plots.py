@@ -153,3 +153,22 @@ def test_tune_params_plot_labels_a_narrow_log_range_legibly(tmp_path):
         plots._save = saved
     boxes = captured["boxes"]
     assert boxes and all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_curves_mark_whole_epochs_only_and_the_weights_carry_a_colour_key():
+    rows = [
+        {"epoch": str(e), "train_loss": "1", "train_accuracy": "0.5", "val_loss": "1", "val_accuracy": "0.5"}
+        for e in (1, 2, 3)
+    ]
+    for figure in (plots.learning_curves(rows, plt), plots.compare_runs([("a", rows)], plt)):
+        figure.canvas.draw()
+        for axes in figure.axes:
+            ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        plt.close(figure)
+    tiles = np.random.default_rng(0).normal(size=(9, 28, 28))
+    figure = plots.weights_grid(tiles, "first layer", plt)
+    key = figure.axes[-1]  # the colour bar's own axes, below the tiles
+    assert [t.get_text() for t in key.get_xticklabels()] == ["most negative", "0", "most positive"]
+    assert "own scale" in key.get_xlabel()
+    plt.close(figure)

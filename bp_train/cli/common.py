@@ -76,9 +76,8 @@ class Group(click.Group):
         except RuntimeError as exc:  # pathlib's resolve() of a link in a loop (Python < 3.13)
             if not str(exc).startswith("Symlink loop"):
                 raise
-            raise BadInput(
-                f"{str(exc).split(' from ', 1)[-1]}: a symbolic link in a loop (it leads back to itself)"
-            ) from None
+            where = str(exc).split(" from ", 1)[-1].strip("'")
+            raise BadInput(f"{where}: a symbolic link in a loop (it leads back to itself)") from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise BadInput(f"{where}{exc.strerror or exc}") from None
@@ -93,8 +92,8 @@ class FiniteFloat(click.ParamType):
 
     name = "number"
 
-    def __init__(self, low: float | None = None):
-        self.low = low
+    def __init__(self, low: float | None = None, high: float | None = None):
+        self.low, self.high = low, high
 
     def convert(self, value, param, ctx):
         import math
@@ -107,6 +106,8 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.low is not None and number <= self.low:
             self.fail(f"{value!r} is not above {self.low:g}", param, ctx)
+        if self.high is not None and number > self.high:
+            self.fail(f"{value!r} is more than {self.high:g}", param, ctx)
         return number
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import BadInput, Group, emit_json
+from .common import BadInput, FiniteFloat, Group, emit_json
 
 
 def _exercise(name: str):
@@ -81,8 +81,8 @@ def new(name, folder):
     "--timeout",
     default=20.0,
     show_default=True,
-    type=click.FloatRange(1, 600),
-    help="Seconds the check may take before it is stopped (an endless loop).",
+    type=FiniteFloat(low=0, high=600),
+    help="Seconds the check may take before it is stopped (an endless loop): above 0, at most 600.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def check(name, path, timeout, as_json):

@@ -78,6 +78,7 @@ def learning_curves(rows: list[dict], plt):
         if rows and rows[0][f"val_{metric}"]:
             axes.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "s-", label="validation")
         axes.set(title=title, xlabel="epoch", ylabel=metric)
+        whole_epochs(axes)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
         axes.legend()
@@ -132,6 +133,13 @@ def weight_tiles(network) -> tuple[np.ndarray, str]:
     return W.T.reshape(-1, height, width), f"first dense layer: {W.shape[1]} units, each a {height}x{width} picture"
 
 
+def whole_epochs(axes) -> None:
+    """Ticks at whole epochs only: a run of 3 epochs has no epoch 1.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def weights_grid(tiles: np.ndarray, title: str, plt, limit: int = 100):
     """Each tile in its own symmetric scale, red positive, blue negative: the pattern each unit looks for."""
     shown = tiles[:limit]
@@ -143,7 +151,13 @@ def weights_grid(tiles: np.ndarray, title: str, plt, limit: int = 100):
         bound = float(np.abs(tile).max()) or 1.0
         axes.imshow(tile, cmap="RdBu_r", vmin=-bound, vmax=bound)
     figure.suptitle(f"{title}" + (f" ({limit} of {len(tiles)} shown)" if len(tiles) > limit else ""), fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    # The colour key: every tile has its own scale, so the key gives the scale's ends, not numbers.
+    key = figure.add_axes((0.2, 0.04, 0.6, 0.025))
+    shown_scale = plt.cm.ScalarMappable(norm=plt.Normalize(-1, 1), cmap="RdBu_r")
+    bar = figure.colorbar(shown_scale, cax=key, orientation="horizontal", ticks=[-1, 0, 1])
+    bar.ax.set_xticklabels(["most negative", "0", "most positive"], fontsize=7)
+    bar.set_label("weight, each tile in its own scale (its largest |w| at the ends)", fontsize=7)
     return figure
 
 
@@ -244,6 +258,7 @@ def compare_runs(runs: list[tuple[str, list[dict]]], plt):
         ]
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
+        whole_epochs(axes)
         axes.grid(alpha=0.3)
     columns = min(len(handles), 4)
     figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
