@@ -107,6 +107,16 @@ BAD_REQUESTS = [
     ("a body that is no image", "POST", "/api/predict", b"GIF89a not really", {}, 400),
     ("a blank canvas", "POST", "/api/predict", None, {}, 400),
     ("a body over the limit", "POST", "/api/predict", b"x" * 100, {"Content-Length": "5000000"}, 413),
+    (
+        "a GIF of 85 bytes declaring a 6000x6000 canvas",
+        "POST",
+        "/api/predict",
+        b"GIF89a\x70\x17\x70\x17\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+        b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b",
+        {},
+        400,
+    ),
+    ("a TIFF, which Pillow opens and bp-train does not read", "POST", "/api/trace", None, {}, 400),
 ]
 
 
@@ -115,6 +125,12 @@ def test_each_bad_request_gets_its_4xx_and_the_next_request_is_answered(
     server, what, method, path, body, headers, status
 ):
     port, process = server
+    if what.startswith("a TIFF"):
+        import io
+
+        buffer = io.BytesIO()
+        Image.new("LAB", (40, 40)).save(buffer, format="TIFF")
+        body = buffer.getvalue()
     if what == "a blank canvas":
         import io
 
