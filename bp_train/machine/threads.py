@@ -102,10 +102,22 @@ def choose_threads(requested: int | None = None) -> ThreadChoice:
     return ThreadChoice(free, f"auto: {cores} usable core(s), {busy:.1f} kept busy by other processes")
 
 
+_chosen: list[int] = []  # the thread counts of the blas_threads blocks we are in, innermost last
+
+
 @contextmanager
 def blas_threads(threads: int):
     """Limit BLAS (and OpenMP) to `threads` threads inside the block."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads):
-        yield
+    _chosen.append(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        _chosen.pop()
+
+
+def chosen_threads() -> int | None:
+    """The thread count of the innermost blas_threads block (the command's choice), or None outside one."""
+    return _chosen[-1] if _chosen else None

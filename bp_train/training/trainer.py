@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,14 @@ from ..data.fingerprints import fingerprints
 from ..errors import ConfigError, DataError, DivergenceError, Interrupted, ctrl_c_held
 from ..files.model import save_model
 from ..files.store import remove_orphaned_temporaries, write_text
+from ..machine.threads import blas_threads, chosen_threads
 from ..nn.backend import to_device
+from ..nn.fast_layers import FastConvolution
 from ..nn.network import Network
 from .checkpoint import RunState, restore_checkpoint, save_checkpoint
 from .memory import check_training_memory
 from .runfolder import RunFolder
+from .split import SplitNetwork, splittable
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 # A mean cross-entropy this large gives the true digit a probability of e^-10000: only exploding weights
@@ -101,6 +105,7 @@ class Trainer:
         self.shuffle_rng = np.random.default_rng([train_cfg.seed, 2])
         self.augment_rng = augment_rng(train_cfg.seed)
         self.augmenter = None
+        self.halves = None  # the batch split over two threads, once batch_halves decides for it
         self.augment_seconds = 0.0  # time spent distorting batches, for `bench`
         if train_cfg.augment is not None:
             self.augmenter = Augmenter(train_cfg.augment, config.model.input_shape, self.augment_rng)
@@ -137,23 +142,16 @@ class Trainer:
     # --- one epoch -------------------------------------------------------------------------------------
 
     def run_epoch(self, epoch: int) -> dict:
-        cfg = self.config.train
         net, opt = self.network, self.optimizer
         steps = len(self.shuffler)
-        total, unit = (steps * net.parameter_count, "grad entry") if self.numerical else (steps, "batch")
-        bar = tqdm(
-            total=total,
-            unit=unit,
-            desc=f"epoch {epoch}/{cfg.epochs}",
-            leave=False,
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-            mininterval=0.25,
-        )
+        halves = self.batch_halves()
+        bar = self.progress_bar(epoch, steps)
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore"), bar:
+        # With the batch split in two (split.py) each half's BLAS keeps to one thread: two threads each
+        # would spin against each other on two cores.
+        with np.errstate(over="ignore", invalid="ignore"), bar, blas_threads(1) if halves else nullcontext():
             for i, (xb, tb) in enumerate(self.shuffler.epoch()):
                 if self.augmenter is not None:
                     drawn = time.perf_counter()
@@ -165,7 +163,8 @@ class Trainer:
                 if self.numerical:
                     grads, vectors = net.numerical_gradient(xb, tb, progress=bar.update), None
                 else:
-                    grads, vectors = net.gradient(xb, tb), net.vectors  # views of net.vectors: one step over all
+                    step = halves if halves is not None else net
+                    grads, vectors = step.gradient(xb, tb), net.vectors  # views of net.vectors: one step over all
                     bar.update(1)
                 loss = net.last_loss  # the training-mode loss at the point differentiated
                 self.check_divergence(epoch, f"batch {i + 1}", loss)
@@ -194,6 +193,28 @@ class Trainer:
             row["val_loss"], row["val_accuracy"], _ = evaluate_split(net, self.x_val, self.t_val)
             self.check_divergence(epoch, "validation", row["val_loss"])
         return row
+
+    def progress_bar(self, epoch: int, steps: int):
+        net = self.network
+        total, unit = (steps * net.parameter_count, "grad entry") if self.numerical else (steps, "batch")
+        return tqdm(
+            total=total,
+            unit=unit,
+            desc=f"epoch {epoch}/{self.config.train.epochs}",
+            leave=False,
+            disable=not self.show_progress,
+            dynamic_ncols=True,
+            mininterval=0.25,
+        )
+
+    def batch_halves(self) -> SplitNetwork | None:
+        """The batch split in two halves on two threads (split.py) where that is faster: a convolutional
+        network on the CPU, with the command's two BLAS threads (one core busy elsewhere gives one thread,
+        and the whole batch on it). Made once per run."""
+        if self.halves is None and not self.numerical and chosen_threads() == 2 and splittable(self.network):
+            if any(isinstance(layer, FastConvolution) for layer in self.network.layers.values()):
+                self.halves = SplitNetwork(self.network)
+        return self.halves
 
     def check_divergence(self, epoch: int, where: str, loss: float) -> None:
         """Stop at once on a NaN, infinite or exploding loss, keeping the checkpoint already on disk."""
