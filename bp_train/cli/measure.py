@@ -332,7 +332,7 @@ def bench(data_path, config_paths, epochs, busy, threads, profile, as_json, devi
             )
         if profile and not as_json:
             click.echo(
-                f"{'':<20}where the epoch goes: "
+                f"{'':<20}where the epoch goes{' (per core, the batch in two halves)' if row['batch_halves'] else ''}: "
                 + ", ".join(f"{name} {share:.0%}" for name, share in row["profile"].items() if share >= 0.01)
             )
         if busy:

@@ -12,6 +12,7 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -178,10 +179,12 @@ def busy_neighbour():
 
 
 @contextmanager
-def layer_timer(network, optimizer):
+def layer_timer(network, optimizer, halves=None):
     """Accumulate the seconds spent in each kind of layer's forward and backward (and in the loss and the
-    optimizer) while the block runs: {"Convolution backward": 3.1, ...}. Wraps the instances' methods."""
+    optimizer) while the block runs: {"Convolution backward": 3.1, ...}. Wraps the instances' methods,
+    the two batch halves' too (split.py): their seconds add up over both threads."""
     totals: dict[str, float] = {}
+    adding = threading.Lock()
 
     def timed(name, method):
         def wrapper(*args, **kwargs):
@@ -189,13 +192,17 @@ def layer_timer(network, optimizer):
             try:
                 return method(*args, **kwargs)
             finally:
-                totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+                with adding:
+                    totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
 
         return wrapper
 
-    parts = [*network.layers.values(), network.last_layer]
+    heads = [network.last_layer, *(halves.heads if halves is not None else ())]
+    parts = [*network.layers.values(), *heads]
+    for half in halves.halves if halves is not None else ():
+        parts += half
     for part in parts:
-        kind = "loss" if part is network.last_layer else type(part).__name__
+        kind = "loss" if part in heads else type(part).__name__
         part.forward = timed(f"{kind} forward", part.forward)
         part.backward = timed(f"{kind} backward", part.backward)
     optimizer.update = timed("optimizer", optimizer.update)
@@ -220,7 +227,8 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
 
     trainer = Trainer(config, run_dir="/nonexistent", show_progress=False, digits=digits)
     choice = choose_threads(threads)
-    with blas_threads(choice.threads), layer_timer(trainer.network, trainer.optimizer) as spent:
+    with blas_threads(choice.threads), layer_timer(trainer.network, trainer.optimizer, trainer.batch_halves()) as spent:
+        cores = 2 if trainer.halves is not None else 1  # the halves' seconds add up over two threads
         xp = trainer.network.xp
         peaks, seconds, augmenting, profiles = [matmul_gflops(xp)], [], [], []
         for epoch in range(1, epochs + 1):
@@ -250,7 +258,11 @@ def bench_training(config: Config, digits, epochs: int = 3, threads: int | None 
         "threads": choice.threads,
         "threads_reason": choice.reason,
         "augment_share": augmenting[fastest] / per_epoch,
-        "profile": {name: t / per_epoch for name, t in sorted(profiles[fastest].items(), key=lambda kv: -kv[1])},
+        "batch_halves": trainer.halves is not None,
+        # per core: with the batch in two halves on two threads, each kind's seconds over both, halved
+        "profile": {
+            name: t / cores / per_epoch for name, t in sorted(profiles[fastest].items(), key=lambda kv: -kv[1])
+        },
     }
 
 
