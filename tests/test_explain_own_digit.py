@@ -92,3 +92,23 @@ def test_bad_requests_are_one_error_line_and_exit_2(model_and_digit, tmp_path, a
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.output, result.output
+
+
+def test_row_n_traces_that_row_of_the_training_data(tmp_path, tiny_config, digits_csv):
+    from bp_train.data.digits import load_digits, to_float
+    from bp_train.files.model import load_model
+
+    fitted = run_cli("fit", "--config", tiny_config, "--out", tmp_path / "run", "--quiet")
+    assert fitted.exit_code == 0, fitted.stderr
+    network, _, _ = load_model(tmp_path / "run" / "model.npz")
+    digits = load_digits(digits_csv)
+    for row in (0, 3):
+        traced = run_cli("explain", "network", "--model", tmp_path / "run" / "model.npz", "--row", row, "--json")
+        assert traced.exit_code == 0, traced.stderr
+        trace = json.loads(traced.stdout)
+        x = to_float(digits.images[row : row + 1], np.float64)
+        data_loss, _ = network.loss_terms(x, digits.labels[row : row + 1].astype(np.intp), train=True)
+        assert trace["layers"][-1]["loss"] == pytest.approx(data_loss, rel=1e-5)
+        assert f"row {row} of" in trace["network"]
+    too_far = run_cli("explain", "network", "--model", tmp_path / "run" / "model.npz", "--row", 600)
+    assert too_far.exit_code == 2 and "rows 0 to 599" in too_far.stderr and too_far.stderr.count("\n") == 1

@@ -258,13 +258,19 @@ def show_image(path: Path) -> None:
     help="For 'network' with --image: the digit the loss is taken for (default: the one the network reads).",
 )
 @click.option(
+    "--row",
+    type=click.IntRange(0),
+    help="For 'network' without --image: trace row N of the config's training data (0: the first after the "
+    "header) rather than one drawn by the seed.",
+)
+@click.option(
     "--png",
     type=click.Path(dir_okay=False),
     help="Also draw the graph to this PNG (needs matplotlib); for 'network' with --image, every layer's output "
     "and the gradient arriving at it, on one sheet.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the values and gradients as one JSON object.")
-def explain(example, config_paths, overrides, model_path, image, label, png, as_json):
+def explain(example, config_paths, overrides, model_path, image, label, row, png, as_json):
     """Work a textbook computational graph forward and backward with bp-train's own gates, printing every
     node's value and every edge's gradient with the rule that produced it; or, with 'network', trace one
     real digit through a network layer by layer (a deep sigmoid network's gradient vanishes toward the
@@ -281,17 +287,12 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
 
     inputs = {"model file (--model)": model_path, **{f"config file (--config {path})": path for path in config_paths}}
     if example != "network":
-        if config_paths or overrides or model_path or image or label is not None:
-            raise BadInput(f"--config, --set, --model, --image and --label go with 'explain network', not '{example}'")
+        if config_paths or overrides or model_path or image or label is not None or row is not None:
+            raise BadInput(
+                f"--config, --set, --model, --image, --label and --row go with 'explain network', not '{example}'"
+            )
     else:
-        networks = networks_to_trace(config_paths, overrides, model_path)
-        if label is not None and image is None:
-            raise BadInput("--label goes with --image: the loss of your own digit for that label")
-        if image is not None:
-            inputs[f"image {image}"] = image
-        else:
-            for _, config in networks:  # the digit traced comes from each config's training data
-                inputs.update(training_data(config))
+        networks = network_options(config_paths, overrides, model_path, image, label, row, inputs)
     refuse_overwriting({"--png": png}, inputs)
     if png and not Path(png).resolve().parent.is_dir():  # said before the graph is printed, not after
         raise BadInput(f"--png {png}: the folder {str(Path(png).parent)!r} does not exist")
@@ -308,7 +309,7 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
         figure_maker = lambda plt: E.draw_graph(graph, result, png, plt)
     else:
         picture = E.own_digit(image, networks) if image is not None else None
-        traces = [E.trace_digit(network, config, picture, label) for network, config in networks]
+        traces = [E.trace_digit(network, config, picture, label, row) for network, config in networks]
         walks = [trace.pop("walk", None) for trace in traces]  # a person's digit: every layer's arrays
         if as_json:
             emit_json(traces[0] if len(traces) == 1 else {"networks": traces})
@@ -322,6 +323,21 @@ def explain(example, config_paths, overrides, model_path, image, label, png, as_
         from ..views.plots import save_figure
 
         click.echo(f"wrote {save_figure(figure_maker, Path(png))}", err=as_json)
+
+
+def network_options(config_paths, overrides, model_path, image, label, row, inputs: dict) -> list[tuple]:
+    """`explain network`'s options checked together: the networks to trace; `inputs` gains the files read."""
+    networks = networks_to_trace(config_paths, overrides, model_path)
+    if label is not None and image is None:
+        raise BadInput("--label goes with --image: the loss of your own digit for that label")
+    if row is not None and image is not None:
+        raise BadInput("--row and --image both name the digit to trace; give one or the other")
+    if image is not None:
+        inputs[f"image {image}"] = image
+    else:
+        for _, config in networks:  # the digit traced comes from each config's training data
+            inputs.update(training_data(config))
+    return networks
 
 
 def networks_to_trace(config_paths, overrides, model_path) -> list[tuple]:

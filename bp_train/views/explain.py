@@ -252,15 +252,32 @@ def own_digit(image, networks):
     return to_float(prepare(image).pixels.reshape(1, -1).round().astype(np.uint8), np.float64)
 
 
-def trace_digit(network, config, picture=None, label=None) -> dict:
+def data_row(config, row: int):
+    """Row `row` of the config's training data (0 is the first after the header): (x, label, description)."""
+    from ..data.digits import check_labels, load_digits, to_float
+    from ..errors import DataError
+
+    digits = load_digits(config.data.train, require_labels=True)
+    if not 0 <= row < len(digits.images):
+        raise DataError(f"--row {row}: {config.data.train} has rows 0 to {len(digits.images) - 1}")
+    check_labels(digits.labels[row : row + 1], config.model.output_size, str(config.data.train))
+    x = to_float(digits.images[row : row + 1], np.float64)
+    return x, digits.labels[row : row + 1].astype(np.intp), f"row {row} of {config.data.train}"
+
+
+def trace_digit(network, config, picture=None, label=None, row=None) -> dict:
     """One digit through the network, forward and back: trace_network's rows, the network's name and its
-    vanishing ratio. Without `picture`, a row of the config's training data in training mode; with it, the
-    person's digit as the network reads it (evaluation mode), the loss taken for `label` (default: the
-    network's answer), and the input, label, loss and probabilities added."""
+    vanishing ratio. Without `picture`, a row of the config's training data in training mode (row `row`,
+    or one drawn by the seed); with it, the person's digit as the network reads it (evaluation mode), the
+    loss taken for `label` (default: the network's answer), and the input, label, loss and probabilities
+    added."""
     from ..data.digits import sample_rows
 
     if picture is None:
-        x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
+        if row is not None:
+            x, t, described = data_row(config, row)
+        else:
+            x, t, described = sample_rows(config.data.train, 1, config.train.seed, classes=config.model.output_size)
         rows = trace_network(network, x, t)
         return {
             "network": f"{config.name} {config.describe_layers()} ({described})",
