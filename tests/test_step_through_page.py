@@ -209,3 +209,22 @@ def test_in_a_browser_a_cnn_is_stepped_through_forward_and_back(cnn_model):
         process.wait()
     assert {layer["name"]: layer["maps"] for layer in layers if layer["maps"]}["Convolution1"] == 32
     assert cnn_model.read_bytes() == kept
+
+
+def test_an_ensemble_is_stepped_through_by_its_first_member_named_on_the_page(mlp_model):  # noqa: F811
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(mlp_model), "--model", str(mlp_model),
+         "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert f":{port}/" in process.stderr.readline()
+        status, outline = request(port, "POST", "/api/trace", stroke_png("one"))
+        assert status == 200 and outline["members"] == 2 and outline["member"] == str(mlp_model)
+        _, page = request(port, "GET", "/")
+        assert b"the step-through follows one member" in page
+    finally:
+        process.kill()
+        process.wait()
