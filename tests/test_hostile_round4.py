@@ -70,10 +70,34 @@ def test_resets_and_a_crowd_of_idle_connections_leave_the_console_quiet_and_the_
             client.close()
         time.sleep(0.5)
         assert answered(port) == 200 and process.poll() is None
+        peak_kib = int(open(f"/proc/{process.pid}/status").read().split("VmHWM:")[1].split()[0])
+        assert peak_kib < 500 * 1024, peak_kib
     finally:
         process.terminate()
         rest = process.communicate(timeout=10)[1]
     assert "Traceback" not in rest and rest.count("\n") <= 1, rest
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_idle_time(model, monkeypatch):
+    """A slow client holds a thread only so long (the server's IDLE_SECONDS, 20; here made 1)."""
+    import threading
+
+    from bp_train.serve import server as serving
+    from bp_train.training.voting import load_ensemble
+
+    monkeypatch.setattr(serving.Handler, "timeout", 1)
+    digit_server = serving.DigitServer(("127.0.0.1", 0), load_ensemble([model]))
+    thread = threading.Thread(target=digit_server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(digit_server.server_address, timeout=10) as client:
+            client.sendall(b"GET / HT")  # half a request line, then nothing
+            started = time.monotonic()
+            assert client.recv(100) == b""  # closed by the server
+            assert time.monotonic() - started < 5
+    finally:
+        digit_server.shutdown()
+        digit_server.server_close()
 
 
 def test_serve_listens_on_ipv6_loopback(model):
