@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, run_measured, synthetic_digits, write_digit_csv
 from test_hostile import assert_bounded
+from test_serve import start_server
 
 
 def one_line_exit_2(result, *words):
@@ -33,17 +34,6 @@ def model(tmp_path, tiny_config):
 # --- the server: resets, crowds, IPv6 ----------------------------------------------------------------------
 
 
-def start_server(model, host="127.0.0.1"):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--host", host, "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stderr.readline()
-    assert "serving on" in line, line
-    return process, int(line.rsplit(":", 1)[1].split("/")[0])
-
-
 def answered(port, host="127.0.0.1"):
     connection = http.client.HTTPConnection(host, port, timeout=10)
     connection.request("GET", "/")
@@ -53,7 +43,7 @@ def answered(port, host="127.0.0.1"):
 
 
 def test_resets_and_a_crowd_of_idle_connections_leave_the_console_quiet_and_the_page_answered(model):
-    process, port = start_server(model)
+    port, process = start_server(model)
     try:
         for _ in range(20):  # a client that sends half a request and resets the connection
             with socket.create_connection(("127.0.0.1", port)) as client:
@@ -105,7 +95,7 @@ def test_serve_listens_on_ipv6_loopback(model):
         socket.create_server(("::1", 0), family=socket.AF_INET6).close()
     except OSError:
         pytest.skip("this machine has no IPv6 loopback")
-    process, port = start_server(model, "::1")
+    port, process = start_server(model, host="::1")
     try:
         assert answered(port, "::1") == 200
     finally:

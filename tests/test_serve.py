@@ -20,14 +20,6 @@ from PIL import Image, ImageDraw
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A model that reads digits: default.yaml's network on the Kaggle-format data when it is here
@@ -43,16 +35,23 @@ def model(tmp_path_factory):
     return folder / "run" / "model.npz"
 
 
-@pytest.fixture(scope="module")
-def server(model):
-    port = free_port()
+def start_server(*models, host="127.0.0.1"):
+    """`bp-train serve --model M ... --port 0`: (the port it announced, the process), once it listens."""
+    given = [arg for model in models for arg in ("--model", str(model))]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port", str(port)],
+        [sys.executable, "-m", "bp_train.cli", "serve", *given, "--host", host, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
     line = process.stderr.readline()
-    assert f"http://127.0.0.1:{port}/" in line, line
+    shown = f"[{host}]" if ":" in host else host
+    assert f"serving on http://{shown}:" in line, line
+    return int(line.rsplit(":", 1)[1].split("/")[0]), process
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    port, process = start_server(model)
     yield port, process
     if process.poll() is None:
         process.kill()
@@ -165,13 +164,7 @@ def test_the_page_is_served_whole_and_loads_nothing_from_elsewhere(server):
 
 
 def test_ctrl_c_stops_the_server_cleanly(model):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model), "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert "serving on" in process.stderr.readline()
+    _, process = start_server(model)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 130
     rest = process.stderr.read()

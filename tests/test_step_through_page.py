@@ -2,33 +2,19 @@
 4xx, and in a real browser (Debian's chromium driven by Playwright) a drawn digit stepped forward and
 backward through every layer of an MLP and of a CNN, what the page shows checked against the API."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from conftest import REPLICA_TRAIN, run_cli
-from test_serve import CHROMIUM, browser, draw, free_port, request, stroke_png
+from test_serve import CHROMIUM, browser, draw, request, start_server, stroke_png
 from test_serve import model as mlp_model  # noqa: F401 (a fixture: a trained 784-100-10)
 
 from bp_train.files.model import load_model
 from bp_train.serve.steps import decode
 
 
-def start(model_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(model_path), "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert f":{port}/" in process.stderr.readline()
-    return port, process
-
-
 @pytest.fixture(scope="module")
 def mlp_server(mlp_model):  # noqa: F811
-    port, process = start(mlp_model)
+    port, process = start_server(mlp_model)
     yield port, process
     process.kill()
     process.wait()
@@ -201,7 +187,7 @@ def test_in_a_browser_an_mlp_is_stepped_through_forward_and_back(mlp_server, mlp
 @pytest.mark.slow
 def test_in_a_browser_a_cnn_is_stepped_through_forward_and_back(cnn_model):
     kept = cnn_model.read_bytes()
-    port, process = start(cnn_model)
+    port, process = start_server(cnn_model)
     try:
         layers = step_through_in_a_browser(port, cnn_model)
     finally:
@@ -212,15 +198,8 @@ def test_in_a_browser_a_cnn_is_stepped_through_forward_and_back(cnn_model):
 
 
 def test_an_ensemble_is_stepped_through_by_its_first_member_named_on_the_page(mlp_model):  # noqa: F811
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bp_train.cli", "serve", "--model", str(mlp_model), "--model", str(mlp_model),
-         "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    port, process = start_server(mlp_model, mlp_model)
     try:
-        assert f":{port}/" in process.stderr.readline()
         status, outline = request(port, "POST", "/api/trace", stroke_png("one"))
         assert status == 200 and outline["members"] == 2 and outline["member"] == str(mlp_model)
         _, page = request(port, "GET", "/")

@@ -227,11 +227,6 @@ def judge(name: str, results: dict) -> dict:
     }
 
 
-def run_check(name: str, path: str) -> dict:
-    """The whole check in this process (for tests of the verdicts): student_results, then judge."""
-    return judge(name, student_results(name, path))
-
-
 def limit_student() -> None:
     """In the student's process before it starts: bounded memory and files, a process group of its own."""
     import resource

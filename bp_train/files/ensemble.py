@@ -117,8 +117,8 @@ def model_files(path: str | Path) -> list[tuple[str, Path]]:
     files = []
     for name in read_manifest(path)["members"]:
         member = path / name
-        if (member / "model.npz").is_symlink() and unreadable(member / "model.npz", "model file"):
-            raise ModelFileError(unreadable(member / "model.npz", "model file"))
+        if (member / "model.npz").is_symlink() and (problem := unreadable(member / "model.npz", "model file")):
+            raise ModelFileError(problem)
         if not (member / "model.npz").is_file():
             raise ModelFileError(
                 f"{member}: the ensemble's member {name} has no model.npz (missing, or not yet "

@@ -275,17 +275,16 @@ class Network:
 
     def loss_terms(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> tuple[float, float]:
         """(mean cross-entropy of the batch, L2 penalty (weight_decay / 2) * sum of W^2 over all W)."""
-        data_loss = self.last_layer.forward(self.predict(x, train), to_device(t, self.xp))
-        penalty = 0.0
-        if self.weight_decay:
-            # vdot(W, W) is the sum of squares in one BLAS call, with no temporary array. The sums are
-            # added (in float64) where they live and read once: on a GPU each read makes the host wait.
-            squares = sum(
-                np.vdot(self.params[key], self.params[key]).astype(np.float64, copy=False) for key in self.weight_keys
-            )
-            penalty = 0.5 * self.weight_decay * float(squares)
+        data_loss, penalty = self.last_layer.forward(self.predict(x, train), to_device(t, self.xp)), self.penalty()
         self.last_loss = data_loss + penalty
         return data_loss, penalty
+
+    def penalty(self) -> float:
+        """Weight decay's term of the loss, (weight_decay / 2) * sum of W^2 over all W (0 without decay)."""
+        # vdot(W, W) sums squares in one BLAS call; the float64 total is read once (each GPU read waits)
+        keys = self.weight_keys if self.weight_decay else ()
+        squares = sum(np.vdot(self.params[k], self.params[k]).astype(np.float64, copy=False) for k in keys)
+        return 0.5 * self.weight_decay * float(squares)
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
         """The loss minimized: the data loss (cross-entropy by default) plus the L2 penalty."""
@@ -311,10 +310,13 @@ class Network:
             if dout is None:  # the first Affine: what lies before it (data, input dropout) has no params
                 break
         self._gather_gradients()
-        if self.weight_decay:
-            for key in self.weight_keys:
-                self.grads[key] += self.weight_decay * self.params[key]  # d/dW of (decay / 2) * W^2
+        self.add_decay_gradients()
         return dict(self.grads)
+
+    def add_decay_gradients(self) -> None:
+        """Add weight decay's part to the gradients: d/dW of (decay / 2) * W^2 is decay * W."""
+        for key in self.weight_keys if self.weight_decay else ():
+            self.grads[key] += self.weight_decay * self.params[key]
 
     def _gather_gradients(self) -> None:
         """Our layers write their gradients into the views they were given; a layer written as the textbook

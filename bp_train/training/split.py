@@ -7,8 +7,8 @@ batch 100): 42 ms a step with two BLAS threads, 58 ms with one; the halves at on
 by side (NumPy lets go of the GIL in its loops and products), do the whole step on both cores.
 
 What stays the same. The function is the network's own, on the whole batch: each half runs the network's
-layers (copies that share the weights, with gradient buffers of their own), layer by layer, and the two
-meet wherever the batch is one thing:
+layers (copies that share the weights, with gradient buffers of their own), forward then backward, and
+the two meet, at a barrier, wherever the batch is one thing:
   * BatchNorm's mean and variance are those of the whole batch: each half sums its rows, the sums are
     added, then each half normalizes; going back, dgamma and dbeta are summed over both halves first.
   * Dropout's mask is drawn for the whole batch, from the network's own generator, exactly as one
@@ -109,7 +109,7 @@ class SplitNetwork:
         losses = [future.result() for future in futures]
         self.gather()
         rows = [cut, len(x) - cut]
-        network.last_loss = (rows[0] * losses[0] + rows[1] * losses[1]) / len(x) + network_penalty(network)
+        network.last_loss = (rows[0] * losses[0] + rows[1] * losses[1]) / len(x) + network.penalty()
         network.last_layer.y = np.concatenate([head.y for head in self.heads])
         return dict(network.grads)
 
@@ -195,17 +195,4 @@ class SplitNetwork:
                     getattr(self.halves[1][i], "d" + param),
                     out=network.grads[key],
                 )
-        if network.weight_decay:
-            for key in network.weight_keys:
-                network.grads[key] += network.weight_decay * network.params[key]
-
-
-def network_input(network, x: np.ndarray) -> np.ndarray:
-    return np.asarray(x).astype(network.dtype, copy=False)
-
-
-def network_penalty(network) -> float:
-    if not network.weight_decay:
-        return 0.0
-    squares = sum(float(np.vdot(network.params[key], network.params[key])) for key in network.weight_keys)
-    return 0.5 * network.weight_decay * squares
+        network.add_decay_gradients()
