@@ -181,11 +181,15 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
     def step(self, param, grad, m, v):
-        v *= self.beta2
-        v += (1 - self.beta2) * np.square(grad)
         grad *= 1 - self.beta1
         m *= self.beta1
         m += grad
+        # grad now holds (1 - beta1) g; squared and scaled in place it is (1 - beta2) g^2 with no
+        # temporary array (a fresh array the network's size each step measured 3x slower than the rest)
+        np.square(grad, out=grad)
+        grad *= (1 - self.beta2) / (1 - self.beta1) ** 2
+        v *= self.beta2
+        v += grad
         # With m_hat = m / c1 and sqrt(v_hat) = sqrt(v) / c2 (c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t)):
         # lr * m_hat / (sqrt(v_hat) + eps) = (lr * c2 / c1) * m / (sqrt(v) + eps * c2), two scalars.
         c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
