@@ -65,8 +65,10 @@ def test_fast_affine_equals_the_lesson_and_skips_only_dx(dtype, batch, shape):
         (5, 32, 64, 1, 2, 14),
         (5, 32, 32, 2, 2, 28),
         (4, 64, 128, 1, 0, 4),
+        (3, 1, 32, 1, 0, 28),
+        (5, 1, 8, 2, 2, 28),
     ],
-    ids=["fast-cnn 1", "5x5 1", "fast-cnn 2", "best-cnn 2", "strided", "dense as conv"],
+    ids=["fast-cnn 1", "5x5 1", "fast-cnn 2", "best-cnn 2", "strided", "dense as conv", "no pad 1", "strided 1"],
 )
 def test_fast_convolution_equals_the_textbooks_for_every_block_shape(
     dtype, batch, kernel, channels, filters, stride, pad, side

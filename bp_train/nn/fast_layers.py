@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import arange_like, like
+from .backend import arange_like, constant_like, like, module_of
 from .conv import Convolution, SpatialBatchNorm, col2im_product, im2col, output_size
 from .layers import Affine, BatchNorm, Dropout, Sigmoid
 from .losses import (
@@ -81,35 +81,58 @@ class FastAffine(WithParameters, Affine):
 
 
 class FastConvolution(WithParameters, Convolution):
-    """Convolution with the patch matrix kept as a buffer between batches of one size, and dL/dx computed
-    one filter position at a time (col2im_product: never the whole dout . W^T matrix, 2x faster here)."""
+    """Convolution with the patch matrix and the zero-bordered input kept as buffers between batches of one
+    size, dL/db as a product, and dL/dx computed one filter position at a time (col2im_product: never the
+    whole dout . W^T matrix, 2x faster here)."""
 
     def __init__(self, W, b, stride=1, pad=0, need_dx=True):
         super().__init__(W, b, stride, pad)
         self.need_dx = need_dx
         self.dW = np.zeros_like(W)
         self.db = None if b is None else np.zeros_like(b)
+        self.padded = None  # the input inside its zero border; the border is written once
 
     def forward(self, x):
         kh, kw, c, fn = self.W.shape
         n = x.shape[0]
         oh, ow = output_size(x.shape[1], kh, self.stride, self.pad), output_size(x.shape[2], kw, self.stride, self.pad)
-        shape = (n, oh, ow, kh, kw, c)
-        reusable = self.col is not None and self.col.size == np.prod(shape) and self.col.dtype == x.dtype
         self.x_shape = x.shape
-        self.col = im2col(x, kh, kw, self.stride, self.pad, out=self.col.reshape(shape) if reusable else None)
-        self.col = self.col.reshape(n * oh * ow, -1)
+        self.col = self.patches(x, (n, oh, ow, kh, kw, c)).reshape(n * oh * ow, -1)
         out = self.col @ self.W.reshape(-1, fn)
         if self.b is not None:
             out += self.b
         return out.reshape(n, oh, ow, fn)
+
+    def patches(self, x, shape):
+        """im2col(x) written into the reused patch buffer. With one input channel (the first layer) a
+        patch row is a handful of numbers, and on the CPU one slice copy per filter position fills it 3x
+        faster than im2col's copy of the window view (measured on 50 digits: 0.20 against 0.67 ms); on a
+        GPU each copy is a kernel launch, and im2col's one copy is the cheaper."""
+        reusable = self.col is not None and self.col.size == np.prod(shape) and self.col.dtype == x.dtype
+        col = self.col.reshape(shape) if reusable else np.empty_like(x, shape=shape)
+        if x.shape[3] != 1 or module_of(x) is not np:
+            return im2col(x, *shape[3:5], self.stride, self.pad, out=col)
+        p, s = self.pad, self.stride
+        if p:
+            n, h, w, c = x.shape
+            if self.padded is None or self.padded.shape != (n, h + 2 * p, w + 2 * p, c) or self.padded.dtype != x.dtype:
+                self.padded = np.zeros_like(x, shape=(n, h + 2 * p, w + 2 * p, c))
+            self.padded[:, p : p + h, p : p + w, :] = x
+            x = self.padded
+        oh, ow = shape[1:3]
+        for i in range(shape[3]):
+            for j in range(shape[4]):
+                col[:, :, :, i, j, :] = x[:, i : i + s * oh : s, j : j + s * ow : s, :]
+        return col
 
     def backward(self, dout):
         fn = self.W.shape[3]
         dout = dout.reshape(-1, fn)
         np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))
         if self.b is not None:
-            np.sum(dout, axis=0, out=self.db)
+            # the sum over every position of every image as ones . dout: one BLAS pass, measured 5-10x
+            # faster here than np.sum down the long axis
+            np.matmul(constant_like(dout, np.ones, dout.shape[0], dout.dtype), dout, out=self.db)
         if not self.need_dx:
             return None
         return col2im_product(dout, self.W, self.x_shape, self.stride, self.pad)

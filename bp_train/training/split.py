@@ -54,7 +54,7 @@ def half_copy(layer):
         if getattr(half, name, None) is not None:
             setattr(half, name, np.zeros_like(getattr(layer, name)))
     if isinstance(half, FastConvolution):
-        half.col = None  # im2col's buffer: one per half
+        half.col = half.padded = None  # im2col's buffers: one set per half
     return half
 
 
