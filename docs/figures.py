@@ -245,9 +245,10 @@ def pytorch(args, *_):
         "|---|---|---|---|---|",
     ]
     work = Path(tempfile.mkdtemp(prefix="bp-train-pytorch-"))
-    for name in ("mlp-800-800", "cnn", "fast-cnn"):
+    for name in ("default", "mlp-800-800", "cnn", "fast-cnn"):
         ours, theirs, peak = [], [], []
         config = _same_work_as_the_reference(ROOT / "configs" / f"{name}.yaml", work)
+        optimizer = _reference_optimizer(config)
         for _ in range(2):
             out, _, _ = bp_train(
                 "bench", "--data", args.data, "--config", config, "--epochs", "3", "--threads", THREADS, "--json"
@@ -267,6 +268,7 @@ def pytorch(args, *_):
                     "3",
                     "--threads",
                     THREADS,
+                    *optimizer,
                 ],
                 capture_output=True,
                 text=True,
@@ -282,12 +284,33 @@ def pytorch(args, *_):
         [args.torch_python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=True
     ).stdout.strip()
     return (
-        stamp() + f"\nPyTorch {version} on the CPU, {THREADS} threads each, batch 100, Adam, the 37,800 training rows "
+        stamp() + f"\nPyTorch {version} on the CPU, {THREADS} threads each, batch 100, each config's optimizer "
+        "(momentum or Adam, its rate and weight decay), the 37,800 training rows "
         "of the Kaggle-format file, no augmentation on either side; each cell lists the two interleaved rounds, "
         "and the last column bp-train's own GFLOP/s over this machine's float32 matmul rate in the same run.\n\n"
         + "\n".join(lines)
         + "\n"
     )
+
+
+def _reference_optimizer(config: Path) -> list[str]:
+    """docs/torch_reference.py's optimizer arguments for the config's own optimizer."""
+    import yaml
+
+    train = yaml.safe_load(config.read_text())["train"]
+    chosen = train["optimizer"]
+    if chosen["name"] not in ("adam", "momentum"):
+        raise SystemExit(f"{config.name}: the PyTorch reference knows adam and momentum, not {chosen['name']}")
+    return [
+        "--optimizer",
+        chosen["name"],
+        "--lr",
+        str(chosen["lr"]),
+        "--momentum",
+        str(chosen.get("momentum", 0.9)),
+        "--weight-decay",
+        str(train.get("weight_decay", 0.0)),
+    ]
 
 
 def _same_work_as_the_reference(config: Path, work: Path) -> Path:

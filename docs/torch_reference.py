@@ -64,6 +64,8 @@ def network(name: str) -> nn.Module:
             nn.Dropout(0.5),
             nn.Linear(256, 10),
         )
+    if name == "default":  # configs/default.yaml, the textbook's two-layer network
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
     if name == "mlp-800-800":  # configs/mlp-800-800.yaml
         return nn.Sequential(
             nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Linear(800, 800), nn.ReLU(), nn.Linear(800, 10)
@@ -74,7 +76,13 @@ def network(name: str) -> nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--network", default="cnn", choices=["cnn", "best-cnn", "fast-cnn", "mlp-800-800"])
+    parser.add_argument("--network", default="cnn", choices=["default", "cnn", "best-cnn", "fast-cnn", "mlp-800-800"])
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "momentum"], help="the config's optimizer")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="L2 on the weights (not the biases), as bp-train applies it"
+    )
     parser.add_argument(
         "--epochs", type=int, default=3, help="epochs; the first warms up, the fastest of the rest counts"
     )
@@ -90,7 +98,13 @@ def main() -> None:
     x, t = x.to(args.device), t.to(args.device)
     model = network(args.network).to(args.device)
     finish = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    others = [p for p in model.parameters() if p.dim() <= 1]
+    groups = [{"params": weights, "weight_decay": args.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    if args.optimizer == "adam":
+        optimizer = torch.optim.Adam(groups, lr=args.lr)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum)
     loss_fn = nn.CrossEntropyLoss()
     seconds = []
     for _ in range(args.epochs):
@@ -109,6 +123,7 @@ def main() -> None:
         json.dumps(
             {
                 "network": args.network,
+                "optimizer": args.optimizer,
                 "rows": rows,
                 "threads": args.threads,
                 "device": args.device,
