@@ -6,8 +6,10 @@ resumes exactly."""
 import numpy as np
 import pytest
 from conftest import ROOT, run_cli
+from test_fast_layers import lesson_network_like, parameter_error
 
 from bp_train.config import build_network, load_config
+from bp_train.nn import layers as L
 from bp_train.training.split import SplitNetwork, splittable
 
 CNN_CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml") if "conv:" in p.read_text())
@@ -47,6 +49,34 @@ def test_the_halves_compute_network_gradient_in_float64(name, batch):
         assert whole.dropout_rng.random() == split.dropout_rng.random()  # the same draws, in the same order
     finally:
         halves.close()
+
+
+@pytest.mark.parametrize("batch", [1, 101])
+@pytest.mark.parametrize("name", CNN_CONFIGS)
+def test_the_halves_give_the_lesson_layers_gradients_on_the_same_weights(name, batch):
+    """The oracle itself: the lesson's Convolution, BatchNorm, Affine and Dropout rebuilt on the same arrays
+    (and the same dropout mask), run forward and back on the whole batch, against the halves."""
+    network = pair(name, "float64")[1]
+    halves = SplitNetwork(network)
+    rng = np.random.default_rng(batch)
+    x, t = rng.random((batch, 784)), rng.integers(0, 10, batch)
+    try:
+        got = {key: grad.copy() for key, grad in halves.gradient(x, t).items()}
+    finally:
+        halves.close()
+    layers = lesson_network_like(network)
+    out = x
+    for layer in layers:
+        out = layer.forward(out)
+    head = L.SoftmaxWithLoss()
+    assert head.forward(out, t) + network.penalty() == pytest.approx(network.last_loss, rel=1e-12)
+    dout = head.backward(1.0)
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+    for layer_name, lesson in zip(network.layers, layers):
+        for param, key in network.keys.get(layer_name, {}).items():
+            decay = network.weight_decay * network.params[key] if key in network.weight_keys else 0
+            assert parameter_error(got[key], getattr(lesson, "d" + param) + decay) < 1e-10, key
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])

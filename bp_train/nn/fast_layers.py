@@ -35,6 +35,12 @@ from .losses import (
 )
 
 
+def column_sums(a, out=None):
+    """The sum down each column of a (rows, features) matrix as ones . a: one BLAS pass, measured 5-15x
+    faster here than np.sum(a, axis=0) on a convolution's (N*H*W, C) gradients."""
+    return np.matmul(constant_like(a, np.ones, a.shape[0], a.dtype), a, out=out)
+
+
 class WithParameters:
     """What the network needs to know of a layer with parameters: their names, and where to write."""
 
@@ -130,9 +136,7 @@ class FastConvolution(WithParameters, Convolution):
         dout = dout.reshape(-1, fn)
         np.matmul(self.col.T, dout, out=self.dW.reshape(-1, fn))
         if self.b is not None:
-            # the sum over every position of every image as ones . dout: one BLAS pass, measured 5-10x
-            # faster here than np.sum down the long axis
-            np.matmul(constant_like(dout, np.ones, dout.shape[0], dout.dtype), dout, out=self.db)
+            column_sums(dout, out=self.db)  # the sum over every position of every image
         if not self.need_dx:
             return None
         return col2im_product(dout, self.W, self.x_shape, self.stride, self.pad)
@@ -158,7 +162,7 @@ class FastBatchNorm(WithParameters, BatchNorm):
     def forward(self, x):
         if not self.train:
             return BatchNorm.forward(self, x)  # evaluation: the lesson's fixed scale and shift
-        mean = x.mean(axis=0)
+        mean = column_sums(x) / len(x)
         xhat = x - mean
         var = np.einsum("ij,ij->j", xhat, xhat) / len(x)  # the sum of squares per feature, with no temporary
         if not self.frozen:
@@ -180,7 +184,7 @@ class FastBatchNorm(WithParameters, BatchNorm):
             return dout * (self.gamma / np.sqrt(self.running_var + self.eps))
         n = len(dout)
         self.dgamma[...] = np.einsum("ij,ij->j", dout, self.xhat)  # (CuPy's einsum has no out=)
-        np.sum(dout, axis=0, out=self.dbeta)
+        column_sums(dout, out=self.dbeta)
         dx = self.xhat * (-self.dgamma / n)
         dx += dout
         dx -= self.dbeta / n

@@ -29,7 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..nn.conv import Flatten, Pooling, ToImage
-from ..nn.fast_layers import DeviceDropout, DeviceSoftmaxWithLoss, FastAffine, FastBatchNorm, FastConvolution
+from ..nn.fast_layers import (
+    DeviceDropout,
+    DeviceSoftmaxWithLoss,
+    FastAffine,
+    FastBatchNorm,
+    FastConvolution,
+    column_sums,
+)
 from ..nn.layers import ReLU, Sigmoid, Tanh
 
 SPLITTABLE = (ToImage, Flatten, Pooling, ReLU, Sigmoid, Tanh, FastAffine, FastConvolution, FastBatchNorm, DeviceDropout)
@@ -149,7 +156,7 @@ class SplitNetwork:
         """The whole batch's mean and variance from the halves' sums (added in one order on both sides,
         so both get the same numbers); then each half normalizes its rows."""
         flat = x.reshape(-1, x.shape[-1])
-        sums = self.exchange(h, (flat.sum(axis=0), flat.shape[0]))
+        sums = self.exchange(h, (column_sums(flat), flat.shape[0]))
         count = sums[0][1] + sums[1][1]
         mean = (sums[0][0] + sums[1][0]) / count
         centred = flat - mean
@@ -172,7 +179,7 @@ class SplitNetwork:
     def batchnorm_backward(self, h: int, i: int, layer, dout):
         flat = dout.reshape(-1, dout.shape[-1])
         xhat = self.xhat[h][i]
-        sums = self.exchange(h, (np.einsum("ij,ij->j", flat, xhat), flat.sum(axis=0), flat.shape[0]))
+        sums = self.exchange(h, (np.einsum("ij,ij->j", flat, xhat), column_sums(flat), flat.shape[0]))
         dgamma, dbeta, count = sums[0][0] + sums[1][0], sums[0][1] + sums[1][1], sums[0][2] + sums[1][2]
         if h == 0:
             layer.dgamma[...] = dgamma
